@@ -1,0 +1,90 @@
+// ViViT factorised encoder (Model 2 of Arnab et al., ICCV 2021) and Mini-ViViT (the same model
+// with MiniViT weight multiplexing).
+//
+// clip [B, T, C, H, W] -> tubelets by Conv3d (kernel = stride = tubelet) -> [B, nt, nh*nw, D]
+// -> spatial encoder per temporal index (own CLS token, learned position embedding)
+// -> spatial CLS outputs [B, nt, D] -> temporal encoder (own CLS, optional temporal position
+// embedding) -> CLS -> head.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "vidcls/classifier.h"
+#include "vidcls/layers.h"
+
+namespace vidcls {
+
+struct ViViTConfig {
+  std::string architecture = "vivit";  // "vivit" or "mini-vivit"
+  int64_t frames = 32;
+  int64_t image_size = 224;  // square input, height = width
+  int64_t channels = 3;
+  int64_t tubelet_t = 2, tubelet_h = 16, tubelet_w = 16;
+  int64_t num_classes = 400;
+  EncoderConfig spatial;   // dim/heads/mlp shared by both encoders in practice
+  EncoderConfig temporal;
+  bool spatial_pos_embed = true;
+  bool temporal_pos_embed = true;
+  double head_dropout = 0.0;
+  // How pretrained image weights are brought in (DESIGN.md section 2): copy the patch
+  // embedding bias into the tubelet bias or leave it random.
+  bool tubelet_bias_from_image = true;
+  // Position embeddings initialised with N(0, 0.02) ("random") or zeros.
+  std::string pos_embed_init = "random";
+
+  int64_t grid_t() const { return frames / tubelet_t; }
+  int64_t grid_h() const { return image_size / tubelet_h; }
+  int64_t grid_w() const { return image_size / tubelet_w; }
+  void validate() const;  // TORCH_CHECK with a message naming the field
+};
+
+void to_json(nlohmann::json &j, const ViViTConfig &c);
+void from_json(const nlohmann::json &j, ViViTConfig &c);
+void to_json(nlohmann::json &j, const EncoderConfig &c);
+void from_json(const nlohmann::json &j, EncoderConfig &c);
+
+// Intermediate results for distillation (MiniViT) and for parity tests.
+struct ViViTTrace {
+  EncoderTrace spatial, temporal;
+  torch::Tensor spatial_cls;  // [B, nt, D] spatial CLS outputs (after the spatial LayerNorm)
+  torch::Tensor features;     // [B, D] temporal CLS output (after the temporal LayerNorm)
+};
+
+class ViViTImpl : public VideoClassifierImpl {
+ public:
+  explicit ViViTImpl(const ViViTConfig &cfg);
+
+  torch::Tensor forward(torch::Tensor clips) override;
+  // forward that also fills `trace` (pass keep_layers to collect per-layer states).
+  torch::Tensor forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers);
+  // tubelet tokens [B, nt, nh*nw, D]
+  torch::Tensor embed(const torch::Tensor &clips);
+
+  std::string architecture() const override { return cfg_.architecture; }
+  nlohmann::json config() const override;
+  int64_t num_classes() const override { return cfg_.num_classes; }
+  InputShape input_shape() const override;
+  const ViViTConfig &cfg() const { return cfg_; }
+
+  torch::nn::Conv3d tubelet{nullptr};
+  TokenEncoder spatial{nullptr}, temporal{nullptr};
+  torch::nn::Linear head{nullptr};
+
+ private:
+  ViViTConfig cfg_;
+};
+TORCH_MODULE(ViViT);
+
+// Tubelet kernel from a 2D patch embedding [D, C, ph, pw]:
+// central frame: the 2D kernel in time slice t / 2, zeros in the others;
+// average: the 2D kernel in every slice, divided by t. Both give, on a clip whose frames are all
+// the same image, exactly the 2D embedding of that image.
+enum class TubeletInit { kCentralFrame, kAverage };
+torch::Tensor inflate_patch_kernel(const torch::Tensor &kernel2d, int64_t t, TubeletInit mode);
+TubeletInit tubelet_init_from_string(const std::string &name);  // throws std::invalid_argument
+
+}  // namespace vidcls

@@ -1,0 +1,708 @@
+// Pretrained image weights into our video models. Every naming we accept is a table of key rules
+// that maps the file's keys onto one canonical ViT or ResNet; the import code only ever reads
+// canonical names, so a new naming is a new table, not new code.
+#include "vidcls/pretrained.h"
+
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include <torch/nn/functional/upsampling.h>
+
+#include "vidcls/checkpoint.h"
+#include "vidcls/errors.h"
+#include "vidcls/resnet_tvit.h"
+#include "vidcls/torch_pickle.h"
+
+namespace F = torch::nn::functional;
+
+namespace vidcls {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Key tables
+//
+// A source pattern is matched against a whole key: "{i}", "{j}", "{k}", "{s}" match a decimal
+// index, "{*}" one name component (no dot); everything else literally. The canonical template
+// repeats the captures, "{s+1}" adding one (Hugging Face counts stages and convolutions from 0,
+// torchvision from 1).
+//
+// Canonical ViT: patch.weight [D, C, p, p], patch.bias [D], cls [1, 1, D], dist [1, 1, D] (DeiT's
+// distillation token), pos [1, prefix + N, D], blocks.{i}.{norm1, qkv, proj, norm2, fc1,
+// fc2}.{weight, bias} (qkv = q, k, v stacked along dim 0), norm.{weight, bias}.
+// Canonical ResNet: torchvision's names.
+
+enum class Transform {
+  kCopy,
+  // One third of a fused qkv projection; Hugging Face keeps query, key and value apart.
+  kQuery,
+  kKey,
+  kValue,
+  // Known and deliberately unused: image classifier heads, poolers.
+  kSkip,
+};
+
+struct KeyRule {
+  const char *source;
+  const char *canonical;
+  Transform transform;
+};
+
+constexpr KeyRule kTorchvisionViT[] = {
+    {"conv_proj.{*}", "patch.{*}", Transform::kCopy},
+    {"class_token", "cls", Transform::kCopy},
+    {"encoder.pos_embedding", "pos", Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.ln_1.{*}", "blocks.{i}.norm1.{*}", Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.self_attention.in_proj_weight", "blocks.{i}.qkv.weight",
+     Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.self_attention.in_proj_bias", "blocks.{i}.qkv.bias",
+     Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.self_attention.out_proj.{*}", "blocks.{i}.proj.{*}",
+     Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.ln_2.{*}", "blocks.{i}.norm2.{*}", Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.mlp.0.{*}", "blocks.{i}.fc1.{*}", Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.mlp.3.{*}", "blocks.{i}.fc2.{*}", Transform::kCopy},
+    // torchvision < 0.13 named the MLP layers.
+    {"encoder.layers.encoder_layer_{i}.mlp.linear_1.{*}", "blocks.{i}.fc1.{*}", Transform::kCopy},
+    {"encoder.layers.encoder_layer_{i}.mlp.linear_2.{*}", "blocks.{i}.fc2.{*}", Transform::kCopy},
+    {"encoder.ln.{*}", "norm.{*}", Transform::kCopy},
+    {"heads.{*}.{*}", "", Transform::kSkip},
+};
+
+// timm's VisionTransformer and the DeiT repository (same names; DeiT adds dist_token/head_dist).
+constexpr KeyRule kTimmViT[] = {
+    {"patch_embed.proj.{*}", "patch.{*}", Transform::kCopy},
+    {"cls_token", "cls", Transform::kCopy},
+    {"dist_token", "dist", Transform::kCopy},
+    {"pos_embed", "pos", Transform::kCopy},
+    {"blocks.{i}.norm1.{*}", "blocks.{i}.norm1.{*}", Transform::kCopy},
+    {"blocks.{i}.attn.qkv.{*}", "blocks.{i}.qkv.{*}", Transform::kCopy},
+    {"blocks.{i}.attn.proj.{*}", "blocks.{i}.proj.{*}", Transform::kCopy},
+    {"blocks.{i}.norm2.{*}", "blocks.{i}.norm2.{*}", Transform::kCopy},
+    {"blocks.{i}.mlp.fc1.{*}", "blocks.{i}.fc1.{*}", Transform::kCopy},
+    {"blocks.{i}.mlp.fc2.{*}", "blocks.{i}.fc2.{*}", Transform::kCopy},
+    {"norm.{*}", "norm.{*}", Transform::kCopy},
+    {"head.{*}", "", Transform::kSkip},
+    {"head_dist.{*}", "", Transform::kSkip},
+    {"pre_logits.fc.{*}", "", Transform::kSkip},
+};
+
+// Hugging Face ViTModel / ViTForImageClassification (google/vit-*) and DeiT
+// (DeiTForImageClassificationWithTeacher, facebook/deit-*-distilled-*), after the "vit." or
+// "deit." prefix.
+constexpr KeyRule kHuggingFaceViT[] = {
+    {"embeddings.patch_embeddings.projection.{*}", "patch.{*}", Transform::kCopy},
+    {"embeddings.cls_token", "cls", Transform::kCopy},
+    {"embeddings.distillation_token", "dist", Transform::kCopy},
+    {"embeddings.position_embeddings", "pos", Transform::kCopy},
+    {"embeddings.mask_token", "", Transform::kSkip},
+    {"encoder.layer.{i}.layernorm_before.{*}", "blocks.{i}.norm1.{*}", Transform::kCopy},
+    {"encoder.layer.{i}.attention.attention.query.{*}", "blocks.{i}.qkv.{*}", Transform::kQuery},
+    {"encoder.layer.{i}.attention.attention.key.{*}", "blocks.{i}.qkv.{*}", Transform::kKey},
+    {"encoder.layer.{i}.attention.attention.value.{*}", "blocks.{i}.qkv.{*}", Transform::kValue},
+    {"encoder.layer.{i}.attention.output.dense.{*}", "blocks.{i}.proj.{*}", Transform::kCopy},
+    {"encoder.layer.{i}.layernorm_after.{*}", "blocks.{i}.norm2.{*}", Transform::kCopy},
+    {"encoder.layer.{i}.intermediate.dense.{*}", "blocks.{i}.fc1.{*}", Transform::kCopy},
+    {"encoder.layer.{i}.output.dense.{*}", "blocks.{i}.fc2.{*}", Transform::kCopy},
+    {"layernorm.{*}", "norm.{*}", Transform::kCopy},
+    {"pooler.dense.{*}", "", Transform::kSkip},
+    {"classifier.{*}", "", Transform::kSkip},
+    {"cls_classifier.{*}", "", Transform::kSkip},
+    {"distillation_classifier.{*}", "", Transform::kSkip},
+};
+
+// torchvision's ResNet; timm's resnet* use the same names.
+constexpr KeyRule kTorchvisionResNet[] = {
+    {"conv1.weight", "conv1.weight", Transform::kCopy},
+    {"bn1.{*}", "bn1.{*}", Transform::kCopy},
+    {"layer{s}.{j}.conv{k}.weight", "layer{s}.{j}.conv{k}.weight", Transform::kCopy},
+    {"layer{s}.{j}.bn{k}.{*}", "layer{s}.{j}.bn{k}.{*}", Transform::kCopy},
+    {"layer{s}.{j}.downsample.{k}.{*}", "layer{s}.{j}.downsample.{k}.{*}", Transform::kCopy},
+    {"fc.{*}", "fc.{*}", Transform::kCopy},
+};
+
+// Hugging Face ResNetModel / ResNetForImageClassification (microsoft/resnet-*), after "resnet.".
+// Its bottleneck strides the 3x3 convolution (downsample_in_bottleneck = false), as torchvision.
+constexpr KeyRule kHuggingFaceResNet[] = {
+    {"embedder.embedder.convolution.weight", "conv1.weight", Transform::kCopy},
+    {"embedder.embedder.normalization.{*}", "bn1.{*}", Transform::kCopy},
+    {"encoder.stages.{s}.layers.{j}.shortcut.convolution.weight",
+     "layer{s+1}.{j}.downsample.0.weight", Transform::kCopy},
+    {"encoder.stages.{s}.layers.{j}.shortcut.normalization.{*}", "layer{s+1}.{j}.downsample.1.{*}",
+     Transform::kCopy},
+    {"encoder.stages.{s}.layers.{j}.layer.{k}.convolution.weight", "layer{s+1}.{j}.conv{k+1}.weight",
+     Transform::kCopy},
+    {"encoder.stages.{s}.layers.{j}.layer.{k}.normalization.{*}", "layer{s+1}.{j}.bn{k+1}.{*}",
+     Transform::kCopy},
+    {"classifier.1.{*}", "fc.{*}", Transform::kCopy},
+};
+
+enum class Kind { kViT, kResNet };
+
+struct Family {
+  const char *name;  // ImportReport::source_format
+  Kind kind;
+  const char *marker;              // a key only this naming has (after its prefix)
+  std::vector<std::string> prefixes;  // tried in order; "" = none
+  const KeyRule *rules;
+  std::size_t num_rules;
+};
+
+const std::vector<Family> &families() {
+  // "module." comes from DataParallel, "model." from a wrapper the unpickler did not unwrap.
+  static const std::vector<Family> all = {
+      {"torchvision vit", Kind::kViT, "conv_proj.weight", {"", "module.", "model."},
+       kTorchvisionViT, std::size(kTorchvisionViT)},
+      {"timm vit", Kind::kViT, "patch_embed.proj.weight", {"", "module.", "model."}, kTimmViT,
+       std::size(kTimmViT)},
+      {"hf vit", Kind::kViT, "embeddings.patch_embeddings.projection.weight",
+       {"vit.", "deit.", ""}, kHuggingFaceViT, std::size(kHuggingFaceViT)},
+      {"torchvision resnet", Kind::kResNet, "layer1.0.conv1.weight", {"", "module.", "model."},
+       kTorchvisionResNet, std::size(kTorchvisionResNet)},
+      {"hf resnet", Kind::kResNet, "embedder.embedder.convolution.weight", {"resnet.", ""},
+       kHuggingFaceResNet, std::size(kHuggingFaceResNet)},
+  };
+  return all;
+}
+
+struct Captures {
+  std::map<char, int64_t> index;
+  std::string word;
+};
+
+bool match(const char *pattern, const std::string &key, Captures &caps) {
+  std::size_t k = 0;
+  for (const char *p = pattern; *p != '\0';) {
+    if (*p != '{') {
+      if (k >= key.size() || key[k] != *p) return false;
+      ++k;
+      ++p;
+      continue;
+    }
+    const char *close = std::strchr(p, '}');
+    std::size_t end = k;
+    if (p[1] == '*') {
+      while (end < key.size() && key[end] != '.') ++end;
+      if (end == k) return false;
+      caps.word = key.substr(k, end - k);
+    } else {
+      while (end < key.size() && std::isdigit(static_cast<unsigned char>(key[end]))) ++end;
+      if (end == k || end - k > 6 || (end - k > 1 && key[k] == '0')) return false;
+      caps.index[p[1]] = std::stoll(key.substr(k, end - k));
+    }
+    k = end;
+    p = close + 1;
+  }
+  return k == key.size();
+}
+
+std::string substitute(const char *tmpl, const Captures &caps) {
+  std::string out;
+  for (const char *p = tmpl; *p != '\0';) {
+    if (*p != '{') {
+      out += *p++;
+      continue;
+    }
+    const char *close = std::strchr(p, '}');
+    if (p[1] == '*') {
+      out += caps.word;
+    } else {
+      int64_t v = caps.index.at(p[1]);
+      if (p[2] == '+') v += std::strtoll(p + 3, nullptr, 10);
+      out += std::to_string(v);
+    }
+    p = close + 1;
+  }
+  return out;
+}
+
+// The file's tensors under canonical names.
+struct Canonical {
+  const Family *family = nullptr;
+  std::string what;                               // the file, for messages
+  std::map<std::string, torch::Tensor> tensors;   // canonical name -> tensor
+  std::map<std::string, std::string> source_of;   // canonical name -> source key(s)
+  std::vector<std::string> unused;                // source keys that map to nothing
+  std::vector<std::string> unknown;               // ... of which no rule knows
+
+  bool has(const std::string &name) const { return tensors.count(name) != 0; }
+  const torch::Tensor &need(const std::string &name) const {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      throw FormatError(what + " (" + family->name + " naming): no tensor for '" + name +
+                        "' in the file");
+    }
+    return it->second;
+  }
+};
+
+bool starts_with(const std::string &s, const std::string &prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+std::string join(const std::vector<std::string> &items, std::size_t max_items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size() && i < max_items; ++i) {
+    out += (i ? ", " : "") + items[i];
+  }
+  if (items.size() > max_items) out += ", ... (" + std::to_string(items.size()) + " in all)";
+  return out;
+}
+
+std::pair<const Family *, std::string> detect(const NamedTensors &weights,
+                                              const std::string &what) {
+  std::set<std::string> keys;
+  for (const auto &kv : weights) keys.insert(kv.first);
+  for (const auto &family : families()) {
+    for (const auto &prefix : family.prefixes) {
+      if (keys.count(prefix + family.marker)) return {&family, prefix};
+    }
+  }
+  std::vector<std::string> names(keys.begin(), keys.end());
+  std::string markers;
+  for (const auto &family : families()) {
+    markers += std::string(markers.empty() ? "" : ", ") + family.marker + " (" + family.name + ")";
+  }
+  throw FormatError(what + ": not a ViT or ResNet naming this version knows (looked for " +
+                    markers + "); the file's keys are: " + join(names, 8));
+}
+
+Canonical to_canonical(const NamedTensors &weights, const std::string &what) {
+  Canonical out;
+  out.what = what;
+  std::string prefix;
+  std::tie(out.family, prefix) = detect(weights, what);
+  const Family &family = *out.family;
+
+  std::map<std::string, std::array<torch::Tensor, 3>> qkv_parts;
+  std::map<std::string, std::string> qkv_sources;
+  for (const auto &[key, tensor] : weights) {
+    const std::string local = starts_with(key, prefix) ? key.substr(prefix.size()) : key;
+    const KeyRule *rule = nullptr;
+    Captures caps;
+    for (std::size_t r = 0; r < family.num_rules; ++r) {
+      caps = Captures();
+      if (match(family.rules[r].source, local, caps)) {
+        rule = &family.rules[r];
+        break;
+      }
+    }
+    if (rule == nullptr) {
+      out.unused.push_back(key);
+      out.unknown.push_back(key);
+      continue;
+    }
+    if (rule->transform == Transform::kSkip) {
+      out.unused.push_back(key);
+      continue;
+    }
+    const std::string name = substitute(rule->canonical, caps);
+    if (rule->transform == Transform::kCopy) {
+      if (!out.tensors.emplace(name, tensor).second) {
+        throw FormatError(what + ": keys '" + out.source_of[name] + "' and '" + key +
+                          "' both give '" + name + "'");
+      }
+      out.source_of[name] = key;
+      continue;
+    }
+    const int part = rule->transform == Transform::kQuery ? 0
+                     : rule->transform == Transform::kKey ? 1
+                                                          : 2;
+    qkv_parts[name][part] = tensor;
+    auto &src = qkv_sources[name];
+    src += (src.empty() ? "" : " + ") + key;
+  }
+  static const char *kPartNames[3] = {"query", "key", "value"};
+  for (auto &[name, parts] : qkv_parts) {
+    for (int p = 0; p < 3; ++p) {
+      if (!parts[p].defined()) {
+        throw FormatError(what + ": '" + qkv_sources[name] + "' without the matching " +
+                          kPartNames[p] + " projection");
+      }
+      if (parts[p].sizes() != parts[0].sizes()) {
+        throw FormatError(what + ": the query, key and value projections of '" +
+                          qkv_sources[name] + "' differ in shape");
+      }
+    }
+    out.tensors[name] = torch::cat({parts[0], parts[1], parts[2]}, 0);
+    out.source_of[name] = qkv_sources[name];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying: everything is checked first and copied at the end, so a refused import leaves the
+// model as it was.
+
+class Plan {
+ public:
+  Plan(torch::nn::Module &model, std::string what) : what_(std::move(what)) {
+    for (auto &p : model.named_parameters()) ours_.emplace(p.key(), p.value());
+    for (auto &b : model.named_buffers()) ours_.emplace(b.key(), b.value());
+  }
+
+  bool has(const std::string &ours) const { return ours_.count(ours) != 0; }
+  const torch::Tensor &target(const std::string &ours) const { return ours_.at(ours); }
+
+  void set(const std::string &ours, const torch::Tensor &value, const std::string &from) {
+    auto it = ours_.find(ours);
+    TORCH_CHECK(it != ours_.end(), "internal: the model has no tensor '", ours, "'");
+    if (value.sizes() != it->second.sizes()) {
+      throw MismatchError(what_ + ": '" + from + "' has shape " + c10::str(value.sizes()) +
+                          " but the model's '" + ours + "' is " + c10::str(it->second.sizes()));
+    }
+    steps_.emplace_back(ours, value);
+  }
+
+  void apply(ImportReport &report) {
+    torch::NoGradGuard no_grad;
+    for (auto &[ours, value] : steps_) {
+      ours_.at(ours).copy_(value);
+      report.loaded.push_back(ours);
+    }
+  }
+
+ private:
+  std::string what_;
+  std::map<std::string, torch::Tensor> ours_;
+  NamedTensors steps_;
+};
+
+void report_unused(const Canonical &src, const std::set<std::string> &used, ImportReport &report) {
+  for (const auto &[name, key] : src.source_of) {
+    if (!used.count(name)) report.skipped.push_back(key);
+  }
+  for (const auto &key : src.unused) report.skipped.push_back(key);
+  if (!src.unknown.empty()) {
+    report.notes.push_back(std::to_string(src.unknown.size()) + " key(s) the " +
+                           src.family->name + " naming does not know were ignored: " +
+                           join(src.unknown, 5));
+  }
+}
+
+std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+// pos [1, prefix + g*g, D] -> [1, 1 + gh*gw, D]: the CLS slot kept, other prefix tokens dropped,
+// the grid resized bicubically (align_corners = false, as timm and scenic do).
+torch::Tensor resize_pos_embed(const torch::Tensor &pos, int64_t prefix, int64_t g, int64_t gh,
+                               int64_t gw) {
+  const int64_t D = pos.size(2);
+  auto cls = pos.narrow(1, 0, 1);
+  auto grid = pos.narrow(1, prefix, g * g);
+  if (g != gh || g != gw) {
+    auto image = grid.reshape({1, g, g, D}).permute({0, 3, 1, 2});
+    image = F::interpolate(image, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{gh, gw})
+                                      .mode(torch::kBicubic)
+                                      .align_corners(false));
+    grid = image.permute({0, 2, 3, 1}).reshape({1, gh * gw, D});
+  }
+  return torch::cat({cls, grid}, 1);
+}
+
+std::string layer_key(int64_t i, const char *part) {
+  return "blocks." + std::to_string(i) + "." + part;
+}
+
+ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, TubeletInit init) {
+  const std::string &what = src.what;
+  const auto &cfg = model.cfg();
+  const auto &enc = cfg.spatial;
+  ImportReport report;
+  report.source_format = src.family->name;
+  std::set<std::string> used;
+  Plan plan(model, what);
+  auto take = [&](const std::string &name) -> const torch::Tensor & {
+    used.insert(name);
+    return src.need(name);
+  };
+  auto from = [&](const std::string &name) { return src.source_of.at(name); };
+
+  // The image model's geometry, read from its tensors (heads cannot be).
+  const auto &patch = take("patch.weight");
+  if (patch.dim() != 4) {
+    throw FormatError(what + ": the patch embedding '" + from("patch.weight") +
+                      "' should be [D, C, p, p], got " + c10::str(patch.sizes()));
+  }
+  const int64_t D = patch.size(0), C = patch.size(1), ph = patch.size(2), pw = patch.size(3);
+  int64_t depth = 0;
+  while (src.has(layer_key(depth, "norm1.weight"))) ++depth;
+  if (depth == 0) throw FormatError(what + ": no transformer layers found");
+  const int64_t mlp_dim = src.need(layer_key(0, "fc1.weight")).size(0);
+
+  if (D != enc.dim) {
+    throw MismatchError(what + ": the image model is " + std::to_string(D) +
+                        "-d but the model's spatial encoder is " + std::to_string(enc.dim) +
+                        "-d");
+  }
+  if (mlp_dim != enc.mlp_dim) {
+    throw MismatchError(what + ": the image model's MLP is " + std::to_string(mlp_dim) +
+                        " wide but the model's spatial encoder has mlp_dim " +
+                        std::to_string(enc.mlp_dim));
+  }
+  if (enc.depth > depth) {
+    throw MismatchError(what + ": the image model has " + std::to_string(depth) +
+                        " layers but the model's spatial encoder has " +
+                        std::to_string(enc.depth) + "; it can take at most as many");
+  }
+  if (C != cfg.channels) {
+    throw MismatchError(what + ": the image model takes " + std::to_string(C) +
+                        " channels but the model takes " + std::to_string(cfg.channels));
+  }
+  // Resizing a patch kernel changes what it computes (a 16x16 kernel bicubically shrunk to 8x8
+  // no longer matches the image model's embedding); refuse rather than import something else.
+  if (ph != cfg.tubelet_h || pw != cfg.tubelet_w) {
+    throw MismatchError(what + ": the image model's patches are " + dims(ph, pw) +
+                        " but the model's tubelets are " + std::to_string(cfg.tubelet_t) + "x" +
+                        dims(cfg.tubelet_h, cfg.tubelet_w) +
+                        "; the tubelet's height and width must equal the patch size");
+  }
+
+  // Tubelet embedding.
+  plan.set("tubelet.weight", inflate_patch_kernel(patch, cfg.tubelet_t, init),
+           from("patch.weight"));
+  report.notes.push_back(std::string("tubelet kernel inflated from the ") + dims(ph, pw) +
+                         " patch kernel over " + std::to_string(cfg.tubelet_t) + " frames by " +
+                         (init == TubeletInit::kAverage ? "average" : "central frame"));
+  if (cfg.tubelet_bias_from_image && src.has("patch.bias")) {
+    plan.set("tubelet.bias", take("patch.bias"), from("patch.bias"));
+  } else if (src.has("patch.bias")) {
+    report.notes.push_back("tubelet bias left at its initialisation (tubelet_bias_from_image is "
+                           "off)");
+  }
+
+  // Tokens in front of the patch grid: CLS, and DeiT's distillation token.
+  const auto &cls = take("cls");
+  plan.set("spatial.cls", cls.reshape({1, 1, -1}), from("cls"));
+  int64_t prefix = 1;
+  if (src.has("dist")) {
+    prefix = 2;
+    report.notes.push_back(
+        "DeiT distillation token dropped, with its position-embedding slot: the model has one "
+        "CLS token");
+  }
+  const auto &pos = take("pos");
+  if (pos.dim() != 3 || pos.size(0) != 1 || pos.size(2) != D || pos.size(1) <= prefix) {
+    throw FormatError(what + ": the position embedding '" + from("pos") + "' should be [1, " +
+                      std::to_string(prefix) + " + N, " + std::to_string(D) + "], got " +
+                      c10::str(pos.sizes()));
+  }
+  const int64_t n = pos.size(1) - prefix;
+  const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  if (g * g != n) {
+    throw FormatError(what + ": the position embedding has " + std::to_string(n) +
+                      " patch slots after " + std::to_string(prefix) +
+                      " prefix token(s), not a square grid");
+  }
+  if (model.spatial->pos_embed.defined()) {
+    const int64_t gh = cfg.grid_h(), gw = cfg.grid_w();
+    plan.set("spatial.pos_embed", resize_pos_embed(pos, prefix, g, gh, gw), from("pos"));
+    if (g != gh || g != gw) {
+      report.notes.push_back("spatial position embedding resized bicubically from a " + dims(g, g) +
+                             " to a " + dims(gh, gw) + " grid");
+    }
+  } else {
+    used.erase("pos");
+    report.notes.push_back("position embedding not used: the model has no spatial position "
+                           "embedding");
+  }
+
+  // Blocks: layer i keeps its own LayerNorms; a group of `share` layers takes the weights of its
+  // first layer.
+  const bool has_qkv_bias = src.has(layer_key(0, "qkv.bias"));
+  if (has_qkv_bias && !enc.qkv_bias) {
+    throw MismatchError(what + ": the image model has qkv biases but the model's spatial encoder "
+                        "is configured without them (qkv_bias = false)");
+  }
+  for (int64_t i = 0; i < enc.depth; ++i) {
+    const std::string ours = "spatial.blocks." + std::to_string(i) + ".";
+    for (const char *norm : {"norm1", "norm2"}) {
+      for (const char *p : {"weight", "bias"}) {
+        const auto name = layer_key(i, norm) + "." + p;
+        plan.set(ours + norm + "." + p, take(name), from(name));
+      }
+    }
+  }
+  const int64_t groups = static_cast<int64_t>(model.spatial->weights->size());
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const int64_t i = gi * enc.share;
+    const std::string ours = "spatial.weights." + std::to_string(gi) + ".";
+    for (const char *linear : {"qkv", "proj", "fc1", "fc2"}) {
+      const auto w = layer_key(i, linear) + ".weight";
+      plan.set(ours + linear + ".weight", take(w), from(w));
+      const auto b = layer_key(i, linear) + ".bias";
+      if (!plan.has(ours + linear + ".bias")) continue;
+      if (src.has(b)) {
+        plan.set(ours + linear + ".bias", take(b), from(b));
+      } else {
+        plan.set(ours + linear + ".bias", torch::zeros_like(plan.target(ours + linear + ".bias")),
+                 w + " (no bias: zeros)");
+      }
+    }
+  }
+  if (enc.share > 1) {
+    report.notes.push_back("weight-shared encoder: each group of " + std::to_string(enc.share) +
+                           " layers takes the attention and MLP weights of its first layer");
+  }
+  if (enc.attn_mix || enc.mlp_dwconv) {
+    report.notes.push_back("MiniViT per-layer transformations keep their initialisation");
+  }
+  if (enc.depth < depth) {
+    report.notes.push_back("the first " + std::to_string(enc.depth) + " of the image model's " +
+                           std::to_string(depth) + " layers used");
+  }
+  for (const char *p : {"weight", "bias"}) {
+    const auto name = std::string("norm.") + p;
+    plan.set(std::string("spatial.norm.") + p, take(name), from(name));
+  }
+
+  plan.apply(report);
+  report_unused(src, used, report);
+  return report;
+}
+
+int64_t resnet_depth(const Canonical &src) {
+  std::array<int64_t, 4> units{};
+  for (int s = 0; s < 4; ++s) {
+    while (src.has("layer" + std::to_string(s + 1) + "." + std::to_string(units[s]) +
+                   ".conv1.weight")) {
+      ++units[s];
+    }
+  }
+  const bool bottleneck = src.has("layer1.0.conv3.weight");
+  using Units = std::array<int64_t, 4>;
+  if (units == Units{2, 2, 2, 2} && !bottleneck) return 18;
+  if (units == Units{3, 4, 6, 3}) return bottleneck ? 50 : 34;
+  if (units == Units{3, 4, 23, 3} && bottleneck) return 101;
+  if (units == Units{3, 8, 36, 3} && bottleneck) return 152;
+  throw FormatError(src.what + ": a ResNet with " + std::to_string(units[0]) + ", " +
+                    std::to_string(units[1]) + ", " + std::to_string(units[2]) + ", " +
+                    std::to_string(units[3]) + (bottleneck ? " bottleneck" : " basic") +
+                    " units per stage, which is not ResNet-18/34/50/101/152");
+}
+
+ImportReport import_resnet_canonical(ResNetImpl &model, const Canonical &src) {
+  const std::string &what = src.what;
+  const int64_t depth = resnet_depth(src);
+  if (depth != model.cfg().depth) {
+    throw MismatchError(what + ": pretrained file is a ResNet-" + std::to_string(depth) +
+                        " but the model uses ResNet-" + std::to_string(model.cfg().depth));
+  }
+  ImportReport report;
+  report.source_format = src.family->name;
+  std::set<std::string> used;
+  Plan plan(model, what);
+  for (const auto &[ours, tensor] : state_of(model)) {
+    if (starts_with(ours, "fc.")) continue;
+    // Only a step counter that eval-mode BatchNorm never reads may be absent.
+    const std::string counter = ".num_batches_tracked";
+    if (!src.has(ours) && ours.size() > counter.size() &&
+        ours.compare(ours.size() - counter.size(), counter.size(), counter) == 0) {
+      continue;
+    }
+    used.insert(ours);
+    plan.set(ours, src.need(ours), src.source_of.at(ours));
+  }
+  if (src.has("fc.weight")) {
+    const auto &w = src.need("fc.weight");
+    if (model.fc && src.has("fc.bias") && w.sizes() == model.fc->weight.sizes()) {
+      plan.set("fc.weight", w, src.source_of.at("fc.weight"));
+      plan.set("fc.bias", src.need("fc.bias"), src.source_of.at("fc.bias"));
+      used.insert("fc.weight");
+      used.insert("fc.bias");
+    } else if (model.fc) {
+      report.notes.push_back("classifier not loaded: the file's is " + c10::str(w.sizes()) +
+                             ", the model's " + c10::str(model.fc->weight.sizes()));
+    }
+  }
+  plan.apply(report);
+  report_unused(src, used, report);
+  return report;
+}
+
+}  // namespace
+
+NamedTensors read_pretrained(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(path + ": cannot open: " + std::strerror(errno));
+  char magic[9] = {};
+  in.read(magic, sizeof magic);
+  const auto got = in.gcount();
+  in.close();
+  NamedTensors tensors;
+  if (got >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) {
+    tensors = read_torch_state_dict(path, /*unwrap=*/true);
+  } else if (got >= 2 && static_cast<unsigned char>(magic[0]) == 0x80 && magic[1] >= 2 &&
+             magic[1] <= 5) {
+    throw FormatError(path + ": a legacy torch.save file (PyTorch < 1.6, a bare pickle); load it "
+                      "in Python and save it again with torch.save to get the zip format");
+  } else if (got == 9 && magic[8] == '{') {
+    tensors = read_safetensors(path).tensors;
+  } else {
+    throw FormatError(path + ": neither a torch.save archive (.pth, .bin) nor a safetensors file");
+  }
+  if (tensors.empty()) throw FormatError(path + ": holds no tensors");
+  // Our models are float32; half-precision and double files are widened or narrowed here.
+  for (auto &kv : tensors) {
+    if (kv.second.is_floating_point() && kv.second.scalar_type() != torch::kFloat) {
+      kv.second = kv.second.to(torch::kFloat);
+    }
+  }
+  return tensors;
+}
+
+ImportReport import_vit(ViViTImpl &model, const NamedTensors &weights, TubeletInit init) {
+  auto src = to_canonical(weights, "pretrained weights");
+  if (src.family->kind != Kind::kViT) {
+    throw MismatchError("pretrained weights: a ResNet (" + std::string(src.family->name) +
+                        " naming), not a ViT");
+  }
+  return import_vit_canonical(model, src, init);
+}
+
+ImportReport import_resnet(ResNetImpl &model, const NamedTensors &weights) {
+  auto src = to_canonical(weights, "pretrained weights");
+  if (src.family->kind != Kind::kResNet) {
+    throw MismatchError("pretrained weights: a ViT (" + std::string(src.family->name) +
+                        " naming), not a ResNet");
+  }
+  return import_resnet_canonical(model, src);
+}
+
+ImportReport import_pretrained(VideoClassifierImpl &model, const std::string &path,
+                               TubeletInit init) {
+  const auto src = to_canonical(read_pretrained(path), path);
+  const std::string kind = src.family->kind == Kind::kViT ? "ViT" : "ResNet";
+  if (auto *vivit = dynamic_cast<ViViTImpl *>(&model)) {
+    if (src.family->kind != Kind::kViT) {
+      throw MismatchError(path + ": holds a " + kind + " (" + src.family->name +
+                          " naming) but the model '" + model.architecture() +
+                          "' takes ViT weights");
+    }
+    return import_vit_canonical(*vivit, src, init);
+  }
+  if (auto *rtv = dynamic_cast<ResNetTViTImpl *>(&model)) {
+    if (src.family->kind != Kind::kResNet) {
+      throw MismatchError(path + ": holds a " + kind + " (" + src.family->name +
+                          " naming) but the model '" + model.architecture() +
+                          "' takes ResNet weights for its backbone");
+    }
+    auto report = import_resnet_canonical(*rtv->backbone, src);
+    for (auto &name : report.loaded) name = "backbone." + name;
+    return report;
+  }
+  throw MismatchError(path + ": the architecture '" + model.architecture() +
+                      "' takes no pretrained image weights");
+}
+
+}  // namespace vidcls

@@ -1,0 +1,83 @@
+#include "vidcls/resnet_tvit.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/functional/dropout.h>
+#include <torch/nn/init.h>
+
+#include "vidcls/runtime.h"
+
+namespace F = torch::nn::functional;
+
+namespace vidcls {
+
+void ResNetTViTConfig::validate() const {
+  backbone.validate();
+  TORCH_CHECK(backbone.num_classes == 0, "the backbone of ResNet + Temporal ViT has no fc layer");
+  TORCH_CHECK(frames > 0, "frames must be > 0, got ", frames);
+  TORCH_CHECK(image_size >= 32, "image_size must be >= 32, got ", image_size);
+  TORCH_CHECK(num_classes > 0, "num_classes must be > 0, got ", num_classes);
+}
+
+ResNetTViTImpl::ResNetTViTImpl(const ResNetTViTConfig &cfg) : cfg_(cfg) {
+  configure_threads();
+  cfg_.validate();
+  backbone = register_module("backbone", ResNet(cfg_.backbone));
+  proj = register_module("proj", torch::nn::Linear(cfg_.backbone.feature_dim(), cfg_.temporal.dim));
+  temporal = register_module(
+      "temporal", TokenEncoder(cfg_.temporal, cfg_.frames, true, cfg_.temporal_pos_embed));
+  head = register_module("head", torch::nn::Linear(cfg_.temporal.dim, cfg_.num_classes));
+  torch::NoGradGuard no_grad;
+  for (auto *l : {&proj, &head}) {
+    trunc_normal_((*l)->weight, 0.02);
+    (*l)->bias.zero_();
+  }
+  set_backbone_frozen(cfg_.freeze_backbone);
+}
+
+void ResNetTViTImpl::set_backbone_frozen(bool frozen) {
+  cfg_.freeze_backbone = frozen;
+  for (auto &p : backbone->parameters()) p.set_requires_grad(!frozen);
+  backbone->train(is_training() && !frozen);
+}
+
+void ResNetTViTImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (cfg_.freeze_backbone) backbone->train(false);
+}
+
+InputShape ResNetTViTImpl::input_shape() const {
+  return {cfg_.frames, 3, cfg_.image_size, cfg_.image_size};
+}
+
+torch::Tensor ResNetTViTImpl::frame_features(const torch::Tensor &frames) {
+  if (cfg_.freeze_backbone) {
+    torch::NoGradGuard no_grad;
+    return backbone->features(frames);
+  }
+  return backbone->features(frames);
+}
+
+torch::Tensor ResNetTViTImpl::classify_features(const torch::Tensor &features) {
+  TORCH_CHECK(features.dim() == 3 && features.size(1) == cfg_.frames &&
+                  features.size(2) == cfg_.backbone.feature_dim(),
+              "expected frame features [B, ", cfg_.frames, ", ", cfg_.backbone.feature_dim(),
+              "], got ", features.sizes());
+  auto t = temporal(proj(features), cfg_.frames, 1);
+  auto x = F::dropout(t.select(1, 0),
+                      F::DropoutFuncOptions().p(cfg_.head_dropout).training(is_training()));
+  return head(x);
+}
+
+torch::Tensor ResNetTViTImpl::forward(torch::Tensor clips) {
+  TORCH_CHECK(clips.dim() == 5 && clips.size(1) == cfg_.frames && clips.size(2) == 3 &&
+                  clips.size(3) == cfg_.image_size && clips.size(4) == cfg_.image_size,
+              "ResNet + Temporal ViT expects clips [B, ", cfg_.frames, ", 3, ", cfg_.image_size,
+              ", ", cfg_.image_size, "], got ", clips.sizes());
+  const int64_t B = clips.size(0), T = clips.size(1);
+  auto f = frame_features(clips.flatten(0, 1));
+  return classify_features(f.reshape({B, T, f.size(1)}));
+}
+
+nlohmann::json ResNetTViTImpl::config() const { return cfg_; }
+
+}  // namespace vidcls

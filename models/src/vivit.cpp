@@ -1,0 +1,113 @@
+#include "vidcls/vivit.h"
+
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/functional/dropout.h>
+#include <torch/nn/init.h>
+
+#include "vidcls/runtime.h"
+
+namespace F = torch::nn::functional;
+
+namespace vidcls {
+
+void ViViTConfig::validate() const {
+  TORCH_CHECK(architecture == "vivit" || architecture == "mini-vivit",
+              "ViViT architecture must be 'vivit' or 'mini-vivit', got '", architecture, "'");
+  TORCH_CHECK(tubelet_t > 0 && tubelet_h > 0 && tubelet_w > 0, "tubelet sizes must be > 0");
+  TORCH_CHECK(frames > 0 && frames % tubelet_t == 0, "frames (", frames,
+              ") must be a positive multiple of tubelet_t (", tubelet_t, ")");
+  TORCH_CHECK(image_size > 0 && image_size % tubelet_h == 0 && image_size % tubelet_w == 0,
+              "image_size (", image_size, ") must be a multiple of the tubelet's h and w (",
+              tubelet_h, ", ", tubelet_w, ")");
+  TORCH_CHECK(num_classes > 0, "num_classes must be > 0, got ", num_classes);
+  TORCH_CHECK(spatial.dim == temporal.dim, "spatial dim (", spatial.dim,
+              ") and temporal dim (", temporal.dim, ") must be equal");
+  TORCH_CHECK(channels > 0, "channels must be > 0");
+  TORCH_CHECK(pos_embed_init == "random" || pos_embed_init == "zeros",
+              "pos_embed_init must be 'random' or 'zeros', got '", pos_embed_init, "'");
+}
+
+ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
+  configure_threads();
+  cfg_.validate();
+  const int64_t D = cfg_.spatial.dim;
+  tubelet = register_module(
+      "tubelet", torch::nn::Conv3d(torch::nn::Conv3dOptions(
+                                       cfg_.channels, D, {cfg_.tubelet_t, cfg_.tubelet_h,
+                                                          cfg_.tubelet_w})
+                                       .stride({cfg_.tubelet_t, cfg_.tubelet_h, cfg_.tubelet_w})));
+  spatial = register_module("spatial", TokenEncoder(cfg_.spatial, cfg_.grid_h() * cfg_.grid_w(),
+                                                    true, cfg_.spatial_pos_embed));
+  temporal = register_module("temporal",
+                             TokenEncoder(cfg_.temporal, cfg_.grid_t(), true,
+                                          cfg_.temporal_pos_embed));
+  head = register_module("head", torch::nn::Linear(D, cfg_.num_classes));
+  torch::NoGradGuard no_grad;
+  trunc_normal_(head->weight, 0.02);
+  head->bias.zero_();
+  if (cfg_.pos_embed_init == "zeros") {
+    for (auto *enc : {&spatial, &temporal}) {
+      if ((*enc)->pos_embed.defined()) (*enc)->pos_embed.zero_();
+    }
+  }
+}
+
+InputShape ViViTImpl::input_shape() const {
+  return {cfg_.frames, cfg_.channels, cfg_.image_size, cfg_.image_size};
+}
+
+torch::Tensor ViViTImpl::embed(const torch::Tensor &clips) {
+  TORCH_CHECK(clips.dim() == 5, "ViViT expects clips [B, T, C, H, W], got ", clips.sizes());
+  TORCH_CHECK(clips.size(1) == cfg_.frames && clips.size(2) == cfg_.channels &&
+                  clips.size(3) == cfg_.image_size && clips.size(4) == cfg_.image_size,
+              "ViViT expects clips [B, ", cfg_.frames, ", ", cfg_.channels, ", ", cfg_.image_size,
+              ", ", cfg_.image_size, "], got ", clips.sizes());
+  auto x = tubelet(clips.permute({0, 2, 1, 3, 4}));  // [B, D, nt, nh, nw]
+  return x.flatten(3).permute({0, 2, 3, 1});         // [B, nt, nh*nw, D]
+}
+
+torch::Tensor ViViTImpl::forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers) {
+  auto tokens = embed(clips);
+  const int64_t B = tokens.size(0), nt = tokens.size(1), n = tokens.size(2), D = tokens.size(3);
+  auto s = spatial(tokens.reshape({B * nt, n, D}), cfg_.grid_h(), cfg_.grid_w(),
+                   keep_layers ? &trace.spatial : nullptr);
+  trace.spatial_cls = s.select(1, 0).reshape({B, nt, D});
+  auto t = temporal(trace.spatial_cls, nt, 1, keep_layers ? &trace.temporal : nullptr);
+  trace.features = t.select(1, 0);
+  auto x = F::dropout(trace.features,
+                      F::DropoutFuncOptions().p(cfg_.head_dropout).training(is_training()));
+  return head(x);
+}
+
+torch::Tensor ViViTImpl::forward(torch::Tensor clips) {
+  ViViTTrace trace;
+  return forward_trace(std::move(clips), trace, false);
+}
+
+nlohmann::json ViViTImpl::config() const { return cfg_; }
+
+torch::Tensor inflate_patch_kernel(const torch::Tensor &kernel2d, int64_t t, TubeletInit mode) {
+  TORCH_CHECK(kernel2d.dim() == 4, "a 2D patch kernel is [D, C, ph, pw], got ",
+              kernel2d.sizes());
+  TORCH_CHECK(t >= 1, "tubelet length must be >= 1");
+  auto k = kernel2d.unsqueeze(2);  // [D, C, 1, ph, pw]
+  if (mode == TubeletInit::kAverage) {
+    return k.repeat({1, 1, t, 1, 1}) / static_cast<double>(t);
+  }
+  std::vector<int64_t> shape = kernel2d.sizes().vec();
+  shape.insert(shape.begin() + 2, t);
+  auto out = torch::zeros(shape, kernel2d.options());
+  out.select(2, t / 2).copy_(kernel2d);
+  return out;
+}
+
+TubeletInit tubelet_init_from_string(const std::string &name) {
+  if (name == "central-frame") return TubeletInit::kCentralFrame;
+  if (name == "average") return TubeletInit::kAverage;
+  throw std::invalid_argument("unknown tubelet init '" + name +
+                              "' (expected central-frame or average)");
+}
+
+}  // namespace vidcls

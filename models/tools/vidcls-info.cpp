@@ -1,0 +1,82 @@
+// vidcls-info: what a checkpoint holds (architecture, preset, parameters, labels, clip spec,
+// provenance), after checking that it loads. Exits 1 with the reason on a bad file.
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "vidcls/checkpoint.h"
+
+int main(int argc, char **argv) {
+  CLI::App app{"Describe a vidcls checkpoint; exits non-zero with the reason if it cannot load."};
+  std::string path;
+  bool as_json = false;
+  app.add_option("checkpoint", path, "vidcls checkpoint (.safetensors)")->required();
+  app.add_flag("--json", as_json, "print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    auto ckpt = vidcls::load_checkpoint(path);
+    const auto &info = ckpt.info;
+    int64_t params = 0, trainable = 0;
+    for (const auto &t : ckpt.model->parameters()) {
+      params += t.numel();
+      if (t.requires_grad()) trainable += t.numel();
+    }
+    const auto shape = ckpt.model->input_shape();
+    nlohmann::json j = {
+        {"file", path},
+        {"architecture", info.architecture},
+        {"preset", info.preset},
+        {"parameters", params},
+        {"trainable_parameters", trainable},
+        {"num_classes", ckpt.model->num_classes()},
+        {"labels", info.labels},
+        {"input", {{"frames", shape.frames}, {"channels", shape.channels},
+                   {"height", shape.height}, {"width", shape.width}}},
+        {"clip", info.clip},
+        {"config", info.config},
+        {"provenance", info.provenance},
+    };
+    if (as_json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("file:          %s\n", path.c_str());
+    std::printf("architecture:  %s\n", info.architecture.c_str());
+    std::printf("preset:        %s\n", info.preset.empty() ? "-" : info.preset.c_str());
+    std::printf("parameters:    %lld (%lld trainable)\n", static_cast<long long>(params),
+                static_cast<long long>(trainable));
+    std::printf("input:         [B, %lld, %lld, %lld, %lld] (T, C, H, W)\n",
+                static_cast<long long>(shape.frames), static_cast<long long>(shape.channels),
+                static_cast<long long>(shape.height), static_cast<long long>(shape.width));
+    const auto &c = info.clip;
+    std::printf("clip:          %d frames, ", c.frames);
+    if (c.sample_rate > 0) {
+      std::printf("sampled at %.3g fps", c.sample_rate);
+    } else {
+      std::printf("frame stride %d", c.frame_stride);
+    }
+    std::printf(", hop %d, %dx%d %s", c.hop, c.width, c.height, vidcls::to_string(c.resize).c_str());
+    if (c.resize == vidcls::ResizeMode::kCrop && c.short_side > 0) {
+      std::printf(" (short side %d)", c.short_side);
+    }
+    std::printf("\n               mean [%.3f %.3f %.3f], std [%.3f %.3f %.3f], layout TCHW float32 RGB\n",
+                c.mean[0], c.mean[1], c.mean[2], c.std[0], c.std[1], c.std[2]);
+    std::printf("labels (%zu):   ", info.labels.size());
+    for (size_t i = 0; i < info.labels.size(); ++i) {
+      if (i == 12) {
+        std::printf(" ... (%zu more)", info.labels.size() - i);
+        break;
+      }
+      std::printf("%s%s", i ? ", " : "", info.labels[i].c_str());
+    }
+    std::printf("\nprovenance:    %s\n", info.provenance.dump().c_str());
+    return 0;
+  } catch (const c10::Error &e) {
+    std::fprintf(stderr, "vidcls-info: %s\n", e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "vidcls-info: %s\n", e.what());
+  }
+  return 1;
+}

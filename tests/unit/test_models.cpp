@@ -1,0 +1,249 @@
+// Behaviour of the three models that training and the elements rely on: shapes, gradients,
+// weight sharing, the frozen backbone, tubelet initialisation, presets and threads.
+#include <sched.h>
+
+#include <cstdlib>
+
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+#include <torch/nn/functional/conv.h>
+#include <torch/utils.h>
+
+#include "vidcls/registry.h"
+#include "vidcls/resnet_tvit.h"
+#include "vidcls/runtime.h"
+#include "vidcls/vivit.h"
+
+namespace {
+
+using vidcls::ClassifierPtr;
+
+torch::Tensor random_clip(const vidcls::InputShape &s, int64_t batch = 2) {
+  return torch::randn({batch, s.frames, s.channels, s.height, s.width});
+}
+
+int64_t count(const std::vector<torch::Tensor> &params) {
+  int64_t n = 0;
+  for (const auto &p : params) n += p.numel();
+  return n;
+}
+
+class PresetTest : public ::testing::TestWithParam<std::string> {};
+
+// CPU presets: forward gives [B, classes], backward reaches every trainable parameter.
+TEST_P(PresetTest, ForwardBackwardShapes) {
+  torch::manual_seed(0);
+  const auto &preset = vidcls::find_preset(GetParam());
+  auto model = vidcls::make_preset_model(preset.name, 5);
+  EXPECT_EQ(model->architecture(), preset.architecture);
+  EXPECT_EQ(model->num_classes(), 5);
+  const auto shape = model->input_shape();
+  EXPECT_EQ(shape.frames, preset.clip.frames);
+  EXPECT_EQ(shape.height, preset.clip.height);
+  EXPECT_EQ(shape.width, preset.clip.width);
+  model->train();
+  auto logits = model->forward(random_clip(shape));
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 5}));
+  logits.square().sum().backward();
+  for (const auto &p : model->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    ASSERT_TRUE(p.value().grad().defined()) << p.key() << " got no gradient";
+  }
+  // A config read back from JSON builds the same architecture.
+  auto again = vidcls::make_model(model->architecture(), model->config());
+  EXPECT_EQ(count(again->parameters()), count(model->parameters()));
+}
+
+INSTANTIATE_TEST_SUITE_P(CpuPresets, PresetTest,
+                         ::testing::Values("vivit-xs", "mini-vivit-xs", "resnet18-tvit-xs"));
+
+// The large presets at their documented shapes (batch 1): forward and backward on the CPU.
+class LargePresetTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LargePresetTest, ForwardBackwardAtDocumentedShape) {
+  torch::manual_seed(0);
+  auto model = vidcls::make_preset_model(GetParam());
+  const auto shape = model->input_shape();
+  EXPECT_EQ(shape.height, 224);
+  model->train();
+  auto logits = model->forward(random_clip(shape, 1));
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{1, model->num_classes()}));
+  logits.sum().backward();
+  int64_t with_grad = 0;
+  for (const auto &p : model->parameters()) with_grad += p.grad().defined();
+  EXPECT_GT(with_grad, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, LargePresetTest,
+                         ::testing::Values("vivit-b16x2-fe", "vivit-seed", "mini-vivit-ti",
+                                           "mini-vivit-seed", "resnet50-tvit"));
+
+TEST(Presets, DocumentedWidthsAndDepths) {
+  auto fe = vidcls::preset_config("vivit-b16x2-fe");
+  EXPECT_EQ(fe["spatial"]["dim"], 768);
+  EXPECT_EQ(fe["spatial"]["depth"], 12);
+  EXPECT_EQ(fe["temporal"]["depth"], 4);
+  EXPECT_EQ(fe["tubelet"], (std::vector<int64_t>{2, 16, 16}));
+  auto seed = vidcls::preset_config("vivit-seed");
+  EXPECT_EQ(seed["temporal"]["depth"], 12);
+  EXPECT_EQ(seed["temporal_pos_embed"], false);
+  EXPECT_EQ(seed["tubelet_bias_from_image"], false);
+  EXPECT_DOUBLE_EQ(seed["spatial"]["drop_path"].get<double>(), 0.5);
+  auto mini = vidcls::preset_config("mini-vivit-seed");
+  EXPECT_EQ(mini["spatial"]["dim"], 192);
+  EXPECT_EQ(mini["spatial"]["heads"], 3);
+  EXPECT_EQ(mini["spatial"]["depth"], 4);
+  EXPECT_EQ(mini["temporal"]["depth"], 4);
+  EXPECT_EQ(mini["spatial"]["share"], 1);
+  auto r50 = vidcls::preset_config("resnet50-tvit");
+  EXPECT_EQ(r50["backbone"]["depth"], 50);
+  EXPECT_EQ(r50["temporal"]["dim"], 768);
+  EXPECT_THROW(vidcls::find_preset("vivit-huge"), std::invalid_argument);
+  EXPECT_THROW(vidcls::make_model("i3d", nlohmann::json::object()), std::invalid_argument);
+}
+
+// MiniViT multiplexing keeps about 1/R of the block weights of the same model unshared.
+TEST(MiniViViT, HoldsAboutOneOverRBlockParameters) {
+  for (const char *name : {"mini-vivit-ti", "mini-vivit-xs"}) {
+    auto cfg = vidcls::preset_config(name).get<vidcls::ViViTConfig>();
+    const int64_t R = cfg.spatial.share;
+    ASSERT_GE(R, 2) << name;
+    auto unshared_cfg = cfg;
+    for (auto *e : {&unshared_cfg.spatial, &unshared_cfg.temporal}) {
+      e->share = 1;
+      e->attn_mix = false;
+      e->mlp_dwconv = false;
+    }
+    vidcls::ViViT shared(cfg), unshared(unshared_cfg);
+    auto block_params = [](vidcls::ViViT &m) {
+      int64_t n = 0;
+      for (auto *enc : {&m->spatial, &m->temporal}) {
+        n += count((*enc)->blocks->parameters()) + count((*enc)->weights->parameters());
+      }
+      return n;
+    };
+    const double ratio =
+        static_cast<double>(block_params(shared)) / static_cast<double>(block_params(unshared));
+    EXPECT_GT(ratio, 1.0 / R) << name;          // per-layer norms and transforms add a little
+    EXPECT_LT(ratio, 1.0 / R + 0.05) << name;   // but only a little
+    // And the shared model computes: its per-layer transforms get gradients.
+    auto out = shared->forward(random_clip(shared->input_shape(), 1));
+    out.sum().backward();
+    auto *b1 = shared->spatial->blocks[1]->as<vidcls::BlockImpl>();
+    ASSERT_TRUE(b1->mix_pre && b1->dwconv);
+    EXPECT_TRUE(b1->mix_pre->weight.grad().defined());
+    EXPECT_TRUE(b1->dwconv->weight.grad().defined());
+  }
+}
+
+// Distillation needs per-layer hidden states and attention maps.
+TEST(MiniViViT, TraceExposesHiddenStatesAndAttention) {
+  auto model = std::dynamic_pointer_cast<vidcls::ViViTImpl>(
+      vidcls::make_preset_model("mini-vivit-xs"));
+  ASSERT_TRUE(model);
+  const auto &cfg = model->cfg();
+  vidcls::ViViTTrace trace;
+  auto logits = model->forward_trace(random_clip(model->input_shape()), trace, true);
+  ASSERT_EQ(trace.spatial.hidden.size(), static_cast<size_t>(cfg.spatial.depth));
+  ASSERT_EQ(trace.temporal.attention.size(), static_cast<size_t>(cfg.temporal.depth));
+  const int64_t n = cfg.grid_h() * cfg.grid_w() + 1;
+  EXPECT_EQ(trace.spatial.attention[0].sizes(),
+            (std::vector<int64_t>{2 * cfg.grid_t(), cfg.spatial.heads, n, n}));
+  // Attention maps (after the post-softmax mix, which starts as the identity) sum to one.
+  EXPECT_TRUE(torch::allclose(trace.spatial.attention[0].sum(-1),
+                              torch::ones({2 * cfg.grid_t(), cfg.spatial.heads, n}), 1e-5, 1e-5));
+  EXPECT_EQ(trace.spatial_cls.sizes(), (std::vector<int64_t>{2, cfg.grid_t(), cfg.spatial.dim}));
+  EXPECT_TRUE(torch::equal(logits, model->head(trace.features)));
+}
+
+// With a frozen backbone no backbone parameter receives a gradient and BatchNorm statistics do
+// not move in training mode; unfrozen, both change.
+TEST(ResNetTViT, FrozenBackboneGetsNoGradient) {
+  torch::manual_seed(0);
+  auto model = std::dynamic_pointer_cast<vidcls::ResNetTViTImpl>(
+      vidcls::make_preset_model("resnet18-tvit-xs", 3));
+  ASSERT_TRUE(model);
+  ASSERT_TRUE(model->backbone_frozen());
+  model->train();
+  EXPECT_FALSE(model->backbone->is_training());
+  auto mean_before = model->backbone->bn1->running_mean.clone();
+  auto clip = random_clip(model->input_shape());
+  model->forward(clip).sum().backward();
+  for (const auto &p : model->backbone->named_parameters()) {
+    EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    EXPECT_FALSE(p.value().requires_grad()) << p.key();
+  }
+  EXPECT_TRUE(model->proj->weight.grad().defined());
+  EXPECT_TRUE(torch::equal(mean_before, model->backbone->bn1->running_mean));
+
+  model->set_backbone_frozen(false);
+  model->train();
+  EXPECT_TRUE(model->backbone->is_training());
+  model->forward(clip).sum().backward();
+  EXPECT_TRUE(model->backbone->conv1->weight.grad().defined());
+  EXPECT_FALSE(torch::equal(mean_before, model->backbone->bn1->running_mean));
+}
+
+// The per-clip path over cached per-frame features gives the same logits as the full forward.
+TEST(ResNetTViT, FeaturePathMatchesForward) {
+  auto model = std::dynamic_pointer_cast<vidcls::ResNetTViTImpl>(
+      vidcls::make_preset_model("resnet18-tvit-xs", 4));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto clip = random_clip(model->input_shape());
+  auto features = model->frame_features(clip.flatten(0, 1)).reshape({2, clip.size(1), -1});
+  EXPECT_TRUE(torch::allclose(model->classify_features(features), model->forward(clip), 1e-5,
+                              1e-5));
+}
+
+// Tubelet initialisation from a 2D patch embedding: on a static clip (all frames the same
+// image) both modes give exactly the 2D embedding of that image.
+TEST(TubeletInit, StaticClipGivesTheImageEmbedding) {
+  torch::manual_seed(1);
+  const int64_t t = 4, p = 8, D = 16;
+  auto k2 = torch::randn({D, 3, p, p});
+  auto image = torch::randn({1, 3, 32, 32});
+  auto expected = torch::nn::functional::conv2d(image, k2,
+                                                torch::nn::functional::Conv2dFuncOptions().stride(p));
+  auto clip = image.unsqueeze(2).expand({1, 3, t, 32, 32});  // [B, C, T, H, W]
+  for (auto mode : {vidcls::TubeletInit::kCentralFrame, vidcls::TubeletInit::kAverage}) {
+    auto k3 = vidcls::inflate_patch_kernel(k2, t, mode);
+    ASSERT_EQ(k3.sizes(), (std::vector<int64_t>{D, 3, t, p, p}));
+    auto got = torch::nn::functional::conv3d(
+        clip, k3, torch::nn::functional::Conv3dFuncOptions().stride({t, p, p}));
+    EXPECT_TRUE(torch::allclose(got.squeeze(2), expected, 1e-4, 1e-5));
+  }
+  auto central = vidcls::inflate_patch_kernel(k2, t, vidcls::TubeletInit::kCentralFrame);
+  EXPECT_TRUE(torch::equal(central.select(2, t / 2), k2));
+  EXPECT_EQ(central.select(2, 0).abs().sum().item<float>(), 0.0f);
+  EXPECT_THROW(vidcls::tubelet_init_from_string("inflate"), std::invalid_argument);
+}
+
+TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
+  auto cfg = vidcls::preset_config("vivit-xs");
+  cfg["frames"] = 7;  // not a multiple of the tubelet length
+  try {
+    vidcls::make_model("vivit", cfg);
+    FAIL() << "accepted frames=7";
+  } catch (const c10::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("frames"), std::string::npos);
+  }
+  cfg = vidcls::preset_config("vivit-xs");
+  cfg["spatial"]["heads"] = 5;  // 96 is not divisible by 5
+  EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
+  auto r = vidcls::preset_config("resnet18-tvit-xs");
+  r["backbone"]["depth"] = 20;
+  EXPECT_THROW(vidcls::make_model("resnet-tvit", r), c10::Error);
+}
+
+TEST(Runtime, ThreadsFollowTheAvailableCores) {
+  const int n = vidcls::configure_threads();
+  if (std::getenv("OMP_NUM_THREADS") == nullptr && std::getenv("VIDCLS_NUM_THREADS") == nullptr) {
+    cpu_set_t set;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+    EXPECT_EQ(n, CPU_COUNT(&set));
+  }
+  EXPECT_EQ(at::get_num_threads(), n);
+}
+
+}  // namespace
