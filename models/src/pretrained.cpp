@@ -140,8 +140,8 @@ constexpr KeyRule kHuggingFaceResNet[] = {
      "layer{s+1}.{j}.downsample.0.weight", Transform::kCopy},
     {"encoder.stages.{s}.layers.{j}.shortcut.normalization.{*}", "layer{s+1}.{j}.downsample.1.{*}",
      Transform::kCopy},
-    {"encoder.stages.{s}.layers.{j}.layer.{k}.convolution.weight", "layer{s+1}.{j}.conv{k+1}.weight",
-     Transform::kCopy},
+    {"encoder.stages.{s}.layers.{j}.layer.{k}.convolution.weight",
+     "layer{s+1}.{j}.conv{k+1}.weight", Transform::kCopy},
     {"encoder.stages.{s}.layers.{j}.layer.{k}.normalization.{*}", "layer{s+1}.{j}.bn{k+1}.{*}",
      Transform::kCopy},
     {"classifier.1.{*}", "fc.{*}", Transform::kCopy},
@@ -152,7 +152,7 @@ enum class Kind { kViT, kResNet };
 struct Family {
   const char *name;  // ImportReport::source_format
   Kind kind;
-  const char *marker;              // a key only this naming has (after its prefix)
+  const char *marker;                 // a key only this naming has (after its prefix)
   std::vector<std::string> prefixes;  // tried in order; "" = none
   const KeyRule *rules;
   std::size_t num_rules;
@@ -161,16 +161,36 @@ struct Family {
 const std::vector<Family> &families() {
   // "module." comes from DataParallel, "model." from a wrapper the unpickler did not unwrap.
   static const std::vector<Family> all = {
-      {"torchvision vit", Kind::kViT, "conv_proj.weight", {"", "module.", "model."},
-       kTorchvisionViT, std::size(kTorchvisionViT)},
-      {"timm vit", Kind::kViT, "patch_embed.proj.weight", {"", "module.", "model."}, kTimmViT,
+      {"torchvision vit",
+       Kind::kViT,
+       "conv_proj.weight",
+       {"", "module.", "model."},
+       kTorchvisionViT,
+       std::size(kTorchvisionViT)},
+      {"timm vit",
+       Kind::kViT,
+       "patch_embed.proj.weight",
+       {"", "module.", "model."},
+       kTimmViT,
        std::size(kTimmViT)},
-      {"hf vit", Kind::kViT, "embeddings.patch_embeddings.projection.weight",
-       {"vit.", "deit.", ""}, kHuggingFaceViT, std::size(kHuggingFaceViT)},
-      {"torchvision resnet", Kind::kResNet, "layer1.0.conv1.weight", {"", "module.", "model."},
-       kTorchvisionResNet, std::size(kTorchvisionResNet)},
-      {"hf resnet", Kind::kResNet, "embedder.embedder.convolution.weight", {"resnet.", ""},
-       kHuggingFaceResNet, std::size(kHuggingFaceResNet)},
+      {"hf vit",
+       Kind::kViT,
+       "embeddings.patch_embeddings.projection.weight",
+       {"vit.", "deit.", ""},
+       kHuggingFaceViT,
+       std::size(kHuggingFaceViT)},
+      {"torchvision resnet",
+       Kind::kResNet,
+       "layer1.0.conv1.weight",
+       {"", "module.", "model."},
+       kTorchvisionResNet,
+       std::size(kTorchvisionResNet)},
+      {"hf resnet",
+       Kind::kResNet,
+       "embedder.embedder.convolution.weight",
+       {"resnet.", ""},
+       kHuggingFaceResNet,
+       std::size(kHuggingFaceResNet)},
   };
   return all;
 }
@@ -226,26 +246,6 @@ std::string substitute(const char *tmpl, const Captures &caps) {
   return out;
 }
 
-// The file's tensors under canonical names.
-struct Canonical {
-  const Family *family = nullptr;
-  std::string what;                               // the file, for messages
-  std::map<std::string, torch::Tensor> tensors;   // canonical name -> tensor
-  std::map<std::string, std::string> source_of;   // canonical name -> source key(s)
-  std::vector<std::string> unused;                // source keys that map to nothing
-  std::vector<std::string> unknown;               // ... of which no rule knows
-
-  bool has(const std::string &name) const { return tensors.count(name) != 0; }
-  const torch::Tensor &need(const std::string &name) const {
-    auto it = tensors.find(name);
-    if (it == tensors.end()) {
-      throw FormatError(what + " (" + family->name + " naming): no tensor for '" + name +
-                        "' in the file");
-    }
-    return it->second;
-  }
-};
-
 bool starts_with(const std::string &s, const std::string &prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -258,6 +258,32 @@ std::string join(const std::vector<std::string> &items, std::size_t max_items) {
   if (items.size() > max_items) out += ", ... (" + std::to_string(items.size()) + " in all)";
   return out;
 }
+
+// The file's tensors under canonical names.
+struct Canonical {
+  const Family *family = nullptr;
+  std::string what;                                         // the file, for messages
+  std::map<std::string, torch::Tensor> tensors;             // canonical name -> tensor
+  std::map<std::string, std::vector<std::string>> sources;  // canonical name -> source keys
+  std::vector<std::string> unused;                          // source keys that map to nothing
+  std::vector<std::string> unknown;                         // ... of which no rule knows
+
+  bool has(const std::string &name) const { return tensors.count(name) != 0; }
+  std::string source_of(const std::string &name) const {
+    std::string out;
+    for (const auto &key : sources.at(name)) out += (out.empty() ? "" : " + ") + key;
+    return out;
+  }
+  const torch::Tensor &need(const std::string &name) const {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      std::string msg = what + " (" + family->name + " naming): no tensor for '" + name + "'";
+      if (!unknown.empty()) msg += "; keys this naming does not know: " + join(unknown, 5);
+      throw FormatError(msg);
+    }
+    return it->second;
+  }
+};
 
 std::pair<const Family *, std::string> detect(const NamedTensors &weights,
                                               const std::string &what) {
@@ -285,7 +311,6 @@ Canonical to_canonical(const NamedTensors &weights, const std::string &what) {
   const Family &family = *out.family;
 
   std::map<std::string, std::array<torch::Tensor, 3>> qkv_parts;
-  std::map<std::string, std::string> qkv_sources;
   for (const auto &[key, tensor] : weights) {
     const std::string local = starts_with(key, prefix) ? key.substr(prefix.size()) : key;
     const KeyRule *rule = nullptr;
@@ -309,33 +334,35 @@ Canonical to_canonical(const NamedTensors &weights, const std::string &what) {
     const std::string name = substitute(rule->canonical, caps);
     if (rule->transform == Transform::kCopy) {
       if (!out.tensors.emplace(name, tensor).second) {
-        throw FormatError(what + ": keys '" + out.source_of[name] + "' and '" + key +
+        throw FormatError(what + ": keys '" + out.source_of(name) + "' and '" + key +
                           "' both give '" + name + "'");
       }
-      out.source_of[name] = key;
+      out.sources[name] = {key};
       continue;
     }
     const int part = rule->transform == Transform::kQuery ? 0
                      : rule->transform == Transform::kKey ? 1
                                                           : 2;
+    if (qkv_parts[name][part].defined()) {
+      throw FormatError(what + ": two keys give the same projection of '" + name + "': '" +
+                        out.source_of(name) + "' and '" + key + "'");
+    }
     qkv_parts[name][part] = tensor;
-    auto &src = qkv_sources[name];
-    src += (src.empty() ? "" : " + ") + key;
+    out.sources[name].push_back(key);
   }
   static const char *kPartNames[3] = {"query", "key", "value"};
   for (auto &[name, parts] : qkv_parts) {
     for (int p = 0; p < 3; ++p) {
       if (!parts[p].defined()) {
-        throw FormatError(what + ": '" + qkv_sources[name] + "' without the matching " +
+        throw FormatError(what + ": '" + out.source_of(name) + "' without the matching " +
                           kPartNames[p] + " projection");
       }
       if (parts[p].sizes() != parts[0].sizes()) {
-        throw FormatError(what + ": the query, key and value projections of '" +
-                          qkv_sources[name] + "' differ in shape");
+        throw FormatError(what + ": the query, key and value projections '" + out.source_of(name) +
+                          "' differ in shape");
       }
     }
     out.tensors[name] = torch::cat({parts[0], parts[1], parts[2]}, 0);
-    out.source_of[name] = qkv_sources[name];
   }
   return out;
 }
@@ -379,14 +406,13 @@ class Plan {
 };
 
 void report_unused(const Canonical &src, const std::set<std::string> &used, ImportReport &report) {
-  for (const auto &[name, key] : src.source_of) {
-    if (!used.count(name)) report.skipped.push_back(key);
+  for (const auto &[name, keys] : src.sources) {
+    if (!used.count(name)) report.skipped.insert(report.skipped.end(), keys.begin(), keys.end());
   }
   for (const auto &key : src.unused) report.skipped.push_back(key);
   if (!src.unknown.empty()) {
-    report.notes.push_back(std::to_string(src.unknown.size()) + " key(s) the " +
-                           src.family->name + " naming does not know were ignored: " +
-                           join(src.unknown, 5));
+    report.notes.push_back(std::to_string(src.unknown.size()) + " key(s) the " + src.family->name +
+                           " naming does not know were ignored: " + join(src.unknown, 5));
   }
 }
 
@@ -426,7 +452,7 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
     used.insert(name);
     return src.need(name);
   };
-  auto from = [&](const std::string &name) { return src.source_of.at(name); };
+  auto from = [&](const std::string &name) { return src.source_of(name); };
 
   // The image model's geometry, read from its tensors (heads cannot be).
   const auto &patch = take("patch.weight");
@@ -442,8 +468,7 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
 
   if (D != enc.dim) {
     throw MismatchError(what + ": the image model is " + std::to_string(D) +
-                        "-d but the model's spatial encoder is " + std::to_string(enc.dim) +
-                        "-d");
+                        "-d but the model's spatial encoder is " + std::to_string(enc.dim) + "-d");
   }
   if (mlp_dim != enc.mlp_dim) {
     throw MismatchError(what + ": the image model's MLP is " + std::to_string(mlp_dim) +
@@ -452,8 +477,8 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
   }
   if (enc.depth > depth) {
     throw MismatchError(what + ": the image model has " + std::to_string(depth) +
-                        " layers but the model's spatial encoder has " +
-                        std::to_string(enc.depth) + "; it can take at most as many");
+                        " layers but the model's spatial encoder has " + std::to_string(enc.depth) +
+                        "; it can take at most as many");
   }
   if (C != cfg.channels) {
     throw MismatchError(what + ": the image model takes " + std::to_string(C) +
@@ -477,8 +502,9 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
   if (cfg.tubelet_bias_from_image && src.has("patch.bias")) {
     plan.set("tubelet.bias", take("patch.bias"), from("patch.bias"));
   } else if (src.has("patch.bias")) {
-    report.notes.push_back("tubelet bias left at its initialisation (tubelet_bias_from_image is "
-                           "off)");
+    report.notes.push_back(
+        "tubelet bias left at its initialisation (tubelet_bias_from_image is "
+        "off)");
   }
 
   // Tokens in front of the patch grid: CLS, and DeiT's distillation token.
@@ -513,15 +539,17 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
     }
   } else {
     used.erase("pos");
-    report.notes.push_back("position embedding not used: the model has no spatial position "
-                           "embedding");
+    report.notes.push_back(
+        "position embedding not used: the model has no spatial position "
+        "embedding");
   }
 
   // Blocks: layer i keeps its own LayerNorms; a group of `share` layers takes the weights of its
   // first layer.
   const bool has_qkv_bias = src.has(layer_key(0, "qkv.bias"));
   if (has_qkv_bias && !enc.qkv_bias) {
-    throw MismatchError(what + ": the image model has qkv biases but the model's spatial encoder "
+    throw MismatchError(what +
+                        ": the image model has qkv biases but the model's spatial encoder "
                         "is configured without them (qkv_bias = false)");
   }
   for (int64_t i = 0; i < enc.depth; ++i) {
@@ -611,13 +639,13 @@ ImportReport import_resnet_canonical(ResNetImpl &model, const Canonical &src) {
       continue;
     }
     used.insert(ours);
-    plan.set(ours, src.need(ours), src.source_of.at(ours));
+    plan.set(ours, src.need(ours), src.source_of(ours));
   }
   if (src.has("fc.weight")) {
     const auto &w = src.need("fc.weight");
     if (model.fc && src.has("fc.bias") && w.sizes() == model.fc->weight.sizes()) {
-      plan.set("fc.weight", w, src.source_of.at("fc.weight"));
-      plan.set("fc.bias", src.need("fc.bias"), src.source_of.at("fc.bias"));
+      plan.set("fc.weight", w, src.source_of("fc.weight"));
+      plan.set("fc.bias", src.need("fc.bias"), src.source_of("fc.bias"));
       used.insert("fc.weight");
       used.insert("fc.bias");
     } else if (model.fc) {
@@ -644,7 +672,8 @@ NamedTensors read_pretrained(const std::string &path) {
     tensors = read_torch_state_dict(path, /*unwrap=*/true);
   } else if (got >= 2 && static_cast<unsigned char>(magic[0]) == 0x80 && magic[1] >= 2 &&
              magic[1] <= 5) {
-    throw FormatError(path + ": a legacy torch.save file (PyTorch < 1.6, a bare pickle); load it "
+    throw FormatError(path +
+                      ": a legacy torch.save file (PyTorch < 1.6, a bare pickle); load it "
                       "in Python and save it again with torch.save to get the zip format");
   } else if (got == 9 && magic[8] == '{') {
     tensors = read_safetensors(path).tensors;

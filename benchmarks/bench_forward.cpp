@@ -1,0 +1,107 @@
+// Forward time per preset on this machine's CPU: batch 1, clips of the preset's documented
+// shape, eval mode, no autograd. Prints a table; optional --json FILE writes the numbers.
+//
+//   bench-forward [--presets a,b,...] [--iters N] [--json FILE]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <torch/utils.h>
+
+#include "vidcls/registry.h"
+#include "vidcls/resnet.h"
+#include "vidcls/runtime.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Median of `iters` timed calls after `warmup` untimed ones, in milliseconds.
+template <typename F>
+double median_ms(F &&fn, int iters, int warmup = 2) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+std::vector<std::string> split(const std::string &s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::vector<std::string> names;
+  int iters = 5;
+  std::string json_path;
+  bool resnet50_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--presets" && i + 1 < argc) names = split(argv[++i]);
+    else if (a == "--iters" && i + 1 < argc) iters = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else if (a == "--resnet50-batch") resnet50_only = true;
+    else {
+      std::fprintf(stderr, "usage: %s [--presets a,b] [--iters N] [--json FILE] [--resnet50-batch]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  const int threads = vidcls::configure_threads();
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  nlohmann::json results = nlohmann::json::array();
+
+  if (resnet50_only) {
+    // The input the Python side times too: 8 frames of 224 x 224 through ResNet-50.
+    vidcls::ResNetConfig cfg;
+    cfg.depth = 50;
+    cfg.num_classes = 1000;
+    vidcls::ResNet net(cfg);
+    net->eval();
+    auto x = torch::randn({8, 3, 224, 224});
+    const double ms = median_ms([&] { net->forward(x); }, iters);
+    std::printf("resnet50_ms %.3f\n", ms);
+    return 0;
+  }
+
+  if (names.empty()) {
+    for (const auto &p : vidcls::presets()) names.push_back(p.name);
+  }
+  std::printf("forward time per clip, batch 1, eval, %d threads, median of %d\n", threads, iters);
+  std::printf("%-18s %-12s %12s %16s %12s\n", "preset", "arch", "params (M)", "clip TxHxW",
+              "ms / clip");
+  for (const auto &name : names) {
+    auto model = vidcls::make_preset_model(name);
+    model->eval();
+    const auto s = model->input_shape();
+    auto clip = torch::randn({1, s.frames, s.channels, s.height, s.width});
+    int64_t params = 0;
+    for (const auto &p : model->parameters()) params += p.numel();
+    const double ms = median_ms([&] { model->forward(clip); }, iters, 1);
+    std::printf("%-18s %-12s %12.2f %7lldx%lldx%-6lld %12.1f\n", name.c_str(),
+                model->architecture().c_str(), params / 1e6, static_cast<long long>(s.frames),
+                static_cast<long long>(s.height), static_cast<long long>(s.width), ms);
+    std::fflush(stdout);
+    results.push_back({{"preset", name}, {"ms", ms}, {"params", params}, {"threads", threads}});
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";
+  return 0;
+}

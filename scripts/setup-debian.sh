@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, testing and running vidcls needs.
+# Idempotent: does nothing (and needs no network) when all of them are already installed.
+# Run as root, or with sudo available.
+set -euo pipefail
+
+packages=(
+  # toolchain and build
+  build-essential g++ pkg-config meson ninja-build ccache git
+  # LibTorch (CPU) and a fast BLAS for it: with the reference BLAS matrix products run ~25x slower
+  libtorch-dev libopenblas0-pthread
+  # libraries used by the code
+  nlohmann-json3-dev libcli11-dev libfmt-dev libopencv-dev
+  # GStreamer: development files, plugins for decoding/encoding in tests and demo, tools
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-tools
+  # tests: GoogleTest/GoogleMock, and the Python reference implementations for parity tests
+  libgtest-dev libgmock-dev python3 python3-torch python3-torchvision python3-numpy
+  # fuzzing (meson -Dfuzz=true with CXX=clang++): libFuzzer runtime
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
