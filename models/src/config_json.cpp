@@ -64,6 +64,7 @@ void to_json(nlohmann::json &j, const ViViTConfig &c) {
        {"temporal_pos_embed", c.temporal_pos_embed},
        {"head_dropout", c.head_dropout},
        {"tubelet_bias_from_image", c.tubelet_bias_from_image},
+       {"pos_embed_from_image", c.pos_embed_from_image},
        {"pos_embed_init", c.pos_embed_init}};
 }
 
@@ -86,6 +87,7 @@ void from_json(const nlohmann::json &j, ViViTConfig &c) {
   get_opt(j, "temporal_pos_embed", c.temporal_pos_embed);
   get_opt(j, "head_dropout", c.head_dropout);
   get_opt(j, "tubelet_bias_from_image", c.tubelet_bias_from_image);
+  get_opt(j, "pos_embed_from_image", c.pos_embed_from_image);
   get_opt(j, "pos_embed_init", c.pos_embed_init);
 }
 

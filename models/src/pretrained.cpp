@@ -503,8 +503,7 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
     plan.set("tubelet.bias", take("patch.bias"), from("patch.bias"));
   } else if (src.has("patch.bias")) {
     report.notes.push_back(
-        "tubelet bias left at its initialisation (tubelet_bias_from_image is "
-        "off)");
+        "tubelet bias left at its initialisation: tubelet_bias_from_image is off");
   }
 
   // Tokens in front of the patch grid: CLS, and DeiT's distillation token.
@@ -530,7 +529,11 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
                       " patch slots after " + std::to_string(prefix) +
                       " prefix token(s), not a square grid");
   }
-  if (model.spatial->pos_embed.defined()) {
+  if (model.spatial->pos_embed.defined() && !cfg.pos_embed_from_image) {
+    used.erase("pos");
+    report.notes.push_back(
+        "spatial position embedding left random: pos_embed_from_image is off (the study's choice)");
+  } else if (model.spatial->pos_embed.defined()) {
     const int64_t gh = cfg.grid_h(), gw = cfg.grid_w();
     plan.set("spatial.pos_embed", resize_pos_embed(pos, prefix, g, gh, gw), from("pos"));
     if (g != gh || g != gw) {
@@ -540,17 +543,15 @@ ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, Tubele
   } else {
     used.erase("pos");
     report.notes.push_back(
-        "position embedding not used: the model has no spatial position "
-        "embedding");
+        "position embedding unused: the model has no spatial position embedding");
   }
 
   // Blocks: layer i keeps its own LayerNorms; a group of `share` layers takes the weights of its
   // first layer.
   const bool has_qkv_bias = src.has(layer_key(0, "qkv.bias"));
   if (has_qkv_bias && !enc.qkv_bias) {
-    throw MismatchError(what +
-                        ": the image model has qkv biases but the model's spatial encoder "
-                        "is configured without them (qkv_bias = false)");
+    throw MismatchError(what + ": the image model has qkv biases but the model's spatial " +
+                        "encoder is configured without them (qkv_bias = false)");
   }
   for (int64_t i = 0; i < enc.depth; ++i) {
     const std::string ours = "spatial.blocks." + std::to_string(i) + ".";

@@ -72,6 +72,7 @@ std::vector<Preset> build_presets() {
     c.head_dropout = 0.5;
     c.temporal_pos_embed = false;
     c.tubelet_bias_from_image = false;
+    c.pos_embed_from_image = false;
     out.push_back({"vivit-seed", "vivit",
                    "the study's ViViT: 768-d, 12 spatial + 12 temporal layers, no temporal "
                    "position embedding, dropout and drop-path 0.5",

@@ -13,8 +13,8 @@
 #include <set>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "mapped_file.h"
 #include "vidcls/errors.h"
@@ -37,9 +37,9 @@ struct Dtype {
 };
 
 constexpr Dtype kDtypes[] = {
-    {"F64", torch::kDouble, 8}, {"F32", torch::kFloat, 4},   {"F16", torch::kHalf, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kLong, 8}, {"I32", torch::kInt, 4},
-    {"I16", torch::kShort, 2},  {"I8", torch::kChar, 1},     {"U8", torch::kByte, 1},
+    {"F64", torch::kDouble, 8},    {"F32", torch::kFloat, 4}, {"F16", torch::kHalf, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kLong, 8},  {"I32", torch::kInt, 4},
+    {"I16", torch::kShort, 2},     {"I8", torch::kChar, 1},   {"U8", torch::kByte, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -198,8 +198,7 @@ Record parse_record(const std::string &name, const nlohmann::json &j, const std:
   if (n > std::numeric_limits<std::uint64_t>::max() / r.dtype->itemsize ||
       n * r.dtype->itemsize != r.end - r.begin) {
     throw FormatError(where + ": byte count " + std::to_string(r.end - r.begin) +
-                      " does not match dtype " + r.dtype->name + " x shape " +
-                      j["shape"].dump());
+                      " does not match dtype " + r.dtype->name + " x shape " + j["shape"].dump());
   }
   return r;
 }
@@ -238,8 +237,8 @@ Header parse_header(const char *text, std::size_t size, std::uint64_t data_size,
                         "-byte data section");
     }
     if (r.begin < covered) {
-      throw FormatError(what + ": tensor '" + r.name + "' data overlaps tensor '" +
-                        previous->name + "' at byte " + std::to_string(r.begin));
+      throw FormatError(what + ": tensor '" + r.name + "' data overlaps tensor '" + previous->name +
+                        "' at byte " + std::to_string(r.begin));
     }
     if (r.begin > covered) {
       throw FormatError(what + ": gap in the data section: bytes [" + std::to_string(covered) +
@@ -249,8 +248,8 @@ Header parse_header(const char *text, std::size_t size, std::uint64_t data_size,
     previous = &r;
   }
   if (covered != data_size) {
-    throw FormatError(what + ": gap in the data section: bytes [" + std::to_string(covered) +
-                      ", " + std::to_string(data_size) + ") belong to no tensor");
+    throw FormatError(what + ": gap in the data section: bytes [" + std::to_string(covered) + ", " +
+                      std::to_string(data_size) + ") belong to no tensor");
   }
   return h;
 }

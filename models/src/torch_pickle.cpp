@@ -36,17 +36,28 @@ enum class Kind { None, Bool, Int, Float, String, List, Tuple, Dict, Tensor, Glo
 
 const char *kind_name(Kind kind) {
   switch (kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::String: return "str";
-    case Kind::List: return "list";
-    case Kind::Tuple: return "tuple";
-    case Kind::Dict: return "dict";
-    case Kind::Tensor: return "tensor";
-    case Kind::Global: return "global";
-    case Kind::Storage: return "storage";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str";
+    case Kind::List:
+      return "list";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::Dict:
+      return "dict";
+    case Kind::Tensor:
+      return "tensor";
+    case Kind::Global:
+      return "global";
+    case Kind::Storage:
+      return "storage";
   }
   return "?";
 }
@@ -66,11 +77,11 @@ struct Value {
   bool b = false;
   std::int64_t i = 0;
   double f = 0.0;
-  std::string s;                                   // String; Global as "module.name"
-  std::vector<Value *> items;                      // List, Tuple
+  std::string s;                                     // String; Global as "module.name"
+  std::vector<Value *> items;                        // List, Tuple
   std::vector<std::pair<Value *, Value *>> entries;  // Dict, in insertion order
-  torch::Tensor tensor;                            // Tensor: a view into a storage
-  const Storage *storage = nullptr;                // Storage
+  torch::Tensor tensor;                              // Tensor: a view into a storage
+  const Storage *storage = nullptr;                  // Storage
 };
 
 struct StorageType {
@@ -79,11 +90,11 @@ struct StorageType {
 };
 
 constexpr StorageType kStorageTypes[] = {
-    {"torch.FloatStorage", torch::kFloat},   {"torch.DoubleStorage", torch::kDouble},
-    {"torch.HalfStorage", torch::kHalf},     {"torch.BFloat16Storage", torch::kBFloat16},
-    {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
-    {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
-    {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool},
+    {"torch.FloatStorage", torch::kFloat}, {"torch.DoubleStorage", torch::kDouble},
+    {"torch.HalfStorage", torch::kHalf},   {"torch.BFloat16Storage", torch::kBFloat16},
+    {"torch.LongStorage", torch::kLong},   {"torch.IntStorage", torch::kInt},
+    {"torch.ShortStorage", torch::kShort}, {"torch.CharStorage", torch::kChar},
+    {"torch.ByteStorage", torch::kByte},   {"torch.BoolStorage", torch::kBool},
 };
 
 const StorageType *find_storage_type(const std::string &name) {
@@ -401,8 +412,8 @@ Value *Unpickler::persistent_load(Value *pid) {
 // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks
 // [, metadata]): a strided view of the storage, checked to stay inside it.
 Value *Unpickler::rebuild_tensor(const std::vector<Value *> &a) {
-  if ((a.size() != 6 && a.size() != 7) || a[0]->kind != Kind::Storage ||
-      a[1]->kind != Kind::Int || a[2]->kind != Kind::Tuple || a[3]->kind != Kind::Tuple) {
+  if ((a.size() != 6 && a.size() != 7) || a[0]->kind != Kind::Storage || a[1]->kind != Kind::Int ||
+      a[2]->kind != Kind::Tuple || a[3]->kind != Kind::Tuple) {
     fail("torch._utils._rebuild_tensor_v2 expects (storage, offset, size, stride, ...)");
   }
   const Storage &storage = *a[0]->storage;
@@ -604,7 +615,7 @@ Value *Unpickler::load() {
       case 0x8d:  // BINUNICODE8
         push_string(static_cast<std::size_t>(take_le(8)));
         break;
-      case 0x88:  // NEWTRUE
+      case 0x88:    // NEWTRUE
       case 0x89: {  // NEWFALSE
         Value *v = make(Kind::Bool);
         v->b = op == 0x88;
@@ -676,7 +687,8 @@ class Flattener {
       case Kind::List:
       case Kind::Tuple:
         for (std::size_t n = 0; n < v->items.size(); ++n) {
-          if (holds_tensors(v->items[n])) walk(v->items[n], join(key, std::to_string(n)), depth + 1);
+          const Value *item = v->items[n];
+          if (holds_tensors(item)) walk(item, join(key, std::to_string(n)), depth + 1);
         }
         break;
       default:
@@ -694,10 +706,14 @@ class Flattener {
 
   std::string name_of(const Value *k) const {
     switch (k->kind) {
-      case Kind::String: return k->s;
-      case Kind::Int: return std::to_string(k->i);
-      case Kind::Bool: return k->b ? "True" : "False";
-      case Kind::None: return "None";
+      case Kind::String:
+        return k->s;
+      case Kind::Int:
+        return std::to_string(k->i);
+      case Kind::Bool:
+        return k->b ? "True" : "False";
+      case Kind::None:
+        return "None";
       default:
         throw FormatError(what_ + ": a dict key of type " + kind_name(k->kind) +
                           " cannot name a tensor");
@@ -789,13 +805,12 @@ NamedTensors parse_torch_state_dict(const std::uint8_t *data, std::size_t size,
     }
   }
   if (pickle == nullptr) {
-    throw FormatError(what + ": zip archive without a <name>/data.pkl record; not a torch.save "
-                             "file");
+    throw FormatError(what + ": no <name>/data.pkl record in the zip; not a torch.save file");
   }
   const std::string prefix = pickle->name.substr(0, pickle->name.size() - sizeof "/data.pkl" + 1);
   if (zip.find(prefix + "/constants.pkl") != nullptr) {
-    throw FormatError(what + ": a TorchScript archive (torch.jit.save), not a state dict; load "
-                             "it with torch::jit::load");
+    throw FormatError(what + ": a TorchScript archive (torch.jit.save), not a state dict; " +
+                      "load it with torch::jit::load");
   }
   if (const ZipEntry *order = zip.find(prefix + "/byteorder")) {
     const ByteSpan b = zip.read(*order);

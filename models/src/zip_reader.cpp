@@ -22,9 +22,7 @@ constexpr std::size_t kZip64EndOfCentralDirSize = 56;
 constexpr std::size_t kZip64LocatorSize = 20;
 constexpr std::size_t kMaxCommentSize = 0xffff;
 
-std::uint16_t u16(const std::uint8_t *p) {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
+std::uint16_t u16(const std::uint8_t *p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
 
 std::uint32_t u32(const std::uint8_t *p) {
   return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
@@ -54,9 +52,9 @@ ZipReader::ZipReader(const std::uint8_t *data, std::size_t size, std::string wha
   // The end-of-central-directory record sits before a comment of at most 64 KiB; scan back
   // for its signature.
   std::size_t eocd = size_;
-  const std::size_t lowest =
-      size_ - kEndOfCentralDirSize > kMaxCommentSize ? size_ - kEndOfCentralDirSize - kMaxCommentSize
-                                                     : 0;
+  const std::size_t lowest = size_ - kEndOfCentralDirSize > kMaxCommentSize
+                                 ? size_ - kEndOfCentralDirSize - kMaxCommentSize
+                                 : 0;
   for (std::size_t pos = size_ - kEndOfCentralDirSize + 1; pos-- > lowest;) {
     if (u32(data_ + pos) == kEndOfCentralDirSig &&
         pos + kEndOfCentralDirSize + u16(data_ + pos + 20) <= size_) {

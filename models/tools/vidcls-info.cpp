@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     }
     std::printf("\n               mean [%.3f %.3f %.3f], std [%.3f %.3f %.3f], layout TCHW float32 RGB\n",
                 c.mean[0], c.mean[1], c.mean[2], c.std[0], c.std[1], c.std[2]);
-    std::printf("labels (%zu):   ", info.labels.size());
+    std::printf("%-15s", ("labels (" + std::to_string(info.labels.size()) + "):").c_str());
     for (size_t i = 0; i < info.labels.size(); ++i) {
       if (i == 12) {
         std::printf(" ... (%zu more)", info.labels.size() - i);

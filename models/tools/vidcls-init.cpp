@@ -88,6 +88,7 @@ int main(int argc, char **argv) {
       std::printf("imported %zu tensors from %s (%s); %zu source tensors unused\n",
                   report.loaded.size(), pretrained.c_str(), report.source_format.c_str(),
                   report.skipped.size());
+      for (const auto &note : report.notes) std::printf("  note: %s\n", note.c_str());
     }
     vidcls::save_checkpoint(out, *model, info);
     int64_t params = 0;

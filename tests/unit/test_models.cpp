@@ -88,6 +88,7 @@ TEST(Presets, DocumentedWidthsAndDepths) {
   EXPECT_EQ(seed["temporal"]["depth"], 12);
   EXPECT_EQ(seed["temporal_pos_embed"], false);
   EXPECT_EQ(seed["tubelet_bias_from_image"], false);
+  EXPECT_EQ(seed["pos_embed_from_image"], false);
   EXPECT_DOUBLE_EQ(seed["spatial"]["drop_path"].get<double>(), 0.5);
   auto mini = vidcls::preset_config("mini-vivit-seed");
   EXPECT_EQ(mini["spatial"]["dim"], 192);

@@ -173,8 +173,7 @@ TEST(Safetensors, FailedWriteRemovesTemporaryFile) {
   // Renaming a file over a directory fails after the temporary file was written.
   const std::string path = dir.path() + "/occupied";
   ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);
-  EXPECT_THROW(vidcls::write_safetensors(path, {{"a", torch::ones({2})}}, {}),
-               std::runtime_error);
+  EXPECT_THROW(vidcls::write_safetensors(path, {{"a", torch::ones({2})}}, {}), std::runtime_error);
   EXPECT_EQ(dir.list(), std::vector<std::string>{"occupied"});
 
   EXPECT_THROW(vidcls::write_safetensors(dir.path() + "/missing/w.safetensors",
@@ -185,8 +184,8 @@ TEST(Safetensors, FailedWriteRemovesTemporaryFile) {
 TEST(Safetensors, HeaderOnlyReadGivesNamesShapesAndMetadata) {
   ScratchDir dir;
   const std::string path = dir.path() + "/w.safetensors";
-  vidcls::write_safetensors(path, {{"b", torch::ones({2, 3}, torch::kHalf)}, {"a", torch::ones({})}},
-                            {{"k", "v"}});
+  vidcls::write_safetensors(
+      path, {{"b", torch::ones({2, 3}, torch::kHalf)}, {"a", torch::ones({})}}, {{"k", "v"}});
   const vidcls::SafetensorsHeader header = vidcls::read_safetensors_header(path);
   EXPECT_EQ(header.metadata, (std::map<std::string, std::string>{{"k", "v"}}));
   ASSERT_EQ(header.entries.size(), 2u);
@@ -263,14 +262,12 @@ TEST(Safetensors, RefusesMissingOrIllTypedFields) {
                  "dtype");
   expect_refused(file_bytes(R"({"w":{"dtype":"F32","shape":1,"data_offsets":[0,4]}})", "abcd"),
                  "shape");
-  expect_refused(
-      file_bytes(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", "abcd"),
-      "not an integer");
+  expect_refused(file_bytes(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", "abcd"),
+                 "not an integer");
   expect_refused(file_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", "abcd"),
                  "data_offsets");
-  expect_refused(
-      file_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[-1,4]}})", "abcd"),
-      "data_offsets");
+  expect_refused(file_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[-1,4]}})", "abcd"),
+                 "data_offsets");
   expect_refused(file_bytes(R"({"w":[]})"), "not a JSON object");
 }
 

@@ -119,7 +119,8 @@ class TorchSaveFiles : public ::testing::Test {
     dir_ = tmpl;
     const std::string script = dir_ + "/write.py";
     std::ofstream(script) << kWriterScript;
-    const int status = std::system((quoted + " " + shell_quote(script) + " " + shell_quote(dir_)).c_str());
+    const int status =
+        std::system((quoted + " " + shell_quote(script) + " " + shell_quote(dir_)).c_str());
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the writer script failed";
   }
 
@@ -205,8 +206,11 @@ void put_le(std::string &s, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+// Stored entries only. With `zip64`, sizes and offsets move to zip64 extra fields and the end
+// of central directory to its zip64 record, as torch writes them for files past 4 GiB.
 std::string make_zip(const std::vector<std::pair<std::string, std::string>> &entries,
-                     std::uint16_t method = 0) {
+                     std::uint16_t method = 0, bool zip64 = false) {
+  const std::uint64_t saturated = 0xffffffff;
   std::string out;
   std::string central;
   for (const auto &[name, data] : entries) {
@@ -224,31 +228,55 @@ std::string make_zip(const std::vector<std::pair<std::string, std::string>> &ent
     out += name + data;
 
     put_le(central, 0x02014b50, 4);
-    put_le(central, 20, 2);
-    put_le(central, 20, 2);
+    put_le(central, 45, 2);
+    put_le(central, 45, 2);
     put_le(central, 0, 2);
     put_le(central, method, 2);
     put_le(central, 0, 4);
     put_le(central, 0, 4);
-    put_le(central, data.size(), 4);
-    put_le(central, data.size(), 4);
+    put_le(central, zip64 ? saturated : data.size(), 4);
+    put_le(central, zip64 ? saturated : data.size(), 4);
     put_le(central, name.size(), 2);
-    put_le(central, 0, 2);  // extra
-    put_le(central, 0, 2);  // comment
-    put_le(central, 0, 2);  // disk
-    put_le(central, 0, 2);  // internal attributes
-    put_le(central, 0, 4);  // external attributes
-    put_le(central, offset, 4);
+    put_le(central, zip64 ? 28 : 0, 2);  // extra
+    put_le(central, 0, 2);               // comment
+    put_le(central, 0, 2);               // disk
+    put_le(central, 0, 2);               // internal attributes
+    put_le(central, 0, 4);               // external attributes
+    put_le(central, zip64 ? saturated : offset, 4);
     central += name;
+    if (zip64) {
+      put_le(central, 0x0001, 2);
+      put_le(central, 24, 2);
+      put_le(central, data.size(), 8);
+      put_le(central, data.size(), 8);
+      put_le(central, offset, 8);
+    }
   }
   const std::size_t cd_offset = out.size();
   out += central;
+  if (zip64) {
+    const std::size_t record = out.size();
+    put_le(out, 0x06064b50, 4);
+    put_le(out, 44, 8);
+    put_le(out, 45, 2);
+    put_le(out, 45, 2);
+    put_le(out, 0, 4);
+    put_le(out, 0, 4);
+    put_le(out, entries.size(), 8);
+    put_le(out, entries.size(), 8);
+    put_le(out, central.size(), 8);
+    put_le(out, cd_offset, 8);
+    put_le(out, 0x07064b50, 4);
+    put_le(out, 0, 4);
+    put_le(out, record, 8);
+    put_le(out, 1, 4);
+  }
   put_le(out, 0x06054b50, 4);
   put_le(out, 0, 4);
-  put_le(out, entries.size(), 2);
-  put_le(out, entries.size(), 2);
-  put_le(out, central.size(), 4);
-  put_le(out, cd_offset, 4);
+  put_le(out, zip64 ? 0xffff : entries.size(), 2);
+  put_le(out, zip64 ? 0xffff : entries.size(), 2);
+  put_le(out, zip64 ? saturated : central.size(), 4);
+  put_le(out, zip64 ? saturated : cd_offset, 4);
   put_le(out, 0, 2);
   return out;
 }
@@ -288,9 +316,8 @@ class Pickle {
 
 // _rebuild_tensor_v2(storage('0'), offset, size, stride, False, OrderedDict()), as torch.save
 // pickles a tensor.
-Pickle &tensor(Pickle &p, const std::string &storage_type, std::int64_t numel,
-               std::int64_t offset, const std::vector<std::int64_t> &size,
-               const std::vector<std::int64_t> &stride) {
+Pickle &tensor(Pickle &p, const std::string &storage_type, std::int64_t numel, std::int64_t offset,
+               const std::vector<std::int64_t> &size, const std::vector<std::int64_t> &stride) {
   p.global("torch._utils", "_rebuild_tensor_v2").op('(');
   p.op('(').str("storage").global("torch", storage_type).str("0").str("cpu").integer(numel);
   p.op('t').op('Q').integer(offset).ints(size).ints(stride).op(0x89);
@@ -313,8 +340,8 @@ std::string floats(const std::vector<float> &values) {
 }
 
 std::string archive(const std::string &pickle, const std::string &storage = floats({1, 2, 3, 4})) {
-  return make_zip({{"archive/data.pkl", pickle}, {"archive/data/0", storage},
-                   {"archive/version", "3\n"}});
+  return make_zip(
+      {{"archive/data.pkl", pickle}, {"archive/data/0", storage}, {"archive/version", "3\n"}});
 }
 
 NamedTensors parse(const std::string &bytes, bool unwrap = true) {
@@ -345,10 +372,18 @@ TEST(TorchPickle, ReadsHandBuiltArchive) {
 
 TEST(TorchPickle, AcceptsAnyTopFolderName) {
   const std::string pickle = state_dict_pickle("FloatStorage", 4, 1, {3}, {1});
-  const NamedTensors t = parse(make_zip({{"resnet18/data.pkl", pickle},
-                                         {"resnet18/data/0", floats({1, 2, 3, 4})}}));
+  const NamedTensors t =
+      parse(make_zip({{"resnet18/data.pkl", pickle}, {"resnet18/data/0", floats({1, 2, 3, 4})}}));
   ASSERT_EQ(t.size(), 1u);
   EXPECT_TRUE(torch::equal(t[0].second, torch::tensor({2.f, 3.f, 4.f})));
+}
+
+TEST(TorchPickle, ReadsZip64Archive) {
+  const std::string pickle = state_dict_pickle("FloatStorage", 4, 0, {4}, {1});
+  const NamedTensors t = parse(
+      make_zip({{"archive/data.pkl", pickle}, {"archive/data/0", floats({1, 2, 3, 4})}}, 0, true));
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_TRUE(torch::equal(t[0].second, torch::tensor({1.f, 2.f, 3.f, 4.f})));
 }
 
 TEST(TorchPickle, RefusesForbiddenGlobals) {
@@ -359,7 +394,8 @@ TEST(TorchPickle, RefusesForbiddenGlobals) {
       {"torch._utils", "_rebuild_qtensor"}};
   for (const auto &[module, name] : globals) {
     SCOPED_TRACE(module + "." + name);
-    const std::string pickle = Pickle().proto().global(module, name).str("id").op(0x85).op('R').op('.').bytes();
+    const std::string pickle =
+        Pickle().proto().global(module, name).str("id").op(0x85).op('R').op('.').bytes();
     expect_refused(archive(pickle), "forbidden global '" + module + "." + name + "'");
   }
   // The same through protocol 4's STACK_GLOBAL.
@@ -368,8 +404,9 @@ TEST(TorchPickle, RefusesForbiddenGlobals) {
 }
 
 TEST(TorchPickle, RefusesCallingAStorageType) {
-  expect_refused(archive(Pickle().proto().global("torch", "FloatStorage").op(')').op('R').op('.').bytes()),
-                 "cannot be called");
+  expect_refused(
+      archive(Pickle().proto().global("torch", "FloatStorage").op(')').op('R').op('.').bytes()),
+      "cannot be called");
 }
 
 TEST(TorchPickle, RefusesStorageSmallerThanTensor) {
@@ -418,7 +455,8 @@ TEST(TorchPickle, RefusesNonZip) { expect_refused("this is not a checkpoint at a
 TEST(TorchPickle, RefusesMissingRecords) {
   expect_refused(make_zip({{"archive/version", "3\n"}}), "data.pkl");
   const std::string pickle = state_dict_pickle("FloatStorage", 4, 0, {4}, {1});
-  expect_refused(make_zip({{"archive/data.pkl", pickle}}), "missing storage record 'archive/data/0'");
+  expect_refused(make_zip({{"archive/data.pkl", pickle}}),
+                 "missing storage record 'archive/data/0'");
 }
 
 TEST(TorchPickle, RefusesCompressedEntries) {
@@ -431,17 +469,16 @@ TEST(TorchPickle, RefusesTorchScriptArchives) {
 }
 
 TEST(TorchPickle, RefusesUnsupportedOpcodes) {
-  expect_refused(archive(pickle_of("ios\nsystem\n")), "opcode");     // INST
-  expect_refused(archive(pickle_of("S'x'\n")), "opcode");            // STRING
-  expect_refused(archive(pickle_of("]Nb")), "BUILD");                // BUILD on a list
-  expect_refused(archive(pickle_of("h\x05")), "memo");                // unset memo slot
-  expect_refused(archive(pickle_of("\x85")), "underflow");            // TUPLE1 on nothing
-  expect_refused(archive(pickle_of("N(N\x86")), "underflow");         // TUPLE2 across a MARK
-  expect_refused(archive(pickle_of("Ns")), "underflow");              // SETITEM
-  expect_refused(archive(pickle_of("N(Nu")), "SETITEM on a None");    // SETITEMS on None
-  expect_refused(archive(pickle_of("t")), "MARK");                    // TUPLE without MARK
-  expect_refused(archive(pickle_of("\x8a\x09\x01\x01\x01\x01\x01\x01\x01\x01\x01"s)),
-                 "64 bits");
+  expect_refused(archive(pickle_of("ios\nsystem\n")), "opcode");    // INST
+  expect_refused(archive(pickle_of("S'x'\n")), "opcode");           // STRING
+  expect_refused(archive(pickle_of("]Nb")), "BUILD");               // BUILD on a list
+  expect_refused(archive(pickle_of("h\x05")), "memo");              // unset memo slot
+  expect_refused(archive(pickle_of("\x85")), "underflow");          // TUPLE1 on nothing
+  expect_refused(archive(pickle_of("N(N\x86")), "underflow");       // TUPLE2 across a MARK
+  expect_refused(archive(pickle_of("Ns")), "underflow");            // SETITEM
+  expect_refused(archive(pickle_of("N(Nu")), "SETITEM on a None");  // SETITEMS on None
+  expect_refused(archive(pickle_of("t")), "MARK");                  // TUPLE without MARK
+  expect_refused(archive(pickle_of("\x8a\x09\x01\x01\x01\x01\x01\x01\x01\x01\x01"s)), "64 bits");
   expect_refused(archive(pickle_of("X\x01\x00\x00\x00\xff"s)), "UTF-8");
 }
 

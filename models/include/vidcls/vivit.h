@@ -33,6 +33,9 @@ struct ViViTConfig {
   // How pretrained image weights are brought in (DESIGN.md section 2): copy the patch
   // embedding bias into the tubelet bias or leave it random.
   bool tubelet_bias_from_image = true;
+  // Take the spatial position embedding from the image model (interpolated when the grid
+  // differs) or keep it random, as the study did.
+  bool pos_embed_from_image = true;
   // Position embeddings initialised with N(0, 0.02) ("random") or zeros.
   std::string pos_embed_init = "random";
 
