@@ -1,0 +1,88 @@
+/* vidcls: classification results attached to video buffers.
+ *
+ * A GstVidclsClassificationMeta says what a classifier decided about one clip of the stream:
+ * the top-k labels and scores, which clip (its index, and the running time span from the PTS of
+ * its first frame to the end of its last frame), and which model. Application code reads it with
+ * gst_buffer_get_vidcls_classification_meta() or iterates gst_buffer_iterate_meta_filtered() with
+ * GST_VIDCLS_CLASSIFICATION_META_API_TYPE when a buffer carries several results.
+ *
+ * Build against it with `pkg-config --cflags --libs gstreamer-vidcls-meta-1.0`.
+ */
+#ifndef __GST_VIDCLS_META_H__
+#define __GST_VIDCLS_META_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#ifndef GST_VIDCLS_META_API
+#define GST_VIDCLS_META_API extern
+#endif
+
+#define GST_VIDCLS_CLASSIFICATION_META_API_TYPE (gst_vidcls_classification_meta_api_get_type ())
+#define GST_VIDCLS_CLASSIFICATION_META_INFO (gst_vidcls_classification_meta_get_info ())
+
+typedef struct _GstVidclsClassificationMeta GstVidclsClassificationMeta;
+
+/**
+ * GstVidclsClassificationMeta:
+ * @meta: parent #GstMeta
+ * @clip_index: index of the clip in the stream, from 0, reset by flushes and caps changes
+ * @start: PTS of the first frame of the clip
+ * @end: PTS of the last frame of the clip plus its duration (GST_CLOCK_TIME_NONE if unknown)
+ * @model: name of the model (checkpoint preset or file name)
+ * @n_results: number of entries in @labels, @scores and @class_ids (top-k after threshold)
+ * @labels: (array length=n_results): class labels, best first
+ * @scores: (array length=n_results): softmax probabilities, in the same order
+ * @class_ids: (array length=n_results): index of each label in the model's head
+ * @partial: TRUE when the clip was completed at end of stream from fewer frames than the model
+ *   takes (eos-policy=pad or partial)
+ *
+ * The result of classifying one clip. The buffer that carries it is the one that completed the
+ * clip (synchronous mode) or the first buffer after the result was ready (asynchronous mode):
+ * @start and @end, not the buffer's timestamp, say which part of the stream it is about.
+ */
+struct _GstVidclsClassificationMeta {
+  GstMeta meta;
+
+  guint64 clip_index;
+  GstClockTime start;
+  GstClockTime end;
+  gchar *model;
+  guint n_results;
+  gchar **labels;
+  gfloat *scores;
+  gint *class_ids;
+  gboolean partial;
+};
+
+GST_VIDCLS_META_API
+GType gst_vidcls_classification_meta_api_get_type (void);
+
+GST_VIDCLS_META_API
+const GstMetaInfo *gst_vidcls_classification_meta_get_info (void);
+
+/**
+ * gst_buffer_add_vidcls_classification_meta:
+ * @buffer: a writable #GstBuffer
+ * @clip_index, @start, @end, @model, @partial: see #GstVidclsClassificationMeta
+ * @n_results: number of results
+ * @labels: (array length=n_results): copied
+ * @scores: (array length=n_results): copied
+ * @class_ids: (array length=n_results) (nullable): copied; NULL stores -1 for each
+ *
+ * Returns: (transfer none): the new meta, owned by @buffer
+ */
+GST_VIDCLS_META_API
+GstVidclsClassificationMeta *gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
+    guint64 clip_index, GstClockTime start, GstClockTime end, const gchar * model,
+    guint n_results, const gchar * const *labels, const gfloat * scores,
+    const gint * class_ids, gboolean partial);
+
+/* The first classification meta of @buffer, or NULL. */
+#define gst_buffer_get_vidcls_classification_meta(b) \
+  ((GstVidclsClassificationMeta *) gst_buffer_get_meta ((b), GST_VIDCLS_CLASSIFICATION_META_API_TYPE))
+
+G_END_DECLS
+
+#endif /* __GST_VIDCLS_META_H__ */

@@ -1,0 +1,65 @@
+/* vidcls plugin internals shared by vidclsclipper and the inference elements:
+ *  - GstVidclsClipMeta: a clip tensor [T, C, H, W] (on the model's device) and where in the
+ *    stream it comes from, attached by vidclsclipper to the buffer that completes the clip;
+ *  - the "vidcls-clip-spec" upstream query, answered by an inference element with its
+ *    checkpoint's clip spec and device, so the clipper needs no settings;
+ *  - the "vidcls-eos-clip" serialized downstream event that carries the clip completed at end of
+ *    stream (eos-policy=pad/partial), when no buffer is left to attach it to.
+ * Private to the plugin (C++: the meta holds a torch::Tensor).
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include <string>
+
+#include <torch/types.h>
+
+#include "vidcls/clip_spec.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  GstMeta meta;
+  torch::Tensor *clip;     /* [T, C, H, W] float32; owned by the meta */
+  guint64 clip_index;      /* 0, 1, ... since the last reset of the clipper */
+  guint64 first_sample;    /* index of the clip's first sampled frame since the last reset */
+  guint n_frames;          /* frames from the stream in the clip (< T for partial clips) */
+  GstClockTime start;      /* PTS of the first frame */
+  GstClockTime end;        /* PTS + duration of the last frame */
+  gboolean partial;        /* completed at EOS from fewer than T frames (pad or partial) */
+  guint64 epoch;           /* changes when the clipper resets (flush, seek, caps change) */
+} GstVidclsClipMeta;
+
+GType gst_vidcls_clip_meta_api_get_type (void);
+const GstMetaInfo *gst_vidcls_clip_meta_get_info (void);
+#define GST_VIDCLS_CLIP_META_API_TYPE (gst_vidcls_clip_meta_api_get_type ())
+
+G_END_DECLS
+
+namespace vidcls {
+namespace gst {
+
+/* Attaches a clip meta holding (a reference to) `clip`. */
+GstVidclsClipMeta *add_clip_meta (GstBuffer *buffer, const torch::Tensor &clip,
+    guint64 clip_index, guint64 first_sample, guint n_frames, GstClockTime start,
+    GstClockTime end, gboolean partial, guint64 epoch);
+GstVidclsClipMeta *get_clip_meta (GstBuffer *buffer);
+
+/* The upstream query. The answer holds the clip spec (as the JSON of vidcls::ClipSpec), the
+ * device the model runs on ("cpu", "cuda:0") and the model's name. */
+GstQuery *clip_spec_query_new ();
+bool is_clip_spec_query (GstQuery *query);
+void clip_spec_query_answer (GstQuery *query, const ClipSpec &spec, const std::string &device,
+    const std::string &model_name);
+/* Returns false when the query was not answered. */
+bool clip_spec_query_parse (GstQuery *query, ClipSpec &spec, std::string &device,
+    std::string &model_name);
+
+/* The end-of-stream clip event: a buffer with no memory that carries the clip meta. */
+GstEvent *eos_clip_event_new (GstBuffer *carrier);
+/* Returns the carrier buffer (transfer none) or nullptr when `event` is not one. */
+GstBuffer *eos_clip_event_parse (GstEvent *event);
+
+}  // namespace gst
+}  // namespace vidcls
