@@ -1,0 +1,94 @@
+// Shared set-up for the GStreamer element tests: the build's plugin only, a private registry,
+// and small helpers for pipelines and frames.
+#pragma once
+
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace vidcls_test {
+
+// gst_init with GST_PLUGIN_PATH = the build's plugin folder (VIDCLS_PLUGIN_DIR, set by meson) and
+// a registry of this test binary's own, so no installed or stale plugin is picked up.
+class GstEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char *dir = std::getenv("VIDCLS_PLUGIN_DIR");
+    ASSERT_NE(dir, nullptr) << "VIDCLS_PLUGIN_DIR is not set (run through meson test)";
+    setenv("GST_PLUGIN_PATH", dir, 1);
+    registry_ = std::filesystem::temp_directory_path() /
+                ("vidcls-registry-" + std::to_string(::getpid()) + ".bin");
+    setenv("GST_REGISTRY", registry_.c_str(), 1);
+    setenv("GST_REGISTRY_FORK", "no", 1);
+    gst_init(nullptr, nullptr);
+    GstElementFactory *f = gst_element_factory_find("vidclsclipper");
+    ASSERT_NE(f, nullptr) << "the vidcls plugin was not found in " << dir;
+    gst_object_unref(f);
+  }
+  void TearDown() override { std::filesystem::remove(registry_); }
+
+ private:
+  std::filesystem::path registry_;
+};
+
+// Runs a pipeline to EOS or ERROR (or `timeout_s`), collecting element messages with the given
+// structure name. Returns the error message (empty on EOS).
+struct RunResult {
+  bool eos = false;
+  std::string error;       // message of the first ERROR
+  std::string debug;       // its debug string
+  std::vector<GstStructure *> messages;  // owned copies
+  ~RunResult() {
+    for (auto *s : messages) gst_structure_free(s);
+  }
+};
+
+inline void run_pipeline(GstElement *pipeline, RunResult &out, const char *message_name,
+                         double timeout_s = 120.0) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(timeout_s * 1e6);
+  for (;;) {
+    const gint64 left = deadline - g_get_monotonic_time();
+    if (left <= 0) break;
+    GstMessage *msg = gst_bus_timed_pop(bus, left * GST_USECOND);
+    if (msg == nullptr) break;
+    bool done = false;
+    switch (GST_MESSAGE_TYPE(msg)) {
+      case GST_MESSAGE_EOS:
+        out.eos = true;
+        done = true;
+        break;
+      case GST_MESSAGE_ERROR: {
+        GError *err = nullptr;
+        gchar *dbg = nullptr;
+        gst_message_parse_error(msg, &err, &dbg);
+        out.error = err->message;
+        out.debug = dbg ? dbg : "";
+        g_error_free(err);
+        g_free(dbg);
+        done = true;
+        break;
+      }
+      case GST_MESSAGE_ELEMENT: {
+        const GstStructure *s = gst_message_get_structure(msg);
+        if (message_name && s && gst_structure_has_name(s, message_name)) {
+          out.messages.push_back(gst_structure_copy(s));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    gst_message_unref(msg);
+    if (done) break;
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+}
+
+}  // namespace vidcls_test

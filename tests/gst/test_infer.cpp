@@ -1,0 +1,253 @@
+// vividinfer and resnetvitinfer: results equal the model run directly on the same clips, the
+// feature ring runs the backbone once per frame, EOS clips are classified, and every error a
+// user can make ends the pipeline with a message that says what to do.
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <torch/utils.h>
+
+#include "gst_test_env.h"
+#include "gstvidclsclip.h"
+#include "gstvidclsmeta.h"
+#include "vidcls/checkpoint.h"
+#include "vidcls/registry.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch() {
+  static fs::path dir = [] {
+    auto d = fs::temp_directory_path() / ("vidcls-infer-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+// A checkpoint of `preset` with labels l0..l{n-1}, random weights from `seed`.
+std::string make_checkpoint(const std::string &preset, int n = 5, uint64_t seed = 1) {
+  const auto path = (scratch() / (preset + "-" + std::to_string(seed) + ".safetensors")).string();
+  if (fs::exists(path)) return path;
+  torch::manual_seed(seed);
+  auto model = vidcls::make_preset_model(preset, n);
+  vidcls::CheckpointInfo info;
+  info.preset = preset;
+  info.clip = vidcls::find_preset(preset).clip;
+  for (int i = 0; i < n; ++i) info.labels.push_back("l" + std::to_string(i));
+  vidcls::save_checkpoint(path, *model, info);
+  return path;
+}
+
+// An RGB frame with a moving square, so clips differ.
+GstBuffer *frame(int w, int h, int i, GstClockTime dur) {
+  GstBuffer *buf = gst_buffer_new_allocate(nullptr, w * h * 3, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buf, &map, GST_MAP_WRITE);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      guint8 *p = map.data + (y * w + x) * 3;
+      const bool in = std::abs(x - (5 + 2 * i) % w) < 8 && std::abs(y - h / 2) < 8;
+      p[0] = in ? 250 : static_cast<guint8>((x * 3 + i) & 0xff);
+      p[1] = in ? 30 : static_cast<guint8>((y * 5) & 0xff);
+      p[2] = static_cast<guint8>((x + y + 7 * i) & 0xff);
+    }
+  }
+  gst_buffer_unmap(buf, &map);
+  GST_BUFFER_PTS(buf) = i * dur;
+  GST_BUFFER_DURATION(buf) = dur;
+  return buf;
+}
+
+// Pushes `n` frames through "vidclsclipper ! <infer>" and returns the output buffers.
+std::vector<GstBuffer *> push_frames(GstHarness *h, int n, int w = 80, int hgt = 64) {
+  gst_harness_set_src_caps_str(
+      h, ("video/x-raw,format=RGB,width=" + std::to_string(w) + ",height=" +
+          std::to_string(hgt) + ",framerate=30/1")
+             .c_str());
+  std::vector<GstBuffer *> out;
+  const GstClockTime dur = gst_util_uint64_scale_int(GST_SECOND, 1, 30);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(gst_harness_push(h, frame(w, hgt, i, dur)), GST_FLOW_OK);
+    out.push_back(gst_harness_pull(h));
+  }
+  return out;
+}
+
+// Softmax of the model on `clip` [T, C, H, W].
+torch::Tensor reference_probs(const std::string &ckpt, const torch::Tensor &clip) {
+  auto loaded = vidcls::load_checkpoint(ckpt);
+  torch::NoGradGuard no_grad;
+  return loaded.model->forward(clip.unsqueeze(0)).softmax(-1)[0];
+}
+
+TEST(VividInfer, ScoresEqualTheModelOnTheSameClips) {
+  const auto ckpt = make_checkpoint("vivit-xs");
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper ! vividinfer mode=sync top-k=3 model=" + ckpt).c_str());
+  auto out = push_frames(h, 40);
+  int results = 0;
+  for (GstBuffer *buf : out) {
+    auto *clip = vidcls::gst::get_clip_meta(buf);
+    auto *res = gst_buffer_get_vidcls_classification_meta(buf);
+    ASSERT_EQ(clip == nullptr, res == nullptr) << "a result is on the buffer of its clip";
+    if (res != nullptr) {
+      ++results;
+      auto probs = reference_probs(ckpt, *clip->clip);
+      ASSERT_EQ(res->n_results, 3u);
+      EXPECT_EQ(res->clip_index, clip->clip_index);
+      EXPECT_EQ(res->start, clip->start);
+      EXPECT_EQ(res->end, clip->end);
+      EXPECT_FALSE(res->partial);
+      float prev = 1.0f;
+      for (guint i = 0; i < res->n_results; ++i) {
+        EXPECT_NEAR(res->scores[i], probs[res->class_ids[i]].item<float>(), 1e-6);
+        EXPECT_EQ(std::string(res->labels[i]), "l" + std::to_string(res->class_ids[i]));
+        EXPECT_LE(res->scores[i], prev);
+        prev = res->scores[i];
+      }
+      EXPECT_EQ(res->class_ids[0], probs.argmax().item<int64_t>());
+    }
+    gst_buffer_unref(buf);
+  }
+  // vivit-xs: 8 frames at stride 2, hop 8 -> clips complete at frames 14 and 30.
+  EXPECT_EQ(results, 2);
+  guint64 classified = 0;
+  GstElement *infer = gst_harness_find_element(h, "vividinfer");
+  g_object_get(infer, "clips-classified", &classified, nullptr);
+  EXPECT_EQ(classified, 2u);
+  gst_object_unref(infer);
+  gst_harness_teardown(h);
+}
+
+// resnetvitinfer: overlapping clips (hop 2 of T = 8) run the backbone once per sampled frame and
+// give the same scores as the full model on each clip.
+TEST(ResnetVitInfer, FeatureRingRunsTheBackboneOncePerFrame) {
+  const auto ckpt = make_checkpoint("resnet18-tvit-xs");
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper clip-stride=2 ! resnetvitinfer mode=sync model=" + ckpt).c_str());
+  const int frames = 40;  // stride 2 -> 20 sampled frames -> clips at 8, 10, ..., 20: 7 clips
+  auto out = push_frames(h, frames);
+  int results = 0;
+  for (GstBuffer *buf : out) {
+    auto *clip = vidcls::gst::get_clip_meta(buf);
+    auto *res = gst_buffer_get_vidcls_classification_meta(buf);
+    if (res != nullptr) {
+      ++results;
+      auto probs = reference_probs(ckpt, *clip->clip);
+      for (guint i = 0; i < res->n_results; ++i) {
+        EXPECT_NEAR(res->scores[i], probs[res->class_ids[i]].item<float>(), 1e-5);
+      }
+    }
+    gst_buffer_unref(buf);
+  }
+  EXPECT_EQ(results, 7);
+  guint64 backbone = 0;
+  GstElement *infer = gst_harness_find_element(h, "resnetvitinfer");
+  g_object_get(infer, "backbone-frames", &backbone, nullptr);
+  EXPECT_EQ(backbone, 20u) << "each of the 20 sampled frames once; recomputing would be 56";
+  gst_object_unref(infer);
+  gst_harness_teardown(h);
+}
+
+// The clip completed at EOS (eos-policy=pad) is classified and marked partial on the bus.
+TEST(VividInfer, EndOfStreamClipIsClassified) {
+  const auto ckpt = make_checkpoint("vivit-xs");
+  GstElement *pipeline = gst_parse_launch(
+      ("videotestsrc num-buffers=20 ! video/x-raw,format=RGB,width=64,height=48,framerate=30/1 "
+       "! vidclsclipper eos-policy=pad ! vividinfer mode=sync model=" +
+       ckpt + " ! fakesink")
+          .c_str(),
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  vidcls_test::RunResult r;
+  vidcls_test::run_pipeline(pipeline, r, "vidcls-classification");
+  gst_object_unref(pipeline);
+  ASSERT_TRUE(r.eos) << r.error << " " << r.debug;
+  // 20 frames at stride 2 = 10 sampled: one full clip (0..7) and one padded (8, 9).
+  ASSERT_EQ(r.messages.size(), 2u);
+  gboolean partial = TRUE;
+  guint64 index = 9;
+  gst_structure_get(r.messages[0], "partial", G_TYPE_BOOLEAN, &partial, "clip-index",
+                    G_TYPE_UINT64, &index, nullptr);
+  EXPECT_FALSE(partial);
+  EXPECT_EQ(index, 0u);
+  gst_structure_get(r.messages[1], "partial", G_TYPE_BOOLEAN, &partial, "clip-index",
+                    G_TYPE_UINT64, &index, nullptr);
+  EXPECT_TRUE(partial);
+  EXPECT_EQ(index, 1u);
+  const GValue *labels = gst_structure_get_value(r.messages[1], "labels");
+  ASSERT_NE(labels, nullptr);
+  EXPECT_EQ(gst_value_array_get_size(labels), 5u);
+  EXPECT_NE(gst_structure_get_string(r.messages[1], "label"), nullptr);
+}
+
+struct ErrorCase {
+  const char *name;
+  std::string element_args;  // what follows "vividinfer "
+  std::string clipper_args;
+  std::string expect;        // in the error message or its debug string
+};
+
+class InferErrors : public ::testing::TestWithParam<int> {};
+
+std::vector<ErrorCase> error_cases() {
+  const auto good = make_checkpoint("vivit-xs");
+  const auto resnet = make_checkpoint("resnet18-tvit-xs");
+  const auto corrupt = (scratch() / "corrupt.safetensors").string();
+  {
+    std::ifstream in(good, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(corrupt, std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+  }
+  const auto garbage = (scratch() / "garbage.safetensors").string();
+  std::ofstream(garbage) << "this is not a checkpoint at all, just text";
+  return {
+      {"no-model", "", "", "model"},
+      {"missing-file", "model=" + (scratch() / "nope.safetensors").string(), "", "not found"},
+      {"truncated", "model=" + corrupt, "", corrupt},
+      {"garbage", "model=" + garbage, "", "garbage.safetensors"},
+      {"wrong-architecture", "model=" + resnet, "", "resnetvitinfer"},
+      {"no-cuda", "device=cuda model=" + good, "", "device"},
+      {"fp16-on-cpu", "device=cpu precision=fp16 model=" + good, "", "fp16"},
+      {"clip-does-not-fit", "model=" + good, "clip-length=4", "clip-length"},
+  };
+}
+
+TEST_P(InferErrors, PipelineFailsWithAMessageAUserCanActOn) {
+  const auto c = error_cases().at(GetParam());
+  SCOPED_TRACE(c.name);
+  GstElement *pipeline = gst_parse_launch(
+      ("videotestsrc num-buffers=30 ! video/x-raw,format=RGB,width=64,height=64 ! "
+       "vidclsclipper " +
+       c.clipper_args + " ! vividinfer " + c.element_args + " ! fakesink")
+          .c_str(),
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  vidcls_test::RunResult r;
+  vidcls_test::run_pipeline(pipeline, r, nullptr, 60);
+  gst_object_unref(pipeline);
+  EXPECT_FALSE(r.eos);
+  ASSERT_FALSE(r.error.empty()) << c.name << ": no error posted";
+  EXPECT_NE((r.error + " " + r.debug).find(c.expect), std::string::npos)
+      << c.name << ": '" << r.error << "' / '" << r.debug << "' does not mention '" << c.expect
+      << "'";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, InferErrors, ::testing::Range(0, 8));
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new vidcls_test::GstEnvironment);
+  int rc = RUN_ALL_TESTS();
+  std::error_code ec;
+  fs::remove_all(scratch(), ec);
+  return rc;
+}
