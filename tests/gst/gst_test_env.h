@@ -10,7 +10,17 @@
 #include <filesystem>
 #include <string>
 
+#include "gstvidclsclip.h"
+
 namespace vidcls_test {
+
+// The clip meta of the plugin's own registration: tests do not link the plugin's sources, they
+// load the plugin, so the meta API type is looked up by name.
+inline GstVidclsClipMeta *find_clip_meta(GstBuffer *buf) {
+  static GType api = 0;
+  if (api == 0) api = g_type_from_name("GstVidclsClipMetaAPI");
+  return api ? reinterpret_cast<GstVidclsClipMeta *>(gst_buffer_get_meta(buf, api)) : nullptr;
+}
 
 // gst_init with GST_PLUGIN_PATH = the build's plugin folder (VIDCLS_PLUGIN_DIR, set by meson) and
 // a registry of this test binary's own, so no installed or stale plugin is picked up.

@@ -12,7 +12,6 @@
 #include <torch/utils.h>
 
 #include "gst_test_env.h"
-#include "gstvidclsclip.h"
 #include "gstvidclsmeta.h"
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
@@ -93,7 +92,7 @@ TEST(VividInfer, ScoresEqualTheModelOnTheSameClips) {
   auto out = push_frames(h, 40);
   int results = 0;
   for (GstBuffer *buf : out) {
-    auto *clip = vidcls::gst::get_clip_meta(buf);
+    auto *clip = vidcls_test::find_clip_meta(buf);
     auto *res = gst_buffer_get_vidcls_classification_meta(buf);
     ASSERT_EQ(clip == nullptr, res == nullptr) << "a result is on the buffer of its clip";
     if (res != nullptr) {
@@ -135,7 +134,7 @@ TEST(ResnetVitInfer, FeatureRingRunsTheBackboneOncePerFrame) {
   auto out = push_frames(h, frames);
   int results = 0;
   for (GstBuffer *buf : out) {
-    auto *clip = vidcls::gst::get_clip_meta(buf);
+    auto *clip = vidcls_test::find_clip_meta(buf);
     auto *res = gst_buffer_get_vidcls_classification_meta(buf);
     if (res != nullptr) {
       ++results;

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""The used-by pipeline, for real: encoded files made here with GStreamer's own encoders and
+muxers, classified by `gst-launch-1.0 -m filesrc ! decodebin ! vidclsclipper ! <infer> ! fakesink`.
+
+Each case checks that gst-launch exits 0 and that the bus carries exactly the number of
+`vidcls-classification` messages that the frame count, T, stride, hop and eos-policy predict.
+"""
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+# (container, encoder pipeline fragment, file suffix)
+CONTAINERS = {
+    "mjpeg-avi": ("jpegenc ! avimux", "avi"),
+    "vp8-webm": ("vp8enc deadline=1 ! webmmux", "webm"),
+    "mpeg4-mp4": ("avenc_mpeg4 ! mp4mux", "mp4"),
+}
+
+
+def expected_clips(frames: int, T: int, stride: int, hop: int, policy: str) -> int:
+    sampled = math.ceil(frames / stride)
+    full = 1 + (sampled - T) // hop if sampled >= T else 0
+    if policy == "drop" or sampled == 0:
+        return full
+    covered_to = (full - 1) * hop + T if full else 0
+    return full + (1 if sampled > covered_to else 0)
+
+
+def run(cmd, env, timeout=300):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def make_video(path: str, container: str, frames: int, env) -> None:
+    enc, _ = CONTAINERS[container]
+    cmd = ["gst-launch-1.0", "-q", "videotestsrc", "pattern=ball", f"num-buffers={frames}", "!",
+           "video/x-raw,width=96,height=72,framerate=15/1", "!", "videoconvert", "!"]
+    cmd += enc.replace("!", " ! ").split() + ["!", "filesink", f"location={path}"]
+    rc, out = run(cmd, env)
+    if rc != 0:
+        raise SystemExit(f"could not encode {container}: {out}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--init", required=True, help="vidcls-init")
+    ap.add_argument("--plugin-dir", required=True)
+    args = ap.parse_args()
+
+    env = dict(os.environ)
+    env["GST_PLUGIN_PATH"] = args.plugin_dir
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="vidcls-launch-") as tmp:
+        env["GST_REGISTRY"] = os.path.join(tmp, "registry.bin")
+        models = {}
+        for element, preset in (("vividinfer", "vivit-xs"), ("resnetvitinfer", "resnet18-tvit-xs")):
+            path = os.path.join(tmp, preset + ".safetensors")
+            rc, out = run([args.init, "--preset", preset, "--num-classes", "4", "--out", path], env)
+            if rc != 0:
+                raise SystemExit(f"vidcls-init failed: {out}")
+            models[element] = path
+        # (container, frames, element, clipper settings (T, stride, hop) or None for the
+        # checkpoint's own (8, 2, 8), eos-policy)
+        cases = [
+            ("mjpeg-avi", 45, "vividinfer", None, "pad"),
+            ("vp8-webm", 45, "vividinfer", None, "drop"),
+            ("mpeg4-mp4", 37, "resnetvitinfer", None, "partial"),
+            ("mjpeg-avi", 50, "resnetvitinfer", (8, 1, 3), "pad"),
+            ("vp8-webm", 31, "vividinfer", (8, 3, 2), "drop"),
+        ]
+        videos = {}
+        for container, frames, element, settings, policy in cases:
+            key = (container, frames)
+            if key not in videos:
+                videos[key] = os.path.join(tmp, f"v{frames}.{CONTAINERS[container][1]}")
+                make_video(videos[key], container, frames, env)
+            clipper = ["vidclsclipper", f"eos-policy={policy}"]
+            T, stride, hop = 8, 2, 8
+            if settings:
+                T, stride, hop = settings
+                clipper += [f"clip-length={T}", f"frame-stride={stride}", f"clip-stride={hop}"]
+            cmd = ["gst-launch-1.0", "-m", "filesrc", f"location={videos[key]}", "!", "decodebin",
+                   "!"] + clipper + ["!", element, f"model={models[element]}", "!", "fakesink"]
+            rc, out = run(cmd, env)
+            got = len(re.findall(r"vidcls-classification", out))
+            want = expected_clips(frames, T, stride, hop, policy)
+            name = f"{container} {frames} frames {element} T={T} stride={stride} hop={hop} {policy}"
+            if rc != 0 or got != want:
+                failures += 1
+                print(f"FAIL {name}: exit {rc}, {got} messages, expected {want}\n{out[-3000:]}")
+            else:
+                print(f"ok   {name}: {got} messages")
+    print(f"{len(cases) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
