@@ -1,12 +1,18 @@
 /* vidcls: classification results attached to video buffers.
  *
  * A GstVidclsClassificationMeta says what a classifier decided about one clip of the stream:
- * the top-k labels and scores, which clip (its index, and the running time span from the PTS of
- * its first frame to the end of its last frame), and which model. Application code reads it with
+ * the top-k labels and scores, which clip (its index, and the time span from the PTS of its
+ * first frame to the end of its last frame), and which model. Application code reads it with
  * gst_buffer_get_vidcls_classification_meta() or iterates gst_buffer_iterate_meta_filtered() with
  * GST_VIDCLS_CLASSIFICATION_META_API_TYPE when a buffer carries several results.
  *
- * Build against it with `pkg-config --cflags --libs gstreamer-vidcls-meta-1.0`.
+ * The meta describes the content of the stream over time, not the pixels of the buffer, so its
+ * API has no tags: elements that change size, format or colorspace (videoconvert, videoscale,
+ * GstBaseTransform's default), video encoders and decoders keep it, and gst_buffer_copy() copies
+ * it (a deep copy).
+ *
+ * Build against it with `pkg-config --cflags --libs gstreamer-vidcls-meta-1.0` and include it
+ * as <gst/vidcls/gstvidclsmeta.h>.
  */
 #ifndef __GST_VIDCLS_META_H__
 #define __GST_VIDCLS_META_H__
@@ -15,8 +21,14 @@
 
 G_BEGIN_DECLS
 
+/* Exported from the library (built with -DBUILDING_GST_VIDCLS_META and hidden visibility),
+ * imported by everyone else, as GST_VIDEO_API does for libgstvideo. */
 #ifndef GST_VIDCLS_META_API
-#define GST_VIDCLS_META_API extern
+# ifdef BUILDING_GST_VIDCLS_META
+#  define GST_VIDCLS_META_API GST_API_EXPORT
+# else
+#  define GST_VIDCLS_META_API GST_API_IMPORT
+# endif
 #endif
 
 #define GST_VIDCLS_CLASSIFICATION_META_API_TYPE (gst_vidcls_classification_meta_api_get_type ())
@@ -28,13 +40,17 @@ typedef struct _GstVidclsClassificationMeta GstVidclsClassificationMeta;
  * GstVidclsClassificationMeta:
  * @meta: parent #GstMeta
  * @clip_index: index of the clip in the stream, from 0, reset by flushes and caps changes
- * @start: PTS of the first frame of the clip
+ * @start: PTS of the first frame of the clip (a buffer timestamp, not running time)
  * @end: PTS of the last frame of the clip plus its duration (GST_CLOCK_TIME_NONE if unknown)
- * @model: name of the model (checkpoint preset or file name)
- * @n_results: number of entries in @labels, @scores and @class_ids (top-k after threshold)
- * @labels: (array length=n_results): class labels, best first
- * @scores: (array length=n_results): softmax probabilities, in the same order
- * @class_ids: (array length=n_results): index of each label in the model's head
+ * @model: name of the model (checkpoint preset or file name); never %NULL, may be ""
+ * @n_results: number of entries in @labels, @scores and @class_ids (top-k after threshold);
+ *   may be 0
+ * @labels: (array length=n_results): class labels, best first; also %NULL-terminated
+ *   (never %NULL itself, so g_strv_length() and friends work)
+ * @scores: (array length=n_results): softmax probabilities, in the same order (%NULL when
+ *   @n_results is 0)
+ * @class_ids: (array length=n_results): index of each label in the model's head, -1 when
+ *   unknown (%NULL when @n_results is 0)
  * @partial: TRUE when the clip was completed at end of stream from fewer frames than the model
  *   takes (eos-policy=pad or partial)
  *
@@ -65,11 +81,19 @@ const GstMetaInfo *gst_vidcls_classification_meta_get_info (void);
 /**
  * gst_buffer_add_vidcls_classification_meta:
  * @buffer: a writable #GstBuffer
- * @clip_index, @start, @end, @model, @partial: see #GstVidclsClassificationMeta
- * @n_results: number of results
- * @labels: (array length=n_results): copied
- * @scores: (array length=n_results): copied
- * @class_ids: (array length=n_results) (nullable): copied; NULL stores -1 for each
+ * @clip_index: index of the clip in the stream
+ * @start: PTS of the clip's first frame
+ * @end: PTS + duration of the clip's last frame, or GST_CLOCK_TIME_NONE
+ * @model: (nullable): name of the model; copied (%NULL stores "")
+ * @n_results: number of results, may be 0
+ * @labels: (array length=n_results) (nullable): copied; no element may be %NULL; may be %NULL
+ *   only when @n_results is 0
+ * @scores: (array length=n_results) (nullable): copied; may be %NULL only when @n_results is 0
+ * @class_ids: (array length=n_results) (nullable): copied; %NULL stores -1 for each
+ * @partial: whether the clip was completed at end of stream from fewer frames
+ *
+ * Attaches a deep copy of one classification result to @buffer. A buffer may carry several
+ * (one per clip completed by it, or one per model).
  *
  * Returns: (transfer none): the new meta, owned by @buffer
  */
@@ -79,7 +103,13 @@ GstVidclsClassificationMeta *gst_buffer_add_vidcls_classification_meta (GstBuffe
     guint n_results, const gchar * const *labels, const gfloat * scores,
     const gint * class_ids, gboolean partial);
 
-/* The first classification meta of @buffer, or NULL. */
+/**
+ * gst_buffer_get_vidcls_classification_meta:
+ * @b: a #GstBuffer
+ *
+ * Returns: (transfer none) (nullable): the first classification meta of @b, or %NULL. Use
+ * gst_buffer_iterate_meta_filtered() to see all of them.
+ */
 #define gst_buffer_get_vidcls_classification_meta(b) \
   ((GstVidclsClassificationMeta *) gst_buffer_get_meta ((b), GST_VIDCLS_CLASSIFICATION_META_API_TYPE))
 

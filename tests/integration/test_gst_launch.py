@@ -26,8 +26,11 @@ def expected_clips(frames: int, T: int, stride: int, hop: int, policy: str) -> i
     full = 1 + (sampled - T) // hop if sampled >= T else 0
     if policy == "drop" or sampled == 0:
         return full
+    # the trailing clip starts at the next hop position and is sent only for frames that no
+    # complete clip holds
+    next_start = full * hop
     covered_to = (full - 1) * hop + T if full else 0
-    return full + (1 if sampled > covered_to else 0)
+    return full + (1 if sampled > max(next_start, covered_to) else 0)
 
 
 def run(cmd, env, timeout=300):

@@ -1,0 +1,189 @@
+/* vidcls: classification results attached to video buffers.
+ *
+ * In the pattern of gst-plugins-base gst-libs/gst/video/gstvideometa.c: an API type, the
+ * implementation registered once, a transform that deep-copies on buffer copy, and the
+ * gst_buffer_add_ helper (the getter is a macro in the header).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstvidclsmeta.h"
+
+#include <string.h>
+
+/**
+ * gst_vidcls_classification_meta_api_get_type:
+ *
+ * The API type has no tags on purpose. A tag says which property of the buffer a meta depends
+ * on (GST_META_TAG_VIDEO_SIZE_STR: it holds pixel coordinates; GST_META_TAG_MEMORY_STR: it
+ * points into the memory; ...), and elements drop or transform the metas whose tags name
+ * something they change. A classification result depends on none of them: it is about a time
+ * span of the stream, named by its own @start and @end, whatever happens to the pixels.
+ * Untagged metas are copied by every element that copies metas at all: videoconvert and
+ * videoscale, every GstVideoFilter, GstBaseTransform's default transform_meta, the
+ * GstVideoEncoder/Decoder base classes. GstVideoTimeCodeMeta and GstVideoCaptionMeta, also
+ * about content over time, have no tags for the same reason. (GST_META_TAG_VIDEO_STR alone
+ * would be kept by the video base classes too, but dropped by GstBaseTransform's default and
+ * the audio base classes, and it would say nothing a reader can use.)
+ *
+ * Returns: the #GType of the #GstVidclsClassificationMeta API
+ */
+GType
+gst_vidcls_classification_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { NULL };
+
+  if (g_once_init_enter (&type)) {
+    GType _type =
+        gst_meta_api_type_register ("GstVidclsClassificationMetaAPI", tags);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+static gboolean
+gst_vidcls_classification_meta_init (GstMeta * meta,
+    G_GNUC_UNUSED gpointer params, G_GNUC_UNUSED GstBuffer * buffer)
+{
+  GstVidclsClassificationMeta *cmeta = (GstVidclsClassificationMeta *) meta;
+
+  cmeta->clip_index = 0;
+  cmeta->start = GST_CLOCK_TIME_NONE;
+  cmeta->end = GST_CLOCK_TIME_NONE;
+  cmeta->model = NULL;
+  cmeta->n_results = 0;
+  cmeta->labels = NULL;
+  cmeta->scores = NULL;
+  cmeta->class_ids = NULL;
+  cmeta->partial = FALSE;
+
+  return TRUE;
+}
+
+static void
+gst_vidcls_classification_meta_free (GstMeta * meta,
+    G_GNUC_UNUSED GstBuffer * buffer)
+{
+  GstVidclsClassificationMeta *cmeta = (GstVidclsClassificationMeta *) meta;
+
+  g_free (cmeta->model);
+  g_strfreev (cmeta->labels);
+  g_free (cmeta->scores);
+  g_free (cmeta->class_ids);
+  cmeta->model = NULL;
+  cmeta->labels = NULL;
+  cmeta->scores = NULL;
+  cmeta->class_ids = NULL;
+  cmeta->n_results = 0;
+}
+
+/* Fills a fresh meta with deep copies; the arguments were checked by the caller. */
+static void
+gst_vidcls_classification_meta_set (GstVidclsClassificationMeta * cmeta,
+    guint64 clip_index, GstClockTime start, GstClockTime end,
+    const gchar * model, guint n_results, const gchar * const *labels,
+    const gfloat * scores, const gint * class_ids, gboolean partial)
+{
+  guint i;
+
+  cmeta->clip_index = clip_index;
+  cmeta->start = start;
+  cmeta->end = end;
+  cmeta->model = g_strdup (model ? model : "");
+  cmeta->n_results = n_results;
+  cmeta->partial = partial;
+
+  /* NULL-terminated as well as counted, so it is a valid GStrv even when empty. */
+  cmeta->labels = g_new0 (gchar *, n_results + 1);
+  for (i = 0; i < n_results; i++)
+    cmeta->labels[i] = g_strdup (labels[i]);
+
+  if (n_results == 0)
+    return;
+
+  /* g_memdup2() needs GLib 2.68, newer than GStreamer 1.20 requires. */
+  cmeta->scores = g_new (gfloat, n_results);
+  memcpy (cmeta->scores, scores, sizeof (gfloat) * n_results);
+  cmeta->class_ids = g_new (gint, n_results);
+  if (class_ids) {
+    memcpy (cmeta->class_ids, class_ids, sizeof (gint) * n_results);
+  } else {
+    for (i = 0; i < n_results; i++)
+      cmeta->class_ids[i] = -1;
+  }
+}
+
+static gboolean
+gst_vidcls_classification_meta_transform (GstBuffer * dest, GstMeta * meta,
+    G_GNUC_UNUSED GstBuffer * buffer, GQuark type, G_GNUC_UNUSED gpointer data)
+{
+  GstVidclsClassificationMeta *smeta = (GstVidclsClassificationMeta *) meta;
+  GstVidclsClassificationMeta *dmeta;
+
+  /* The result is about a time span, not about the buffer's memory or pixels: a copy of any
+   * region of the buffer still carries it, so GstMetaTransformCopy's region is not looked at.
+   * Other transforms (e.g. video scale) are not ours to handle. */
+  if (!GST_META_TRANSFORM_IS_COPY (type))
+    return FALSE;
+
+  dmeta = (GstVidclsClassificationMeta *) gst_buffer_add_meta (dest,
+      GST_VIDCLS_CLASSIFICATION_META_INFO, NULL);
+  if (!dmeta)
+    return FALSE;
+
+  gst_vidcls_classification_meta_set (dmeta, smeta->clip_index, smeta->start,
+      smeta->end, smeta->model, smeta->n_results,
+      (const gchar * const *) smeta->labels, smeta->scores, smeta->class_ids,
+      smeta->partial);
+  return TRUE;
+}
+
+/**
+ * gst_vidcls_classification_meta_get_info:
+ *
+ * Returns: the #GstMetaInfo of #GstVidclsClassificationMeta, registered on first use
+ */
+const GstMetaInfo *
+gst_vidcls_classification_meta_get_info (void)
+{
+  static const GstMetaInfo *meta_info = NULL;
+
+  if (g_once_init_enter ((GstMetaInfo **) & meta_info)) {
+    const GstMetaInfo *mi =
+        gst_meta_register (GST_VIDCLS_CLASSIFICATION_META_API_TYPE,
+        "GstVidclsClassificationMeta", sizeof (GstVidclsClassificationMeta),
+        gst_vidcls_classification_meta_init,
+        gst_vidcls_classification_meta_free,
+        gst_vidcls_classification_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & meta_info, (GstMetaInfo *) mi);
+  }
+  return meta_info;
+}
+
+GstVidclsClassificationMeta *
+gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
+    guint64 clip_index, GstClockTime start, GstClockTime end,
+    const gchar * model, guint n_results, const gchar * const *labels,
+    const gfloat * scores, const gint * class_ids, gboolean partial)
+{
+  GstVidclsClassificationMeta *cmeta;
+  guint i;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (gst_buffer_is_writable (buffer), NULL);
+  g_return_val_if_fail (n_results == 0 || labels != NULL, NULL);
+  g_return_val_if_fail (n_results == 0 || scores != NULL, NULL);
+  for (i = 0; i < n_results; i++)
+    g_return_val_if_fail (labels[i] != NULL, NULL);
+
+  cmeta = (GstVidclsClassificationMeta *) gst_buffer_add_meta (buffer,
+      GST_VIDCLS_CLASSIFICATION_META_INFO, NULL);
+  if (!cmeta)
+    return NULL;
+
+  gst_vidcls_classification_meta_set (cmeta, clip_index, start, end, model,
+      n_results, labels, scores, class_ids, partial);
+  return cmeta;
+}
