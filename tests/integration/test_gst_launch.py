@@ -97,7 +97,30 @@ def main() -> int:
                 print(f"FAIL {name}: exit {rc}, {got} messages, expected {want}\n{out[-3000:]}")
             else:
                 print(f"ok   {name}: {got} messages")
-    print(f"{len(cases) - failures} passed, {failures} failed")
+        # GStreamer's leaks tracer over a whole run of each element: gst-launch-1.0 calls
+        # gst_deinit() at exit, and every GstObject or GstMiniObject (buffers with their clip
+        # and result metas, events, queries) still alive then is reported as object-alive.
+        checks = len(cases)
+        for element, extra in (("vividinfer", ["eos-policy=pad"]),
+                               ("resnetvitinfer", ["eos-policy=partial", "clip-stride=2"])):
+            checks += 1
+            video = videos[("mjpeg-avi", 45)]
+            leak_env = dict(env, GST_TRACERS="leaks", GST_DEBUG="GST_TRACER:7",
+                            GST_DEBUG_NO_COLOR="1")
+            cmd = ["gst-launch-1.0", "filesrc", f"location={video}", "!", "decodebin", "!",
+                   "vidclsclipper"] + extra + ["!", element, f"model={models[element]}", "!",
+                                               "fakesink"]
+            rc, out = run(cmd, leak_env)
+            leaks = [l for l in out.splitlines()
+                     if "object-alive, type-name=(string)" in l and "format string" not in l]
+            name = f"leaks tracer {element}"
+            if rc != 0 or leaks:
+                failures += 1
+                print(f"FAIL {name}: exit {rc}, {len(leaks)} objects alive at exit")
+                print("\n".join(leaks[:20]))
+            else:
+                print(f"ok   {name}: no object alive at exit")
+    print(f"{checks - failures} passed, {failures} failed")
     return 1 if failures else 0
 
 
