@@ -52,6 +52,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--init", required=True, help="vidcls-init")
     ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("--classify", help="vidcls-classify")
+    ap.add_argument("--meta-reader", help="vidcls-meta-reader (in-tree build)")
     args = ap.parse_args()
 
     env = dict(os.environ)
@@ -120,6 +122,38 @@ def main() -> int:
                 print("\n".join(leaks[:20]))
             else:
                 print(f"ok   {name}: no object alive at exit")
+        # vidcls-classify prints one line per clip (text and JSON lines); the meta-reader sees
+        # the result meta on every buffer that completed a clip (the EOS clip has no buffer and
+        # is reported on the bus only).
+        video = videos[("mjpeg-avi", 45)]
+        want = expected_clips(45, 8, 2, 8, "pad")
+        if args.classify:
+            checks += 3
+            rc, out = run([args.classify, "--model", models["vividinfer"], video], env)
+            lines = [l for l in out.splitlines() if re.match(r"^\d+\.\d{3}-\d+\.\d{3}  \S+  [01]\.\d{3}", l)]
+            ok = rc == 0 and len(lines) == want
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} vidcls-classify text: exit {rc}, {len(lines)} lines, expected {want}")
+            rc, out = run([args.classify, "--json", "--model", models["resnetvitinfer"], video], env)
+            import json
+            rows = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+            ok = (rc == 0 and len(rows) == want and [r["clip-index"] for r in rows] == list(range(want))
+                  and all(r["labels"][0] == r["label"] and r["start"] < r["end"] for r in rows))
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} vidcls-classify --json: exit {rc}, {len(rows)} rows")
+            rc, out = run([args.classify, "--model", os.path.join(tmp, "missing.safetensors"), video], env)
+            ok = rc == 1 and "missing.safetensors" in out
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} vidcls-classify with a missing model: exit {rc}")
+        if args.meta_reader:
+            checks += 1
+            rc, out = run([args.meta_reader, "filesrc", f"location={video}", "!", "decodebin", "!",
+                           "vidclsclipper", "!", "vividinfer", f"model={models['vividinfer']}",
+                           "!", "fakesink"], env)
+            lines = [l for l in out.splitlines() if l.startswith("clip ")]
+            ok = rc == 0 and len(lines) == want - 1
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} meta-reader: exit {rc}, {len(lines)} metas read, expected {want - 1}")
     print(f"{checks - failures} passed, {failures} failed")
     return 1 if failures else 0
 

@@ -1,0 +1,393 @@
+// vidcls-classify: classifies every clip of a video file with a vidcls checkpoint.
+//
+//   vidcls-classify --model m.safetensors video.mp4 [--json]
+//
+// runs  filesrc ! decodebin ! videoconvert ! vidclsclipper ! <infer> model=... mode=sync ! fakesink
+// where <infer> is vividinfer or resnetvitinfer, chosen from the checkpoint's architecture, and
+// prints one line per "vidcls-classification" element message on the bus:
+//
+//   0.000-1.067  slide_left  0.934
+//
+// (start-end in seconds, top-1 label and score; "(partial)" after clips completed at end of
+// stream from fewer frames), or with --json the whole message as one JSON object per line.
+//
+// It does not link LibTorch: the architecture is read from the safetensors header here, and the
+// model runs inside the plugin.
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+constexpr const char *kMessageName = "vidcls-classification";
+// The safetensors format caps its JSON header at 100 MB; a bigger length means another format.
+constexpr std::uint64_t kMaxHeaderSize = 100u * 1000u * 1000u;
+
+// ---------------------------------------------------------------- checkpoint
+
+// The "vidcls.architecture" of a checkpoint, or nullopt with `error` set.
+std::optional<std::string> read_architecture(const std::string &path, std::string &error) {
+  if (g_file_test(path.c_str(), G_FILE_TEST_EXISTS) &&
+      !g_file_test(path.c_str(), G_FILE_TEST_IS_REGULAR)) {
+    error = "the model '" + path + "' is not a regular file";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot open the model '" + path + "': " + g_strerror(errno);
+    return std::nullopt;
+  }
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_size = in.tellg();
+  in.seekg(0, std::ios::beg);
+  if (!in || file_size < 0) {
+    error = "cannot read the model '" + path + "' (is it a regular file?)";
+    return std::nullopt;
+  }
+
+  unsigned char len_bytes[8];
+  if (file_size < 8 || !in.read(reinterpret_cast<char *>(len_bytes), sizeof len_bytes)) {
+    error = "the model '" + path + "' is too short to be a safetensors file";
+    return std::nullopt;
+  }
+  std::uint64_t header_size = 0;
+  for (int i = 7; i >= 0; i--) header_size = (header_size << 8) | len_bytes[i];
+  if (header_size > kMaxHeaderSize || header_size > static_cast<std::uint64_t>(file_size) - 8) {
+    error = "the model '" + path + "' is not a safetensors file (header length " +
+            std::to_string(header_size) + " does not fit its " + std::to_string(file_size) +
+            " bytes)";
+    return std::nullopt;
+  }
+  std::string header(header_size, '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(header_size))) {
+    error = "cannot read the header of the model '" + path + "'";
+    return std::nullopt;
+  }
+
+  const nlohmann::json j = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    error = "the model '" + path + "' has no valid safetensors JSON header";
+    return std::nullopt;
+  }
+  const auto meta = j.find("__metadata__");
+  if (meta == j.end() || !meta->is_object()) {
+    error = "the model '" + path +
+            "' is a safetensors file without __metadata__: a bare "
+            "weight file, not a vidcls checkpoint";
+    return std::nullopt;
+  }
+  const auto arch = meta->find("vidcls.architecture");
+  if (arch == meta->end() || !arch->is_string()) {
+    error = "the model '" + path +
+            "' is not a vidcls checkpoint (no 'vidcls.architecture' in "
+            "its __metadata__)";
+    return std::nullopt;
+  }
+  return arch->get<std::string>();
+}
+
+// The inference element for an architecture, or nullptr.
+const char *infer_element_for(const std::string &architecture) {
+  if (architecture == "vivit" || architecture == "mini-vivit") return "vividinfer";
+  if (architecture == "resnet-tvit") return "resnetvitinfer";
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- results
+
+std::string seconds(guint64 ns) {
+  if (ns == GST_CLOCK_TIME_NONE) return "?";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / GST_SECOND);
+  return buf;
+}
+
+void print_text(const GstStructure *s) {
+  guint64 start = GST_CLOCK_TIME_NONE, end = GST_CLOCK_TIME_NONE;
+  gst_structure_get_uint64(s, "start", &start);
+  gst_structure_get_uint64(s, "end", &end);
+  const gchar *label = gst_structure_get_string(s, "label");
+  gdouble score = 0.0;
+  const bool has_score = gst_structure_get_double(s, "score", &score);
+  gboolean partial = FALSE;
+  gst_structure_get_boolean(s, "partial", &partial);
+
+  std::string line = seconds(start) + "-" + seconds(end) + "  ";
+  if (label && *label && has_score) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", score);
+    line += std::string(label) + "  " + buf;
+  } else {
+    line += "(no label above the threshold)";
+  }
+  if (partial) line += "  (partial)";
+  std::cout << line << std::endl;
+}
+
+nlohmann::json to_json(const GValue *v) {
+  const GType t = G_VALUE_TYPE(v);
+  if (t == G_TYPE_STRING) {
+    const gchar *str = g_value_get_string(v);
+    return str ? nlohmann::json(str) : nlohmann::json();
+  }
+  if (t == G_TYPE_BOOLEAN) return static_cast<bool>(g_value_get_boolean(v));
+  if (t == G_TYPE_INT) return g_value_get_int(v);
+  if (t == G_TYPE_UINT) return g_value_get_uint(v);
+  if (t == G_TYPE_INT64) return g_value_get_int64(v);
+  if (t == G_TYPE_UINT64) {
+    // GStreamer's "none" for times and counts.
+    const guint64 u = g_value_get_uint64(v);
+    return u == GST_CLOCK_TIME_NONE ? nlohmann::json() : nlohmann::json(u);
+  }
+  if (t == G_TYPE_DOUBLE || t == G_TYPE_FLOAT) {
+    const double d = t == G_TYPE_DOUBLE ? g_value_get_double(v) : g_value_get_float(v);
+    return std::isfinite(d) ? nlohmann::json(d) : nlohmann::json();
+  }
+  if (t == GST_TYPE_ARRAY || t == GST_TYPE_LIST) {
+    nlohmann::json a = nlohmann::json::array();
+    const guint n = t == GST_TYPE_ARRAY ? gst_value_array_get_size(v) : gst_value_list_get_size(v);
+    for (guint i = 0; i < n; i++) {
+      a.push_back(to_json(t == GST_TYPE_ARRAY ? gst_value_array_get_value(v, i)
+                                              : gst_value_list_get_value(v, i)));
+    }
+    return a;
+  }
+  gchar *str = gst_value_serialize(v);
+  nlohmann::json out = str ? nlohmann::json(str) : nlohmann::json();
+  g_free(str);
+  return out;
+}
+
+void print_json(const GstStructure *s) {
+  nlohmann::json obj = nlohmann::json::object();
+  gst_structure_foreach(
+      s,
+      [](GQuark field, const GValue *value, gpointer data) -> gboolean {
+        (*static_cast<nlohmann::json *>(data))[g_quark_to_string(field)] = to_json(value);
+        return TRUE;
+      },
+      &obj);
+  // Labels are user data: never let a bad byte abort the run.
+  std::cout << obj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+}
+
+// ---------------------------------------------------------------- pipeline
+
+struct Decoding {
+  GstElement *convert = nullptr;  // where decodebin's video pad goes
+  std::atomic<bool> linked{false};
+};
+
+void on_pad_added(GstElement *, GstPad *pad, gpointer data) {
+  auto *d = static_cast<Decoding *>(data);
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+  const bool video =
+      caps && !gst_caps_is_empty(caps) &&
+      g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "video/");
+  gst_clear_caps(&caps);
+  if (!video || d->linked) return;  // audio, subtitles, or a second video stream
+  GstPad *sink = gst_element_get_static_pad(d->convert, "sink");
+  if (gst_pad_link(pad, sink) == GST_PAD_LINK_OK) d->linked = true;
+  gst_object_unref(sink);
+}
+
+void on_no_more_pads(GstElement *decodebin, gpointer data) {
+  auto *d = static_cast<Decoding *>(data);
+  if (d->linked) return;
+  GError *err = g_error_new_literal(GST_STREAM_ERROR, GST_STREAM_ERROR_WRONG_TYPE,
+                                    "The file has no video stream");
+  gst_element_post_message(decodebin, gst_message_new_error(GST_OBJECT(decodebin), err, nullptr));
+  g_error_free(err);
+}
+
+bool have_element(const char *factory) {
+  GstElementFactory *f = gst_element_factory_find(factory);
+  if (!f) return false;
+  gst_object_unref(f);
+  return true;
+}
+
+GstElement *make(const char *factory) {
+  GstElement *e = gst_element_factory_make(factory, nullptr);
+  if (!e) std::cerr << "vidcls-classify: cannot create the element '" << factory << "'\n";
+  return e;
+}
+
+volatile std::sig_atomic_t interrupts = 0;
+
+void on_sigint(int) { interrupts = interrupts + 1; }
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::string model, video;
+  bool json = false;
+
+  CLI::App cli{
+      "Classifies every clip of a video file with a vidcls checkpoint and prints one line per "
+      "clip: start-end (s), top label, score.",
+      "vidcls-classify"};
+  cli.footer(
+      "\nThe inference element (vividinfer or resnetvitinfer) follows the checkpoint's "
+      "architecture.\nText output, one line per clip:  0.000-1.067  slide_left  0.934\n"
+      "The vidcls plugin must be installed or on GST_PLUGIN_PATH. Exit status: 0 at end of "
+      "stream, 1 on an error, 2 on a usage error.");
+  cli.add_option("--model,-m", model, "vidcls checkpoint (.safetensors)")
+      ->required()
+      ->option_text("CKPT");
+  cli.add_option("video", video, "video file (any format decodebin can read)")
+      ->required()
+      ->option_text("VIDEO");
+  cli.add_flag("--json", json,
+               "one JSON object per clip with every field of the vidcls-classification "
+               "message (times in ns)");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    // --help is a ParseError with exit code 0; usage errors exit 2, as getopt tools do.
+    return cli.exit(e) == 0 ? 0 : 2;
+  }
+
+  std::string error;
+  const std::optional<std::string> architecture = read_architecture(model, error);
+  if (!architecture) {
+    std::cerr << "vidcls-classify: " << error << "\n";
+    return 1;
+  }
+  const char *infer_name = infer_element_for(*architecture);
+  if (!infer_name) {
+    std::cerr << "vidcls-classify: the model '" << model << "' has architecture '" << *architecture
+              << "', which no vidcls element runs (vivit, mini-vivit, "
+              << "resnet-tvit)\n";
+    return 1;
+  }
+
+  gst_init(nullptr, nullptr);
+
+  for (const char *f : {"vidclsclipper", infer_name}) {
+    if (!have_element(f)) {
+      std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found.\n"
+                << "  Is the vidcls plugin installed? For a build tree, point GST_PLUGIN_PATH at "
+                   "the folder of libgstvidcls.so,\n"
+                << "  e.g. GST_PLUGIN_PATH=$PWD/build/gst-plugins/vidcls; "
+                   "`gst-inspect-1.0 vidcls` says why it does not load.\n";
+      return 1;
+    }
+  }
+  for (const char *f : {"filesrc", "decodebin", "videoconvert", "fakesink"}) {
+    if (!have_element(f)) {
+      std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found "
+                << "(install gstreamer1.0-plugins-base)\n";
+      return 1;
+    }
+  }
+
+  GstElement *pipeline = gst_pipeline_new("vidcls-classify");
+  GstElement *src = make("filesrc"), *decode = make("decodebin"), *convert = make("videoconvert"),
+             *clipper = make("vidclsclipper"), *infer = make(infer_name), *sink = make("fakesink");
+  if (!src || !decode || !convert || !clipper || !infer || !sink) return 1;
+
+  // Set as properties, not through a launch line, so any path works (spaces, quotes, '!').
+  g_object_set(src, "location", video.c_str(), nullptr);
+  g_object_set(infer, "model", model.c_str(), nullptr);
+  // Every clip, in order: back-pressure instead of dropping (the default for files anyway).
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(infer), "mode"))
+    gst_util_set_object_arg(G_OBJECT(infer), "mode", "sync");
+
+  gst_bin_add_many(GST_BIN(pipeline), src, decode, convert, clipper, infer, sink, nullptr);
+  if (!gst_element_link(src, decode) ||
+      !gst_element_link_many(convert, clipper, infer, sink, nullptr)) {
+    std::cerr << "vidcls-classify: cannot link the pipeline\n";
+    gst_object_unref(pipeline);
+    return 1;
+  }
+  Decoding decoding;
+  decoding.convert = convert;
+  g_signal_connect(decode, "pad-added", G_CALLBACK(on_pad_added), &decoding);
+  g_signal_connect(decode, "no-more-pads", G_CALLBACK(on_no_more_pads), &decoding);
+
+  std::signal(SIGINT, on_sigint);
+
+  int exit_code = 0;
+  GstBus *bus = gst_element_get_bus(pipeline);
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE &&
+      !gst_bus_have_pending(bus)) {
+    std::cerr << "vidcls-classify: the pipeline could not start\n";
+    exit_code = 1;
+  } else {
+    bool eos_sent = false;
+    for (bool done = false; !done;) {
+      if (interrupts > 0 && !eos_sent) {
+        // Finish cleanly: clips already complete are still reported.
+        std::cerr << "vidcls-classify: interrupted, finishing (again to quit now)\n";
+        gst_element_send_event(pipeline, gst_event_new_eos());
+        eos_sent = true;
+      } else if (interrupts > 1) {
+        exit_code = 130;
+        break;
+      }
+      GstMessage *msg = gst_bus_timed_pop_filtered(
+          bus, 100 * GST_MSECOND,
+          static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT |
+                                      GST_MESSAGE_WARNING));
+      if (!msg) continue;
+      switch (GST_MESSAGE_TYPE(msg)) {
+        case GST_MESSAGE_ELEMENT:
+          if (gst_message_has_name(msg, kMessageName)) {
+            const GstStructure *s = gst_message_get_structure(msg);
+            if (json)
+              print_json(s);
+            else
+              print_text(s);
+          }
+          break;
+        case GST_MESSAGE_ERROR: {
+          GError *err = nullptr;
+          gchar *debug = nullptr;
+          gst_message_parse_error(msg, &err, &debug);
+          std::cerr << "vidcls-classify: error from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))
+                    << ": " << err->message << "\n";
+          if (debug) std::cerr << debug << "\n";
+          g_free(debug);
+          g_error_free(err);
+          exit_code = 1;
+          done = true;
+          break;
+        }
+        case GST_MESSAGE_WARNING: {
+          GError *err = nullptr;
+          gst_message_parse_warning(msg, &err, nullptr);
+          std::cerr << "vidcls-classify: warning from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))
+                    << ": " << err->message << "\n";
+          g_error_free(err);
+          break;
+        }
+        case GST_MESSAGE_EOS:
+          done = true;
+          break;
+        default:
+          break;
+      }
+      gst_message_unref(msg);
+    }
+  }
+
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  return exit_code;
+}

@@ -1,0 +1,324 @@
+/* GstVidclsClassificationMeta: what an application reading results relies on. */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+
+#include "gstvidclsmeta.h"
+
+static const gchar *const kLabels[] = { "slide_left", "slide_right", "rotate_cw" };
+static const gfloat kScores[] = { 0.75f, 0.125f, 0.0625f };
+static const gint kClassIds[] = { 4, 0, 7 };
+
+#define CLIP_START (2 * GST_SECOND)
+#define CLIP_END (3 * GST_SECOND + 66 * GST_MSECOND)
+
+static GstVidclsClassificationMeta *
+add_three (GstBuffer * buf, guint64 clip_index)
+{
+  return gst_buffer_add_vidcls_classification_meta (buf, clip_index, CLIP_START,
+      CLIP_END, "vivit-tiny", G_N_ELEMENTS (kLabels), kLabels, kScores,
+      kClassIds, FALSE);
+}
+
+/* Every field of a meta made by add_three(). */
+static void
+check_three (const GstVidclsClassificationMeta * m, guint64 clip_index)
+{
+  guint i;
+
+  fail_unless (m != NULL);
+  fail_unless_equals_uint64 (m->clip_index, clip_index);
+  fail_unless_equals_uint64 (m->start, CLIP_START);
+  fail_unless_equals_uint64 (m->end, CLIP_END);
+  fail_unless_equals_string (m->model, "vivit-tiny");
+  fail_unless_equals_int (m->n_results, 3);
+  fail_unless (m->partial == FALSE);
+  for (i = 0; i < 3; i++) {
+    fail_unless_equals_string (m->labels[i], kLabels[i]);
+    fail_unless_equals_float (m->scores[i], kScores[i]);
+    fail_unless_equals_int (m->class_ids[i], kClassIds[i]);
+  }
+  /* a GStrv as well as a counted array */
+  fail_unless (m->labels[3] == NULL);
+  fail_unless_equals_int (g_strv_length (m->labels), 3);
+}
+
+GST_START_TEST (test_api_registered_once_without_tags)
+{
+  GType api = GST_VIDCLS_CLASSIFICATION_META_API_TYPE;
+
+  fail_unless (api != 0);
+  fail_unless (api == gst_vidcls_classification_meta_api_get_type ());
+  fail_unless_equals_string (g_type_name (api), "GstVidclsClassificationMetaAPI");
+  fail_unless (GST_VIDCLS_CLASSIFICATION_META_INFO ==
+      gst_vidcls_classification_meta_get_info ());
+  fail_unless (GST_VIDCLS_CLASSIFICATION_META_INFO->api == api);
+  /* content over time, not pixels: no tags (see gstvidclsmeta.c) */
+  fail_unless (gst_meta_api_type_get_tags (api) == NULL);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_add_and_read_back)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstVidclsClassificationMeta *added = add_three (buf, 5);
+
+  fail_unless (added != NULL);
+  fail_unless (gst_buffer_get_vidcls_classification_meta (buf) == added);
+  check_three (gst_buffer_get_vidcls_classification_meta (buf), 5);
+  /* copies, not references to the caller's arrays */
+  fail_if ((gpointer) added->labels[0] == (gpointer) kLabels[0]);
+  fail_if ((gpointer) added->scores == (gpointer) kScores);
+  fail_if ((gpointer) added->class_ids == (gpointer) kClassIds);
+
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_partial_and_unknown_end)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstVidclsClassificationMeta *m = gst_buffer_add_vidcls_classification_meta (buf,
+      9, 0, GST_CLOCK_TIME_NONE, "m", 1, kLabels, kScores, kClassIds, TRUE);
+
+  fail_unless (m->partial == TRUE);
+  fail_unless (m->end == GST_CLOCK_TIME_NONE);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_copy_is_deep_and_independent)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 64, NULL);
+  GstBuffer *copy, *region;
+  GstVidclsClassificationMeta *orig, *copied;
+
+  orig = add_three (buf, 1);
+  copy = gst_buffer_copy (buf);
+  copied = gst_buffer_get_vidcls_classification_meta (copy);
+  check_three (copied, 1);
+  fail_if (copied == orig);
+  fail_if (copied->labels == orig->labels);
+  fail_if (copied->labels[0] == orig->labels[0]);
+  fail_if (copied->model == orig->model);
+  fail_if (copied->scores == orig->scores);
+  fail_if (copied->class_ids == orig->class_ids);
+
+  /* the result is about a time span, not bytes: a region copy keeps it too */
+  region = gst_buffer_copy_region (buf, GST_BUFFER_COPY_ALL, 8, 16);
+  check_three (gst_buffer_get_vidcls_classification_meta (region), 1);
+
+  /* the copy outlives the original (run under valgrind/ASan to see a use-after-free) */
+  gst_buffer_unref (buf);
+  check_three (gst_buffer_get_vidcls_classification_meta (copy), 1);
+
+  /* and changing the copy leaves nothing shared behind */
+  copied->scores[0] = 0.5f;
+  g_free (copied->labels[0]);
+  copied->labels[0] = g_strdup ("changed");
+  check_three (gst_buffer_get_vidcls_classification_meta (region), 1);
+
+  gst_buffer_unref (copy);
+  gst_buffer_unref (region);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_two_metas_iterate_filtered)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstCaps *ref = gst_caps_new_empty_simple ("timestamp/x-test");
+  gpointer state = NULL;
+  GstMeta *meta;
+  guint n = 0, seen = 0;
+
+  add_three (buf, 10);
+  /* another API in between must not show up in the filtered iteration */
+  gst_buffer_add_reference_timestamp_meta (buf, ref, GST_SECOND, GST_CLOCK_TIME_NONE);
+  add_three (buf, 11);
+
+  while ((meta = gst_buffer_iterate_meta_filtered (buf, &state,
+              GST_VIDCLS_CLASSIFICATION_META_API_TYPE))) {
+    GstVidclsClassificationMeta *m = (GstVidclsClassificationMeta *) meta;
+
+    fail_unless (m->clip_index == 10 || m->clip_index == 11);
+    check_three (m, m->clip_index);
+    seen |= 1u << (m->clip_index - 10);
+    n++;
+  }
+  fail_unless_equals_int (n, 2);
+  fail_unless_equals_int (seen, 3);
+
+  gst_caps_unref (ref);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_no_results_is_valid)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstBuffer *copy;
+  GstVidclsClassificationMeta *m;
+
+  /* e.g. every score below the threshold: labels and scores may be NULL */
+  m = gst_buffer_add_vidcls_classification_meta (buf, 3, 0, GST_SECOND, "m", 0,
+      NULL, NULL, NULL, FALSE);
+  fail_unless (m != NULL);
+  fail_unless_equals_int (m->n_results, 0);
+  fail_unless (m->labels != NULL);
+  fail_unless (m->labels[0] == NULL);
+  fail_unless (m->scores == NULL);
+  fail_unless (m->class_ids == NULL);
+
+  copy = gst_buffer_copy (buf);
+  gst_buffer_unref (buf);
+  m = gst_buffer_get_vidcls_classification_meta (copy);
+  fail_unless (m != NULL);
+  fail_unless_equals_int (m->n_results, 0);
+  fail_unless_equals_uint64 (m->clip_index, 3);
+  fail_unless (m->labels != NULL && m->labels[0] == NULL);
+  gst_buffer_unref (copy);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_null_class_ids_store_minus_one)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstVidclsClassificationMeta *m;
+  guint i;
+
+  m = gst_buffer_add_vidcls_classification_meta (buf, 0, 0, GST_SECOND, NULL,
+      G_N_ELEMENTS (kLabels), kLabels, kScores, NULL, FALSE);
+  fail_unless (m->class_ids != NULL);
+  for (i = 0; i < m->n_results; i++)
+    fail_unless_equals_int (m->class_ids[i], -1);
+  /* a NULL model is stored as "" so readers can print it */
+  fail_unless_equals_string (m->model, "");
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_bad_arguments_are_refused)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstBuffer *ref = gst_buffer_ref (buf);
+  const gchar *with_null[] = { "a", NULL };
+  const gfloat scores[] = { 0.5f, 0.5f };
+
+  /* not writable */
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
+          1, kLabels, kScores, NULL, FALSE));
+  gst_buffer_unref (ref);
+  /* results without labels or scores; a NULL label */
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
+          1, NULL, kScores, NULL, FALSE));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
+          1, kLabels, NULL, NULL, FALSE));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
+          2, with_null, scores, NULL, FALSE));
+  fail_unless (gst_buffer_get_vidcls_classification_meta (buf) == NULL);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+/* Pushes one frame carrying a result through `launchline`, which must make a new output
+ * buffer (so the element's transform_meta decides), and checks that the frame that comes out
+ * still carries the result, intact. */
+static void
+check_kept_by (const gchar * launchline, const gchar * in_caps,
+    const gchar * out_caps, gsize in_size)
+{
+  GstHarness *h = gst_harness_new_parse (launchline);
+  GstBuffer *in, *out;
+
+  gst_harness_set_caps_str (h, in_caps, out_caps);
+  in = gst_harness_create_buffer (h, in_size);
+  gst_buffer_memset (in, 0, 0x80, in_size);
+  GST_BUFFER_PTS (in) = CLIP_END - GST_SECOND / 30;
+  GST_BUFFER_DURATION (in) = GST_SECOND / 30;
+  add_three (in, 2);
+
+  /* held so the comparison below cannot be fooled by a reused address */
+  out = gst_harness_push_and_pull (h, gst_buffer_ref (in));
+  fail_unless (out != NULL, "%s produced no buffer", launchline);
+  fail_if (out == in, "%s passed the buffer through; nothing was checked",
+      launchline);
+  check_three (gst_buffer_get_vidcls_classification_meta (out), 2);
+
+  gst_buffer_unref (in);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+#define RGB_64x48 "video/x-raw,format=RGB,width=64,height=48,framerate=30/1"
+#define I420_64x48 "video/x-raw,format=I420,width=64,height=48,framerate=30/1"
+
+GST_START_TEST (test_kept_by_videoconvert)
+{
+  GstElementFactory *f = gst_element_factory_find ("videoconvert");
+
+  fail_unless (f != NULL, "videoconvert (gst-plugins-base) is not installed");
+  gst_object_unref (f);
+  check_kept_by ("videoconvert", RGB_64x48, I420_64x48, 64 * 48 * 3);
+}
+
+GST_END_TEST;
+
+/* Other transforms that change the pixels; skipped when their plugin is not installed. */
+GST_START_TEST (test_kept_by_other_video_transforms)
+{
+  static const struct
+  {
+    const gchar *factory, *launchline, *out_caps;
+  } cases[] = {
+    {"videoscale", "videoscale",
+        "video/x-raw,format=I420,width=32,height=24,framerate=30/1"},
+    /* (not method=: videoflip applies it after the first buffer and passes that through) */
+    {"videoflip", "videoflip video-direction=horiz", I420_64x48},
+    {"videocrop", "videocrop top=8 left=8",
+        "video/x-raw,format=I420,width=56,height=40,framerate=30/1"},
+  };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GstElementFactory *f = gst_element_factory_find (cases[i].factory);
+
+    if (!f) {
+      GST_WARNING ("%s not installed, not checked", cases[i].factory);
+      continue;
+    }
+    gst_object_unref (f);
+    check_kept_by (cases[i].launchline, I420_64x48, cases[i].out_caps,
+        64 * 48 * 3 / 2);
+  }
+}
+
+GST_END_TEST;
+
+static Suite *
+vidclsmeta_suite (void)
+{
+  Suite *s = suite_create ("vidclsmeta");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_api_registered_once_without_tags);
+  tcase_add_test (tc, test_add_and_read_back);
+  tcase_add_test (tc, test_partial_and_unknown_end);
+  tcase_add_test (tc, test_copy_is_deep_and_independent);
+  tcase_add_test (tc, test_two_metas_iterate_filtered);
+  tcase_add_test (tc, test_no_results_is_valid);
+  tcase_add_test (tc, test_null_class_ids_store_minus_one);
+  tcase_add_test (tc, test_bad_arguments_are_refused);
+  tcase_add_test (tc, test_kept_by_videoconvert);
+  tcase_add_test (tc, test_kept_by_other_video_transforms);
+  return s;
+}
+
+GST_CHECK_MAIN (vidclsmeta);
