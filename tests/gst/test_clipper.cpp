@@ -511,7 +511,12 @@ INSTANTIATE_TEST_SUITE_P(
                       FormatCase{"BGR", ""}, FormatCase{"BGRx", ""}, FormatCase{"BGRA", ""},
                       FormatCase{"xRGB", ""}, FormatCase{"ARGB", ""}, FormatCase{"I420", ""},
                       FormatCase{"NV12", ""}, FormatCase{"I420", ",colorimetry=bt709"},
-                      FormatCase{"NV12", ",colorimetry=bt709"}),
+                      FormatCase{"NV12", ",colorimetry=bt709"}, FormatCase{"xBGR", ""},
+                      FormatCase{"ABGR", ""}, FormatCase{"YV12", ""}, FormatCase{"NV21", ""},
+                      FormatCase{"Y42B", ""}, FormatCase{"Y444", ""}, FormatCase{"Y41B", ""},
+                      FormatCase{"YUY2", ""}, FormatCase{"UYVY", ""}, FormatCase{"YVYU", ""},
+                      FormatCase{"GRAY8", ""}, FormatCase{"I420_10LE", ""},
+                      FormatCase{"P010_10LE", ""}),
     [](const ::testing::TestParamInfo<FormatCase> &p) {
       return std::string(p.param.format) + (p.param.extra_caps[0] ? "_bt709" : "");
     });
