@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
   const std::vector<Case> cases = {
       {"vividinfer", "vivit-xs", "", caps320},
       {"vividinfer", "mini-vivit-seed", "", caps320},
+      {"vividinfer", "vivit-b16x2-fe", "", caps320},
       {"resnetvitinfer", "resnet18-tvit-xs", "clip-stride=8", caps320},
       {"resnetvitinfer", "resnet18-tvit-xs", "clip-stride=2", caps320},
       {"resnetvitinfer", "resnet18-tvit-xs", "clip-stride=1", caps320},

@@ -186,6 +186,56 @@ TEST(VividInfer, EndOfStreamClipIsClassified) {
   EXPECT_NE(gst_structure_get_string(r.messages[1], "label"), nullptr);
 }
 
+// In sync mode a buffer that completes a clip waits for the model: the element adds its
+// inference time (the warm-up clip's until clips are classified) to the latency query.
+TEST(VividInfer, SyncModeReportsItsLatency) {
+  const auto ckpt = make_checkpoint("vivit-xs");
+  GstHarness *h = gst_harness_new_parse(("vividinfer mode=sync model=" + ckpt).c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=64,framerate=30/1");
+  gst_harness_set_upstream_latency(h, 0);
+  const GstClockTime latency = gst_harness_query_latency(h);
+  EXPECT_GT(latency, 0u);
+  EXPECT_LT(latency, 10 * GST_SECOND);
+  gst_harness_teardown(h);
+
+  h = gst_harness_new_parse(("vividinfer mode=async model=" + ckpt).c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=64,height=64,framerate=30/1");
+  gst_harness_set_upstream_latency(h, 0);
+  EXPECT_EQ(gst_harness_query_latency(h), 0u) << "async mode never holds a buffer";
+  gst_harness_teardown(h);
+}
+
+// Properties changed from other threads while clips are classified: no crash, no deadlock.
+TEST(VividInfer, PropertyStress) {
+  const auto ckpt = make_checkpoint("vivit-xs");
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper clip-stride=1 ! vividinfer name=infer mode=sync model=" + ckpt).c_str());
+  GstElement *infer = gst_harness_find_element(h, "vividinfer");
+  GValue k = G_VALUE_INIT, thr = G_VALUE_INIT, batch = G_VALUE_INIT;
+  g_value_init(&k, G_TYPE_UINT);
+  g_value_set_uint(&k, 2);
+  g_value_init(&thr, G_TYPE_DOUBLE);
+  g_value_set_double(&thr, 0.2);
+  g_value_init(&batch, G_TYPE_UINT);
+  g_value_set_uint(&batch, 3);
+  GstHarnessThread *t1 = gst_harness_stress_property_start_full(h, "top-k", &k, 100);
+  GstHarnessThread *t2 = gst_harness_stress_property_start_full(h, "threshold", &thr, 100);
+  GstHarnessThread *t3 = gst_harness_stress_property_start_full(h, "batch-size", &batch, 100);
+  auto out = push_frames(h, 60);
+  for (GstBuffer *b : out) gst_buffer_unref(b);
+  EXPECT_GT(gst_harness_stress_thread_stop(t1), 0u);
+  EXPECT_GT(gst_harness_stress_thread_stop(t2), 0u);
+  EXPECT_GT(gst_harness_stress_thread_stop(t3), 0u);
+  guint64 classified = 0;
+  g_object_get(infer, "clips-classified", &classified, nullptr);
+  EXPECT_EQ(classified, 23u);  // 60 frames at stride 2 = 30 sampled, T = 8, hop 1 -> 23 clips
+  gst_object_unref(infer);
+  g_value_unset(&k);
+  g_value_unset(&thr);
+  g_value_unset(&batch);
+  gst_harness_teardown(h);
+}
+
 struct ErrorCase {
   const char *name;
   std::string element_args;  // what follows "vividinfer "
