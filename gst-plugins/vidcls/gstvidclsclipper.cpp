@@ -53,6 +53,7 @@
 #include <torch/types.h>
 
 #include "gstvidclsclip.h"
+#include "vidcls/clip_sampling.h"
 #include "vidcls/clip_spec.h"
 #include "vidcls/runtime.h"
 
@@ -124,92 +125,6 @@ struct Answer {
   vidcls::ClipSpec spec;
   std::string device;
   std::string model;
-};
-
-/* Decides which frames are sampled: every stride-th frame, or on timestamps at `rate` frames
- * per second. Frames without a timestamp are counted, with the stride the rate amounts to
- * at the caps frame rate. */
-class FrameSampler
-{
-public:
-  void
-  configure (int stride, double rate, int fps_n, int fps_d)
-  {
-    rate_ = rate;
-    stride_ = std::max (stride, 1);
-    if (rate > 0) {
-      period_ = static_cast<GstClockTime> (std::llround (GST_SECOND / rate));
-      /* Demuxers round timestamps (to the millisecond in Matroska), so a frame a hair before
-       * its due time is on time; a quarter period keeps high rates exact. */
-      tolerance_ = std::min<GstClockTime> (GST_MSECOND, period_ / 4);
-      if (fps_n > 0 && fps_d > 0)
-        stride_ = std::max (1, static_cast<int> (std::lround (fps_n / (fps_d * rate))));
-    }
-  }
-
-  void
-  reset ()
-  {
-    anchor_ = GST_CLOCK_TIME_NONE;
-    last_pts_ = GST_CLOCK_TIME_NONE;
-    n_since_anchor_ = 0;
-    due_ = 0;
-    frames_since_sample_ = 0;
-    sampled_any_ = false;
-  }
-
-  bool
-  take (GstClockTime pts)
-  {
-    bool take;
-    if (rate_ > 0 && GST_CLOCK_TIME_IS_VALID (pts)) {
-      /* The first timestamp, or time going back without a flush (a new segment), restarts
-       * the schedule on this frame. */
-      const bool restart = !GST_CLOCK_TIME_IS_VALID (anchor_)
-          || (GST_CLOCK_TIME_IS_VALID (last_pts_) && pts < last_pts_);
-      last_pts_ = pts;
-      if (restart) {
-        anchor_ = pts;
-        n_since_anchor_ = 0;
-        take = true;
-      } else {
-        take = pts + tolerance_ >= due_;
-      }
-      if (take) {
-        n_since_anchor_++;
-        /* Due times are computed from the anchor, not accumulated, so they do not drift. */
-        due_ = anchor_ + static_cast<GstClockTime> (std::llround (n_since_anchor_ * (GST_SECOND
-                    / rate_)));
-        if (due_ <= pts + tolerance_) {
-          /* More than a period late: sample this frame once and restart the schedule here. */
-          anchor_ = pts;
-          n_since_anchor_ = 1;
-          due_ = pts + period_;
-        }
-      }
-    } else {
-      take = !sampled_any_ || frames_since_sample_ + 1 >= static_cast<guint64> (stride_);
-    }
-    if (take) {
-      frames_since_sample_ = 0;
-      sampled_any_ = true;
-    } else {
-      frames_since_sample_++;
-    }
-    return take;
-  }
-
-private:
-  double rate_ = 0;
-  int stride_ = 1;
-  GstClockTime period_ = 0;
-  GstClockTime tolerance_ = 0;
-  GstClockTime anchor_ = GST_CLOCK_TIME_NONE;
-  GstClockTime last_pts_ = GST_CLOCK_TIME_NONE;
-  GstClockTime due_ = 0;
-  guint64 n_since_anchor_ = 0;
-  guint64 frames_since_sample_ = 0;
-  bool sampled_any_ = false;
 };
 
 /* gst_video_frame_map / unmap as a scope. */
@@ -291,7 +206,7 @@ struct GstVidclsClipperPrivate {
   torch::Tensor ring;
   std::vector<GstClockTime> slot_start, slot_end;    /* per frame i % T */
 
-  FrameSampler sampler;
+  vidcls::FrameSampler sampler;
   guint64 n_sampled = 0;        /* sampled frames since the last reset */
   guint64 n_clips = 0;          /* clips since the last reset */
   guint64 epoch = 0;
@@ -1010,7 +925,8 @@ gst_vidcls_clipper_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     if (!apply_settings_change (self))
       return GST_FLOW_ERROR;
 
-    sampled = priv->sampler.take (GST_BUFFER_PTS (buf));
+    sampled = priv->sampler.take (GST_BUFFER_PTS_IS_VALID (buf) ? GST_BUFFER_PTS (buf)
+        : vidcls::kNoTimestamp);
     if (sampled) {
       const guint64 i = priv->n_sampled++;
       priv->frames_sampled++;
@@ -1073,15 +989,13 @@ send_eos_clip (GstVidclsClipper * self)
     return;
 
   const guint64 T = priv->spec.frames;
-  const guint64 hop = priv->spec.hop;
   const guint64 s = priv->n_sampled;
-  const guint64 n_full = s >= T ? (s - T) / hop + 1 : 0;
-  const guint64 first = n_full * hop;
-  if (s <= first)
-    return;                     /* every sampled frame is in a clip, or between clips */
-  if (n_full > 0 && s <= (n_full - 1) * hop + T)
-    return;                     /* overlapping clips (hop < T): the last one holds them all */
-  const guint64 n = s - first;  /* < T, else a full clip would have ended at first + T */
+  vidcls::ClipWindow window;
+  if (!vidcls::eos_clip (s, T, priv->spec.hop, policy == GST_VIDCLS_CLIPPER_EOS_PAD ?
+          vidcls::EosPolicy::kPad : vidcls::EosPolicy::kPartial, window))
+    return;
+  const guint64 first = window.first_sample;
+  const guint64 n = window.n_frames;
 
   torch::Tensor frames = priv->ring.narrow (0, static_cast<int64_t> (s % T + T - n),
       static_cast<int64_t> (n));
