@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""vidcls-train / vidcls-eval end to end, on small synthetic motion datasets.
+
+  test_training.py --bin-dir BUILD/training --work DIR CASE
+
+CASE is one of: accuracy, corrupt, reproducible, resume, eval. The cases share one dataset and
+clip cache under DIR (made once, under a lock), so each spends its time on what it checks.
+"""
+import argparse
+import csv
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+# Columns that measure time, not the training: they differ between identical runs.
+TIMING_COLUMNS = {"epoch_seconds", "data_wait_share"}
+SYNTH = ["--layout", "msr", "--classes", "4", "--videos-per-class", "12", "--subjects", "6",
+         "--frames", "32", "--size", "80", "--fps", "15", "--seed", "3", "--no-drift"]
+EPOCHS_ACCURACY = 12
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def run(cmd, timeout=300, **kw):
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=timeout, **kw)
+    print(p.stdout, end="")
+    print(f"  ({time.monotonic() - t0:.1f} s, exit {p.returncode})", flush=True)
+    return p
+
+
+class Env:
+    def __init__(self, bin_dir, work):
+        self.bin = bin_dir
+        self.work = os.path.abspath(work)
+        os.makedirs(self.work, exist_ok=True)
+
+    def tool(self, name):
+        return os.path.join(self.bin, name)
+
+    def dataset(self):
+        """The shared dataset (with one corrupt video) and its clip cache, made once."""
+        data = os.path.join(self.work, "data")
+        cache_run = os.path.join(self.work, "cache-run")
+        with open(os.path.join(self.work, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = os.path.join(self.work, ".ready")
+            if not os.path.exists(done):
+                p = run([self.tool("vidcls-synth"), "--out", data, "--corrupt", "1", "-q"] + SYNTH)
+                check(p.returncode == 0, "vidcls-synth failed")
+                # A one-epoch run builds the cache; its output is the cache report.
+                p = run([self.tool("vidcls-train"), "--model", "vivit", "--data", data, "--out",
+                         cache_run, "--epochs", "1", "--repeats", "1"])
+                check(p.returncode == 0, "vidcls-train failed to build the cache")
+                with open(os.path.join(self.work, "cache-report.txt"), "w") as f:
+                    f.write(p.stdout)
+                open(done, "w").close()
+        return data, os.path.join(cache_run, "cache")
+
+    def train(self, out, *args, timeout=300):
+        data, cache = self.dataset()
+        return run([self.tool("vidcls-train"), "--model", "vivit", "--data", cache, "--out",
+                    os.path.join(self.work, out)] + list(args), timeout=timeout)
+
+
+def read_metrics(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def training_columns(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+def case_accuracy(env):
+    """A short run on an easy 4-class set reaches well above chance (25 %)."""
+    t0 = time.monotonic()
+    p = env.train("accuracy", "--epochs", str(EPOCHS_ACCURACY), "--seed", "1")
+    check(p.returncode == 0, "training failed")
+    out = os.path.join(env.work, "accuracy")
+    rows = read_metrics(os.path.join(out, "metrics.csv"))
+    check(len(rows) == EPOCHS_ACCURACY, f"{len(rows)} rows in metrics.csv")
+    best = max(float(r["test_top1"]) for r in rows)
+    print(f"best test top-1 {best:.3f} in {time.monotonic() - t0:.0f} s")
+    check(best >= 0.6, f"test top-1 {best:.3f} < 0.6")
+    for f in ("best.safetensors", "last.safetensors", "curves.png"):
+        check(os.path.exists(os.path.join(out, f)), f"{f} missing")
+
+
+def case_corrupt(env):
+    """The corrupt video is skipped, named in the cache report, and training goes on."""
+    env.dataset()
+    with open(os.path.join(env.work, "cache-report.txt")) as f:
+        report = f.read()
+    print(report)
+    skipped = [l for l in report.splitlines() if l.strip().startswith("skipped ")]
+    check(len(skipped) == 1, f"expected one skipped video, report says {skipped}")
+    check("_rgb.avi" in skipped[0], "the skipped line names no file")
+    check("epoch   1/1" in report, "training did not go on after the skipped video")
+    # A dataset folder given directly, with the corrupt file: the cache is reused (no decoding).
+    data, _ = env.dataset()
+    p = run([env.tool("vidcls-train"), "--model", "vivit", "--data", data, "--out",
+             os.path.join(env.work, "cache-run"), "--epochs", "1", "--repeats", "1"])
+    check(p.returncode == 0, "second run failed")
+    check("0 decoded" in p.stdout and "skipped" in p.stdout,
+          "an unchanged dataset was decoded again or the skipped video not reported")
+
+
+def case_reproducible(env):
+    """Same seed, same data -> the same metrics, bit for bit (timing columns aside)."""
+    a = env.train("repro-a", "--epochs", "2", "--seed", "7", "--repeats", "2")
+    b = env.train("repro-b", "--epochs", "2", "--seed", "7", "--repeats", "2")
+    check(a.returncode == 0 and b.returncode == 0, "training failed")
+    ra = read_metrics(os.path.join(env.work, "repro-a", "metrics.csv"))
+    rb = read_metrics(os.path.join(env.work, "repro-b", "metrics.csv"))
+    check(training_columns(ra) == training_columns(rb), "metrics differ between identical runs")
+    c = env.train("repro-c", "--epochs", "2", "--seed", "8", "--repeats", "2")
+    rc = read_metrics(os.path.join(env.work, "repro-c", "metrics.csv"))
+    check(training_columns(ra) != training_columns(rc), "another seed gave the same metrics")
+
+
+def case_resume(env):
+    """SIGKILL a 4-epoch run after its 2nd epoch, --resume: the curve is the uninterrupted one."""
+    ref = env.train("resume-ref", "--epochs", "4", "--seed", "5", "--repeats", "2")
+    check(ref.returncode == 0, "reference run failed")
+    ref_rows = training_columns(read_metrics(os.path.join(env.work, "resume-ref", "metrics.csv")))
+
+    # A real SIGKILL in the middle of epoch 3.
+    data, cache = env.dataset()
+    out = os.path.join(env.work, "resume-kill")
+    cmd = [env.tool("vidcls-train"), "--model", "vivit", "--data", cache, "--out", out,
+           "--epochs", "4", "--seed", "5", "--repeats", "2"]
+    print("$", " ".join(cmd), "(killed after epoch 2)", flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        print(line, end="")
+        if line.startswith("epoch   2/4"):
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    check(proc.returncode == -signal.SIGKILL, f"the run ended before the kill ({proc.returncode})")
+    p = env.train("resume-kill", "--epochs", "4", "--seed", "5", "--repeats", "2", "--resume")
+    check(p.returncode == 0 and "resuming after epoch" in p.stdout, "resume after kill failed")
+    got = training_columns(read_metrics(os.path.join(out, "metrics.csv")))
+    check(got == ref_rows, f"curve after kill + resume differs:\n{got}\n{ref_rows}")
+
+
+def case_eval(env):
+    """vidcls-eval writes top1/top5/per_class/confusion and confusion.png; on the cache it
+    reproduces the training's own test top-1 of the saved epoch."""
+    out = os.path.join(env.work, "eval-run")
+    p = env.train("eval-run", "--epochs", "2", "--seed", "2", "--repeats", "1")
+    check(p.returncode == 0, "training failed")
+    ckpt = os.path.join(out, "best.safetensors")
+    data, cache = env.dataset()
+    # Decoded from the dataset folder, as the live pipeline decodes (the corrupt file skipped).
+    jpath = os.path.join(env.work, "eval-decode", "result.json")
+    p = run([env.tool("vidcls-eval"), "--model", ckpt, "--data", data, "--json", jpath, "-q"])
+    check(p.returncode == 0, "vidcls-eval failed")
+    with open(jpath) as f:
+        j = json.load(f)
+    for k in ("top1", "top5", "per_class", "confusion"):
+        check(k in j, f"{k} missing from the JSON")
+    n = len(j["classes"])
+    check(len(j["confusion"]) == n and all(len(r) == n for r in j["confusion"]),
+          "confusion is not classes x classes")
+    check(sum(map(sum, j["confusion"])) == j["count"] == 24, f"{j['count']} test videos, not 24")
+    check(0 <= j["top1"] <= j["top5"] <= 1, "top1 / top5 out of order")
+    check(os.path.getsize(os.path.join(env.work, "eval-decode", "confusion.png")) > 0,
+          "confusion.png missing")
+    # From the cache: the training's evaluation, exactly.
+    jpath = os.path.join(env.work, "eval-cache", "result.json")
+    p = run([env.tool("vidcls-eval"), "--model", ckpt, "--data", cache, "--json", jpath, "-q"])
+    check(p.returncode == 0, "vidcls-eval on the cache failed")
+    with open(jpath) as f:
+        j = json.load(f)
+    rows = read_metrics(os.path.join(out, "metrics.csv"))
+    best = max(float(r["test_top1"]) for r in rows)
+    check(abs(j["top1"] - best) < 1e-9, f"eval top-1 {j['top1']} != training's {best}")
+    # Multi-view testing runs and keeps the fields.
+    p = run([env.tool("vidcls-eval"), "--model", ckpt, "--data", cache, "--views", "2x3", "-q"])
+    check(p.returncode == 0 and "views 2x3" in p.stdout, "--views 2x3 failed")
+
+
+CASES = {"accuracy": case_accuracy, "corrupt": case_corrupt, "reproducible": case_reproducible,
+         "resume": case_resume, "eval": case_eval}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    a = ap.parse_args()
+    env = Env(a.bin_dir, a.work)
+    try:
+        CASES[a.case](env)
+    except Fail as e:
+        print(f"FAIL: {e}")
+        return 1
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+// Synthetic motion videos: the class is decided by how one object moves (direction of travel,
+// sense of rotation, growing or shrinking, sense of an orbit) while its shape, colours, size,
+// position, the background, static distractors and a slow camera drift are random. One frame
+// says nothing about the class; a model has to compare frames.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace vidcls::train {
+
+// The motion classes in label order; a dataset of N classes uses the first N:
+// slide_left, slide_right, slide_up, slide_down, rotate_cw, rotate_ccw, grow, shrink,
+// orbit_cw, orbit_ccw.
+const std::vector<std::string> &synth_motion_names();
+
+// One video to draw.
+struct SynthScene {
+  int motion = 0;     // index into synth_motion_names()
+  uint64_t seed = 0;  // everything random about the video comes from this
+  int frames = 48;
+  int width = 128;
+  int height = 96;
+  bool drift = true;  // slow translation of the whole frame in a random direction
+};
+
+// The frames and the ground truth of the moving object, per frame, in frame pixels.
+struct SynthVideo {
+  torch::Tensor frames;  // uint8 [N, H, W, 3] RGB
+  std::vector<float> x, y;      // object centre
+  std::vector<float> radius;    // object size (radius of its circumscribed circle, roughly)
+  std::vector<float> angle;     // orientation, degrees, increasing clockwise on screen
+  float drift_x = 0, drift_y = 0;  // displacement of the whole frame content per frame
+};
+
+// Deterministic: the same scene gives the same pixels.
+SynthVideo render_synth_video(const SynthScene &scene);
+
+enum class SynthLayout {
+  kMsr,          // DIR/aXX_sYY_eZZ_rgb.avi (MJPEG in AVI), as MSR DailyActivity3D
+  kKinetics400,  // DIR/{train,val}.csv + DIR/videos/{id}_{start:06d}_{end:06d}.mp4 (MPEG-4)
+  kFolder,       // DIR/<class>/<class>_NNNN.webm (VP8)
+};
+
+std::string to_string(SynthLayout layout);                       // "msr", "kinetics400", "folder"
+SynthLayout synth_layout_from_string(const std::string &name);  // throws std::invalid_argument
+
+struct SynthOptions {
+  SynthLayout layout = SynthLayout::kMsr;
+  std::string out;             // created if missing; existing files of the same names are replaced
+  int classes = 6;             // the first N of synth_motion_names()
+  int videos_per_class = 20;
+  int subjects = 10;           // msr: video v of a class is subject v % subjects + 1,
+                               // environment/repetition v / subjects + 1
+  int frames = 48;
+  int size = 96;               // frame height
+  int width = 0;               // 0: 4:3, size * 4 / 3 rounded to even
+  int fps = 15;
+  uint64_t seed = 0;
+  bool drift = true;
+  int corrupt = 0;             // extra undecodable files with valid names (see SynthItem)
+  int jobs = 1;                // videos encoded in parallel
+
+  // Throws std::invalid_argument naming the option that is out of range.
+  void validate() const;
+  int frame_width() const;
+};
+
+// One written file.
+struct SynthItem {
+  std::string file;   // relative to SynthOptions::out
+  int label = 0;      // index into synth_motion_names()
+  std::string split;  // kinetics400: "train" or "val"; otherwise empty
+  int subject = 0;    // msr: 1-based subject; otherwise 0
+  bool corrupt = false;  // header only, random bytes, or empty, in turn
+};
+
+// Writes the dataset and labels.txt (one class name per line, in label order) and returns the
+// files, the good ones first. `progress(done, total)` is called after each file.
+std::vector<SynthItem> write_synth_dataset(
+    const SynthOptions &options, const std::function<void(int, int)> &progress = nullptr);
+
+}  // namespace vidcls::train

@@ -1,0 +1,58 @@
+// vidcls-train's engine: a recipe per preset, the training loop (train_one_epoch / evaluate as
+// free functions over a model, a loader and an optimiser), checkpoints that resume exactly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "vidcls/registry.h"
+
+namespace vidcls::train {
+
+// How a preset is trained when the user says nothing else.
+struct Recipe {
+  int epochs = 30;
+  int batch_size = 16;
+  double lr = 1e-3;            // peak, after warmup; cosine decay to 0 per step
+  double weight_decay = 0.05;
+  double warmup_epochs = 2;
+  double label_smoothing = 0.1;
+  double clip_grad = 1.0;      // max gradient norm; 0 = off
+  std::string optimizer = "adamw";  // "adamw" or "sgd" (momentum 0.9, nesterov)
+  int repeats = 4;             // random clips per training video per epoch
+  double min_scale = 1.0, max_scale = 1.15;  // short-side scale jitter
+};
+
+// The recipe of a preset (by name), tuned on vidcls-synth motion data for the CPU presets.
+Recipe default_recipe(const std::string &preset);
+
+// "vivit" -> "vivit-xs", "mini-vivit" -> "mini-vivit-xs", "resnet-vit" (or "resnet-tvit") ->
+// "resnet18-tvit-xs". Throws std::invalid_argument for another name.
+std::string default_preset(const std::string &model);
+
+struct TrainOptions {
+  std::string model = "vivit";  // vivit | mini-vivit | resnet-vit
+  std::string preset;           // "" = default_preset(model)
+  std::string data;             // dataset folder or clip cache
+  std::string out;
+  std::string split;            // "" = the layout's default (or the cache's)
+  std::string pretrained;       // vidcls checkpoint, or ViT / ResNet image weights
+  std::string device = "cpu";
+  bool resume = false;
+  bool flip = false;
+  bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
+  uint64_t seed = 0;
+  int stop_after = 0;  // stop after this epoch as a kill would (0 = run the whole schedule)
+  int prefetch = 4;    // batches prepared ahead
+  Recipe recipe;
+  std::string command_line;  // recorded in the provenance
+};
+
+// Runs a training; prints progress to stdout. Returns the best test top-1. Throws on errors
+// (std::runtime_error with a message a user can act on, e.g. for a non-finite loss).
+double train(const TrainOptions &options);
+
+}  // namespace vidcls::train

@@ -1,0 +1,59 @@
+// Clip transforms over cached or decoded frames: which frames a clip spec samples, the training
+// augmentation (temporal jitter, short-side scale jitter, random crop, optional flip) and the
+// clean evaluation clips (the windows vidclsclipper cuts, through vidcls::preprocess_frames).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "vidcls/clip_sampling.h"
+#include "vidcls/clip_spec.h"
+
+namespace vidcls::train {
+
+// Indices of the frames FrameSampler takes from a video whose frames have these presentation
+// timestamps (ns; negative = none), exactly as vidclsclipper samples them from the same
+// stream. `fps` is the decoder's nominal rate (0 if unknown), used only for frames without one.
+std::vector<int64_t> sampled_frame_indices(const int64_t *pts_ns, int64_t n, const ClipSpec &spec,
+                                           double fps);
+std::vector<int64_t> sampled_frame_indices(const torch::Tensor &pts_ns, const ClipSpec &spec,
+                                           double fps);
+
+// The frame indices of `window` (positions into `sampled`), padded to spec.frames by repeating
+// the last one, as vidclsclipper pads its end-of-stream clip.
+std::vector<int64_t> window_frame_indices(const std::vector<int64_t> &sampled,
+                                          const ClipWindow &window, int64_t frames);
+
+// The windows an evaluation looks at: the clips vidclsclipper would emit (clip_windows with the
+// pad policy); `temporal_views` of them spread evenly, the first one included (1: the first
+// clip; 0: all of them).
+std::vector<ClipWindow> eval_windows(int64_t n_sampled, const ClipSpec &spec, int temporal_views);
+
+// Clean evaluation clips from frames uint8 [T, H, W, 3]: 1 view is preprocess_frames (the centre
+// crop); 3 views are the two ends and the centre of the long side after the same resize.
+// Returns `spatial_views` tensors [T, 3, height, width].
+std::vector<torch::Tensor> eval_crops(const torch::Tensor &frames_u8, const ClipSpec &spec,
+                                      int spatial_views);
+
+struct Augmentation {
+  // Short side before the crop, as a multiple of the crop's short side (max(width, height) or
+  // spec.short_side): 1.0 is the evaluation scale.
+  double min_scale = 1.0;
+  double max_scale = 1.15;
+  bool flip = false;  // horizontal flip with probability 1/2; wrong for direction classes
+};
+
+// One training clip [T, 3, height, width] from a video's frames uint8 [N, H, W, 3]: a random
+// window of T consecutive sampled frames (padded with the last when the video is short), scaled
+// by a random factor, randomly cropped, optionally flipped, normalised with the spec's mean/std.
+torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64_t> &sampled,
+                         const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng);
+
+// A random window of T sampled frames (temporal jitter only): frame indices, padded.
+std::vector<int64_t> random_window(const std::vector<int64_t> &sampled, int64_t frames,
+                                   std::mt19937_64 &rng);
+
+}  // namespace vidcls::train

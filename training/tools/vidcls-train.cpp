@@ -1,0 +1,90 @@
+// vidcls-train: trains a video classifier from a dataset folder or a clip cache.
+//
+//   vidcls-train --model vivit --data DATASET --out runs/vivit
+//
+// writes OUT/best.safetensors, OUT/last.safetensors (with the optimiser state, for --resume),
+// OUT/metrics.csv and OUT/curves.png; a dataset folder is decoded once into OUT/cache.
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "vidcls/train/trainer.h"
+
+int main(int argc, char **argv) {
+  namespace train = vidcls::train;
+  train::TrainOptions o;
+  std::optional<int> epochs, batch_size, repeats;
+  std::optional<double> lr, wd, warmup, smoothing, clip;
+  std::optional<std::string> optimizer;
+
+  CLI::App app{"Train a video classifier (ViViT, Mini-ViViT, ResNet + Temporal ViT) on a "
+               "dataset folder (MSR DailyActivity3D, Kinetics-400 or a folder per class) or a "
+               "clip cache. Each preset has a default recipe; the options override it."};
+  app.add_option("--model", o.model, "vivit, mini-vivit or resnet-vit")
+      ->required()
+      ->check(CLI::IsMember({"vivit", "mini-vivit", "resnet-vit", "resnet-tvit"}));
+  app.add_option("--preset", o.preset,
+                 "model preset (default: vivit-xs, mini-vivit-xs, resnet18-tvit-xs)");
+  app.add_option("--data", o.data, "dataset folder (cached into OUT/cache) or clip cache")
+      ->required();
+  app.add_option("--out", o.out, "output folder")->required();
+  app.add_option("--split", o.split,
+                 "dataset split (msr: cross-subject, random80; kinetics400: val, test; folder: "
+                 "random80, folders); default: the layout's first");
+  app.add_option("--epochs", epochs, "epochs (default: the preset's recipe, 30 for xs)");
+  app.add_option("--batch-size", batch_size, "clips per step (default 16)");
+  app.add_option("--lr", lr, "peak learning rate after warmup (default 1e-3 for xs presets)");
+  app.add_option("--weight-decay", wd, "decoupled weight decay (default 0.05)");
+  app.add_option("--warmup-epochs", warmup, "linear warmup, then cosine decay per step (default 2)");
+  app.add_option("--label-smoothing", smoothing, "(default 0.1)");
+  app.add_option("--clip-grad", clip, "max gradient norm, 0 = off (default 1.0)");
+  app.add_option("--optimizer", optimizer, "adamw (default) or sgd (momentum 0.9, nesterov)")
+      ->check(CLI::IsMember({"adamw", "sgd"}));
+  app.add_option("--repeats", repeats, "random clips per training video per epoch (default 4)");
+  app.add_option("--pretrained", o.pretrained,
+                 "initial weights: a vidcls checkpoint (tensors of the same name and shape), or "
+                 "ViT/DeiT (vivit) or ResNet (resnet-vit) image weights");
+  app.add_flag("--resume", o.resume, "continue from OUT/last.safetensors after its epoch");
+  app.add_option("--seed", o.seed, "seed of the initialisation and of the sampling")
+      ->capture_default_str();
+  app.add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+  app.add_flag("--flip", o.flip,
+               "random horizontal flips (off: a flip turns slide_left into slide_right)");
+  app.add_flag("--fine-tune-backbone", o.fine_tune_backbone,
+               "resnet-vit: train the ResNet too, on clips (slow; default: frozen, trained on "
+               "cached per-frame features)");
+  app.add_option("--prefetch", o.prefetch, "batches prepared ahead by the loader thread")
+      ->capture_default_str();
+  app.add_option("--stop-after", o.stop_after,
+                 "stop after this epoch, as a kill would (for testing --resume)");
+  CLI11_PARSE(app, argc, argv);
+
+  for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
+  try {
+    const std::string preset = o.preset.empty() ? train::default_preset(o.model) : o.preset;
+    o.recipe = train::default_recipe(preset);
+    if (epochs) o.recipe.epochs = *epochs;
+    if (batch_size) o.recipe.batch_size = *batch_size;
+    if (repeats) o.recipe.repeats = *repeats;
+    if (lr) o.recipe.lr = *lr;
+    if (wd) o.recipe.weight_decay = *wd;
+    if (warmup) o.recipe.warmup_epochs = *warmup;
+    if (smoothing) o.recipe.label_smoothing = *smoothing;
+    if (clip) o.recipe.clip_grad = *clip;
+    if (optimizer) o.recipe.optimizer = *optimizer;
+    if (o.recipe.epochs < 1 || o.recipe.batch_size < 1 || o.recipe.repeats < 1 ||
+        !(o.recipe.lr > 0)) {
+      std::fprintf(stderr, "vidcls-train: --epochs, --batch-size, --repeats and --lr must be "
+                           "positive\n");
+      return 2;
+    }
+    train::train(o);
+    return 0;
+  } catch (const c10::Error &e) {
+    std::fprintf(stderr, "vidcls-train: %s\n", e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "vidcls-train: %s\n", e.what());
+  }
+  return 1;
+}
