@@ -10,7 +10,9 @@ import argparse
 import csv
 import fcntl
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,8 +198,50 @@ def case_eval(env):
     check(p.returncode == 0 and "views 2x3" in p.stdout, "--views 2x3 failed")
 
 
+def case_distill(env):
+    """Mini-ViViT learns from a ViViT teacher (soft labels, attention, hidden states); a teacher
+    that does not fit is refused with a message that says why."""
+    p = env.train("distill-teacher", "--epochs", "3", "--seed", "4", "--repeats", "2")
+    check(p.returncode == 0, "teacher training failed")
+    teacher = os.path.join(env.work, "distill-teacher", "best.safetensors")
+    data, cache = env.dataset()
+    out = os.path.join(env.work, "distill-student")
+    base = [env.tool("vidcls-train"), "--model", "mini-vivit", "--data", cache, "--epochs", "2",
+            "--seed", "4", "--repeats", "2"]
+    p = run(base + ["--out", out, "--teacher", teacher])
+    check(p.returncode == 0, "distillation failed")
+    check("distilling from" in p.stdout, "the teacher is not announced")
+    terms = [l for l in p.stdout.splitlines() if "distillation: soft-label KL" in l]
+    check(len(terms) == 2, f"{len(terms)} distillation lines for 2 epochs")
+    for line in terms:
+        values = [float(v) for v in re.findall(r"KL (\S+)", line)]
+        check(len(values) == 3 and all(math.isfinite(v) and v >= 0 for v in values),
+              f"distillation terms not finite and non-negative: {line}")
+    info = run([env.tool("../models/vidcls-info"), os.path.join(out, "last.safetensors"), "--json"])
+    check(info.returncode == 0, "vidcls-info failed on the student")
+    prov = json.loads(info.stdout)["provenance"]
+    check(prov.get("distillation", {}).get("teacher") == teacher, "provenance lacks the teacher")
+    # Without a teacher the same run learns differently: the terms are really in the loss.
+    q = run(base + ["--out", os.path.join(env.work, "distill-none")])
+    check(q.returncode == 0, "plain mini-vivit run failed")
+    check(training_columns(read_metrics(os.path.join(out, "metrics.csv"))) !=
+          training_columns(read_metrics(os.path.join(env.work, "distill-none", "metrics.csv"))),
+          "distillation changed nothing")
+    # Teachers that cannot teach this student.
+    wrong = os.path.join(env.work, "teacher-3-classes.safetensors")
+    check(run([env.tool("../models/vidcls-init"), "--preset", "vivit-xs", "--num-classes", "3",
+               "--out", wrong]).returncode == 0, "vidcls-init failed")
+    r = run(base + ["--out", os.path.join(env.work, "distill-bad"), "--teacher", wrong])
+    check(r.returncode != 0 and "other classes" in r.stdout, "a teacher of 3 classes was taken")
+    resnet = os.path.join(env.work, "teacher-resnet.safetensors")
+    check(run([env.tool("../models/vidcls-init"), "--preset", "resnet18-tvit-xs",
+               "--num-classes", "4", "--out", resnet]).returncode == 0, "vidcls-init failed")
+    r = run(base + ["--out", os.path.join(env.work, "distill-bad"), "--teacher", resnet])
+    check(r.returncode != 0 and "must be a ViViT" in r.stdout, "a ResNet teacher was taken")
+
+
 CASES = {"accuracy": case_accuracy, "corrupt": case_corrupt, "reproducible": case_reproducible,
-         "resume": case_resume, "eval": case_eval}
+         "resume": case_resume, "eval": case_eval, "distill": case_distill}
 
 
 def main():

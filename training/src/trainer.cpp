@@ -278,7 +278,111 @@ struct Schedule {
 struct EpochResult {
   double loss = 0, acc = 0, lr = 0, seconds = 0, wait = 0;
   int64_t samples = 0;
+  double kd = 0, attention = 0, hidden = 0;  // distillation terms, per-sample means
 };
+
+// KL(p || q) over the last dimension, from log-probabilities, averaged over the other ones.
+torch::Tensor kl_rows(const torch::Tensor &log_p, const torch::Tensor &log_q) {
+  return (log_p.exp() * (log_p - log_q)).sum(-1).mean();
+}
+
+// Relation of a layer's tokens to each other, softmax(H H^T / sqrt(d)), as log-probabilities:
+// comparable between models of different widths (MiniViT's hidden-state distillation).
+torch::Tensor log_relation(const torch::Tensor &hidden) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hidden.size(-1)));
+  return torch::log_softmax(torch::matmul(hidden, hidden.transpose(-2, -1)) * scale, -1);
+}
+
+// MiniViT weight distillation from a ViViT teacher (frozen, eval mode).
+struct Distiller {
+  ClassifierPtr teacher;
+  double temperature = 1.0, alpha = 1.0, beta = 1.0;
+  bool layers = true;  // attention / hidden terms (same spatial token count in both models)
+
+  struct Terms {
+    torch::Tensor loss, logits;
+    double kd = 0, attention = 0, hidden = 0;
+  };
+
+  Terms operator()(ViViTImpl &student, const torch::Tensor &x, const torch::Tensor &y,
+                   double label_smoothing) const {
+    auto &t = static_cast<ViViTImpl &>(*teacher);
+    ViViTTrace st, tt;
+    Terms r;
+    r.logits = student.forward_trace(x, st, layers && beta > 0);
+    torch::Tensor t_logits;
+    {
+      torch::NoGradGuard no_grad;
+      t_logits = t.forward_trace(x, tt, layers && beta > 0);
+    }
+    const double T = temperature;
+    auto kd = kl_rows(torch::log_softmax(t_logits / T, -1), torch::log_softmax(r.logits / T, -1)) *
+              (T * T);
+    r.loss = alpha * kd;
+    if (alpha < 1) {
+      r.loss = r.loss + (1 - alpha) * F::cross_entropy(r.logits, y,
+                                                       F::CrossEntropyFuncOptions()
+                                                           .label_smoothing(label_smoothing));
+    }
+    r.kd = kd.item<double>();
+    if (layers && beta > 0) {
+      // Last spatial layer: attention maps averaged over heads (the head counts may differ),
+      // and the hidden-state relation.
+      const auto &sa = st.spatial.attention.back(), &ta = tt.spatial.attention.back();
+      auto attn = kl_rows(ta.mean(1).clamp_min(1e-8).log(), sa.mean(1).clamp_min(1e-8).log());
+      auto hid = kl_rows(log_relation(tt.spatial.hidden.back()),
+                         log_relation(st.spatial.hidden.back()));
+      r.loss = r.loss + beta * (attn + hid);
+      r.attention = attn.item<double>();
+      r.hidden = hid.item<double>();
+    }
+    return r;
+  }
+};
+
+// Loads and checks a --teacher checkpoint against the student.
+std::unique_ptr<Distiller> make_distiller(const TrainOptions &o, VideoClassifierImpl &student,
+                                          const std::vector<std::string> &classes,
+                                          const ClipSpec &spec, const torch::Device &device) {
+  auto *s = dynamic_cast<ViViTImpl *>(&student);
+  if (s == nullptr)
+    throw std::invalid_argument("--teacher: distillation trains a ViViT or Mini-ViViT student, not " +
+                                student.architecture());
+  auto loaded = load_checkpoint(o.teacher);
+  auto *t = dynamic_cast<ViViTImpl *>(loaded.model.get());
+  if (t == nullptr)
+    throw MismatchError("--teacher " + o.teacher + ": a " + loaded.info.architecture +
+                        " checkpoint; the teacher must be a ViViT or Mini-ViViT");
+  if (loaded.info.labels != classes)
+    throw MismatchError("--teacher " + o.teacher + " was trained on other classes (" +
+                        std::to_string(loaded.info.labels.size()) + " labels); it must have the "
+                        "dataset's " + std::to_string(classes.size()) + " in the same order");
+  const auto &tc = t->cfg(), &sc = s->cfg();
+  if (tc.frames != sc.frames || tc.image_size != sc.image_size ||
+      loaded.info.clip.width != spec.width || loaded.info.clip.height != spec.height)
+    throw MismatchError("--teacher " + o.teacher + " takes " + std::to_string(tc.frames) +
+                        " frames at " + std::to_string(tc.image_size) + " px, the student " +
+                        std::to_string(sc.frames) + " at " + std::to_string(sc.image_size) +
+                        ": they must see the same clips");
+  auto d = std::make_unique<Distiller>();
+  d->temperature = o.distill_temperature;
+  d->alpha = o.distill_alpha;
+  d->beta = o.distill_beta;
+  d->layers = tc.grid_h() * tc.grid_w() == sc.grid_h() * sc.grid_w();
+  if (!d->layers && d->beta > 0)
+    std::printf("--teacher: the teacher has %lld spatial tokens per frame, the student %lld: "
+                "attention and hidden-state terms off, soft labels only\n",
+                static_cast<long long>(tc.grid_h() * tc.grid_w()),
+                static_cast<long long>(sc.grid_h() * sc.grid_w()));
+  d->teacher = loaded.model;
+  d->teacher->to(device);
+  d->teacher->eval();
+  for (auto &p : d->teacher->parameters()) p.set_requires_grad(false);
+  std::printf("distilling from %s (%s, preset %s): T %.2g, alpha %.2g, beta %.2g\n",
+              o.teacher.c_str(), loaded.info.architecture.c_str(), loaded.info.preset.c_str(),
+              d->temperature, d->alpha, d->beta);
+  return d;
+}
 
 using Forward = std::function<torch::Tensor(const torch::Tensor &)>;
 
@@ -286,7 +390,7 @@ EpochResult train_one_epoch(torch::nn::Module &model, const Forward &forward,
                             PrefetchLoader &loader, torch::optim::Optimizer &optimizer,
                             const std::vector<torch::Tensor> &params, const Recipe &recipe,
                             const Schedule &schedule, int64_t &step, int epoch,
-                            const torch::Device &device) {
+                            const torch::Device &device, const Distiller *distiller) {
   model.train();
   EpochResult r;
   double loss_sum = 0;
@@ -296,9 +400,19 @@ EpochResult train_one_epoch(torch::nn::Module &model, const Forward &forward,
     const double lr = schedule.at(step);
     for (auto &g : optimizer.param_groups()) g.options().set_lr(lr);
     const auto x = batch->inputs.to(device), y = batch->labels.to(device);
-    const auto logits = forward(x);
-    const auto loss = F::cross_entropy(
-        logits, y, F::CrossEntropyFuncOptions().label_smoothing(recipe.label_smoothing));
+    torch::Tensor logits, loss;
+    if (distiller != nullptr) {
+      auto d = (*distiller)(dynamic_cast<ViViTImpl &>(model), x, y, recipe.label_smoothing);
+      logits = d.logits;
+      loss = d.loss;
+      r.kd += d.kd * x.size(0);
+      r.attention += d.attention * x.size(0);
+      r.hidden += d.hidden * x.size(0);
+    } else {
+      logits = forward(x);
+      loss = F::cross_entropy(
+          logits, y, F::CrossEntropyFuncOptions().label_smoothing(recipe.label_smoothing));
+    }
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       char msg[256];
@@ -323,6 +437,11 @@ EpochResult train_one_epoch(torch::nn::Module &model, const Forward &forward,
   r.wait = loader.wait_seconds();
   r.loss = r.samples > 0 ? loss_sum / r.samples : 0;
   r.acc = r.samples > 0 ? static_cast<double>(hits) / r.samples : 0;
+  if (r.samples > 0) {
+    r.kd /= r.samples;
+    r.attention /= r.samples;
+    r.hidden /= r.samples;
+  }
   return r;
 }
 
@@ -480,6 +599,8 @@ double train(const TrainOptions &o) {
     std::printf("--resume: no %s yet, starting from scratch\n", last_path.c_str());
   }
   model->to(device);
+  std::unique_ptr<Distiller> distiller;
+  if (!o.teacher.empty()) distiller = make_distiller(o, *model, classes, spec, device);
 
   // Samples, and the clean test inputs, once.
   const auto train_samples = make_samples(cache, train_videos, spec);
@@ -584,6 +705,10 @@ double train(const TrainOptions &o) {
     p["metrics"] = {{"train_loss", row.train_loss}, {"train_acc", row.train_acc},
                     {"test_loss", row.test_loss}, {"test_top1", row.test_top1},
                     {"test_top5", row.test_top5}};
+    if (distiller != nullptr)
+      p["distillation"] = {{"teacher", o.teacher}, {"temperature", o.distill_temperature},
+                           {"alpha", o.distill_alpha}, {"beta", o.distill_beta},
+                           {"layer_terms", distiller->layers}};
     if (!revision.empty()) p["git_revision"] = revision;
     if (!o.command_line.empty()) p["command"] = o.command_line;
     return p;
@@ -619,7 +744,7 @@ double train(const TrainOptions &o) {
     PrefetchLoader loader(static_cast<size_t>(batches), make_batch,
                           static_cast<size_t>(std::max(1, o.prefetch)));
     const auto tr = train_one_epoch(*model, forward, loader, *optimizer, params, recipe, schedule,
-                                    step, epoch, device);
+                                    step, epoch, device, distiller.get());
 
     EpochRow row;
     row.epoch = epoch;
@@ -672,6 +797,9 @@ double train(const TrainOptions &o) {
                 100 * row.test_top5, improved ? " *" : "  ", row.lr,
                 tr.seconds > 0 ? tr.samples / tr.seconds : 0.0, 100 * row.data_wait_share,
                 row.epoch_seconds, format_duration(eta).c_str());
+    if (distiller != nullptr)
+      std::printf("  distillation: soft-label KL %.4f  attention KL %.4f  hidden KL %.4f\n",
+                  tr.kd, tr.attention, tr.hidden);
     std::fflush(stdout);
     if (o.stop_after > 0 && epoch >= o.stop_after) {
       std::printf("stopping after epoch %d (--stop-after)\n", epoch);

@@ -54,6 +54,21 @@ int main(int argc, char **argv) {
   app.add_flag("--fine-tune-backbone", o.fine_tune_backbone,
                "resnet-vit: train the ResNet too, on clips (slow; default: frozen, trained on "
                "cached per-frame features)");
+  app.add_option("--teacher", o.teacher,
+                 "mini-vivit / vivit: distil from this ViViT checkpoint (same labels and clip "
+                 "size): soft labels, last-layer attention maps and hidden-state relations, as "
+                 "MiniViT")
+      ->check(CLI::ExistingFile);
+  app.add_option("--distill-temperature", o.distill_temperature, "softmax temperature T")
+      ->capture_default_str();
+  app.add_option("--distill-alpha", o.distill_alpha,
+                 "weight of the teacher's soft labels; 1 - alpha goes to the true labels")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--distill-beta", o.distill_beta,
+                 "weight of the attention and hidden-state terms (0 = soft labels only)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches prepared ahead by the loader thread")
       ->capture_default_str();
   app.add_option("--stop-after", o.stop_after,
@@ -73,6 +88,10 @@ int main(int argc, char **argv) {
     if (smoothing) o.recipe.label_smoothing = *smoothing;
     if (clip) o.recipe.clip_grad = *clip;
     if (optimizer) o.recipe.optimizer = *optimizer;
+    if (!(o.distill_temperature > 0)) {
+      std::fprintf(stderr, "vidcls-train: --distill-temperature must be positive\n");
+      return 2;
+    }
     if (o.recipe.epochs < 1 || o.recipe.batch_size < 1 || o.recipe.repeats < 1 ||
         !(o.recipe.lr > 0)) {
       std::fprintf(stderr, "vidcls-train: --epochs, --batch-size, --repeats and --lr must be "

@@ -47,6 +47,14 @@ struct TrainOptions {
   uint64_t seed = 0;
   int stop_after = 0;  // stop after this epoch as a kill would (0 = run the whole schedule)
   int prefetch = 4;    // batches prepared ahead
+  // Weight distillation (MiniViT, Zhang et al. 2022) from a ViViT / Mini-ViViT teacher
+  // checkpoint with the same labels and clip size: loss = (1 - alpha) CE(labels)
+  // + alpha T^2 KL(teacher || student at temperature T) + beta (attention + hidden-state terms
+  // of the last spatial layer).
+  std::string teacher;
+  double distill_temperature = 1.0;
+  double distill_alpha = 1.0;  // MiniViT trains on the teacher's soft labels alone
+  double distill_beta = 1.0;
   Recipe recipe;
   std::string command_line;  // recorded in the provenance
 };

@@ -1,0 +1,234 @@
+// Train-serve parity (DESIGN.md §4): on real encoded videos, the clip tensors of training's
+// evaluation path (decode_video -> sampled_frame_indices -> eval_windows -> eval_crops, what
+// vidcls-eval runs) are bit for bit the tensors vidclsclipper attaches in
+//   filesrc ! decodebin ! vidclsclipper ! vividinfer model=M ! fakesink
+// and the scores vividinfer posts equal the model run on the evaluation tensors, and the ones
+// vidcls-eval writes in its JSON.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "gst_test_env.h"
+#include "vidcls/checkpoint.h"
+#include "vidcls/registry.h"
+#include "vidcls/train/synth.h"
+#include "vidcls/train/transforms.h"
+#include "vidcls/train/video_reader.h"
+
+namespace fs = std::filesystem;
+namespace train = vidcls::train;
+
+namespace {
+
+fs::path scratch() {
+  static const fs::path dir = [] {
+    auto d = fs::temp_directory_path() / ("vidcls-parity-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+// One clip as vidclsclipper handed it to vividinfer.
+struct PipelineClip {
+  uint64_t index = 0, first_sample = 0;
+  bool partial = false;
+  torch::Tensor tensor;
+};
+
+struct Collected {
+  std::mutex lock;
+  std::vector<PipelineClip> clips;
+};
+
+void collect_meta(Collected &c, GstBuffer *buf) {
+  if (const GstVidclsClipMeta *m = vidcls_test::find_clip_meta(buf)) {
+    std::lock_guard<std::mutex> g(c.lock);
+    c.clips.push_back({m->clip_index, m->first_sample, m->partial != FALSE,
+                       m->clip->to(torch::kCPU).clone()});
+  }
+}
+
+GstPadProbeReturn on_infer_sink(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto &c = *static_cast<Collected *>(data);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    collect_meta(c, GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info)) {
+    // The end-of-stream clip travels in a serialized event (no buffer is left to carry it).
+    const GstStructure *s = gst_event_get_structure(ev);
+    if (GST_EVENT_TYPE(ev) == GST_EVENT_CUSTOM_DOWNSTREAM && s != nullptr &&
+        gst_structure_has_name(s, "vidcls-eos-clip")) {
+      if (const GValue *v = gst_structure_get_value(s, "carrier"))
+        collect_meta(c, gst_value_get_buffer(v));
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+struct Case {
+  const char *name;
+  train::SynthLayout layout;
+  int frame_stride;
+  double sample_rate;
+  int hop;
+};
+
+class TrainServeParity : public ::testing::TestWithParam<Case> {};
+
+// A random vivit-xs with the case's clip spec, and two classes (the synth set's first two).
+std::string write_checkpoint(const Case &c, const fs::path &dir) {
+  torch::manual_seed(3);
+  auto model = vidcls::make_preset_model("vivit-xs", 2);
+  vidcls::CheckpointInfo info;
+  info.preset = "vivit-xs";
+  info.labels = {train::synth_motion_names()[0], train::synth_motion_names()[1]};
+  info.clip = vidcls::find_preset("vivit-xs").clip;
+  info.clip.frame_stride = c.frame_stride;
+  info.clip.sample_rate = c.sample_rate;
+  info.clip.hop = c.hop;
+  const auto path = (dir / "model.safetensors").string();
+  vidcls::save_checkpoint(path, *model, info);
+  return path;
+}
+
+TEST_P(TrainServeParity, ClipTensorsAreIdenticalAndScoresEqualTheEvaluationPath) {
+  const Case &c = GetParam();
+  const fs::path dir = scratch() / c.name;
+  fs::create_directories(dir);
+
+  train::SynthOptions so;
+  so.layout = c.layout;
+  so.out = (dir / "data").string();
+  so.classes = 2;
+  so.videos_per_class = 2;
+  so.subjects = 2;
+  so.frames = 45;  // not a multiple of any clip length: the end-of-stream clip is padded
+  so.size = 70;    // 70 x 94: odd aspect, neither side the model's
+  so.fps = 15;
+  so.seed = 11;
+  const auto items = train::write_synth_dataset(so);
+  ASSERT_FALSE(items.empty());
+  const std::string video = (fs::path(so.out) / items.front().file).string();
+  const std::string ckpt = write_checkpoint(c, dir);
+  const auto loaded = vidcls::load_checkpoint(ckpt);
+  const vidcls::ClipSpec &spec = loaded.info.clip;
+
+  // Training's evaluation path, as vidcls-eval cuts a decoded video (all windows, centre crop).
+  const auto dv = train::decode_video(video);
+  const auto sampled = train::sampled_frame_indices(
+      dv.pts_ns.data(), static_cast<int64_t>(dv.pts_ns.size()), spec, dv.fps);
+  const auto windows = train::eval_windows(static_cast<int64_t>(sampled.size()), spec, 0);
+  ASSERT_GE(windows.size(), 2u);
+  std::vector<torch::Tensor> eval_clips;
+  for (const auto &w : windows) {
+    const auto idx =
+        torch::tensor(train::window_frame_indices(sampled, w, spec.frames), torch::kInt64);
+    eval_clips.push_back(train::eval_crops(dv.frames.index_select(0, idx), spec, 1).at(0));
+  }
+  torch::Tensor eval_probs;
+  {
+    torch::NoGradGuard no_grad;
+    eval_probs = torch::softmax(loaded.model->forward(torch::stack(eval_clips)), 1);
+  }
+
+  // The live pipeline, with nothing set on the clipper: the spec comes from the checkpoint.
+  const std::string desc = "filesrc location=\"" + video +
+                           "\" ! decodebin ! vidclsclipper ! vividinfer name=infer mode=sync "
+                           "top-k=2 model=\"" + ckpt + "\" ! fakesink";
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_EQ(err, nullptr) << err->message;
+  GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
+  GstPad *sink = gst_element_get_static_pad(infer, "sink");
+  Collected got;
+  gst_pad_add_probe(sink,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                    on_infer_sink, &got, nullptr);
+  vidcls_test::RunResult run;
+  vidcls_test::run_pipeline(pipeline, run, "vidcls-classification");
+  gst_object_unref(sink);
+  gst_object_unref(infer);
+  gst_object_unref(pipeline);
+  ASSERT_TRUE(run.eos) << run.error << "\n" << run.debug;
+
+  ASSERT_EQ(got.clips.size(), windows.size());
+  ASSERT_EQ(run.messages.size(), windows.size());
+  for (size_t k = 0; k < windows.size(); ++k) {
+    SCOPED_TRACE("clip " + std::to_string(k));
+    const auto &p = got.clips[k];
+    EXPECT_EQ(p.index, windows[k].index);
+    EXPECT_EQ(p.first_sample, windows[k].first_sample);
+    EXPECT_EQ(p.partial, windows[k].partial);
+    ASSERT_TRUE(p.tensor.sizes().equals(eval_clips[k].sizes()));
+    EXPECT_TRUE(torch::equal(p.tensor, eval_clips[k]))
+        << "max |difference| " << (p.tensor - eval_clips[k]).abs().max().item<float>();
+
+    const GstStructure *m = run.messages[k];
+    guint64 index = 0;
+    ASSERT_TRUE(gst_structure_get_uint64(m, "clip-index", &index));
+    EXPECT_EQ(index, windows[k].index);
+    const GValue *ids = gst_structure_get_value(m, "class-ids");
+    const GValue *scores = gst_structure_get_value(m, "scores");
+    ASSERT_EQ(gst_value_array_get_size(ids), 2u);
+    for (guint i = 0; i < 2; ++i) {
+      const int id = g_value_get_int(gst_value_array_get_value(ids, i));
+      const double score = g_value_get_double(gst_value_array_get_value(scores, i));
+      EXPECT_NEAR(score, eval_probs[static_cast<int64_t>(k)][id].item<double>(), 1e-6);
+    }
+  }
+
+  // vidcls-eval itself, on the dataset folder: its per-clip scores for this video are the
+  // pipeline's. (MSR layout: the tool takes a dataset, and every layout decodes the same way.)
+  if (c.layout != train::SynthLayout::kMsr) return;
+  const char *eval_tool = std::getenv("VIDCLS_EVAL");
+  ASSERT_NE(eval_tool, nullptr) << "VIDCLS_EVAL is not set (run through meson test)";
+  const fs::path json_path = dir / "eval" / "result.json";
+  const std::string cmd = std::string(eval_tool) + " --model '" + ckpt + "' --data '" + so.out +
+                          "' --side all --views 0x1 -q --json '" + json_path.string() +
+                          "' > '" + (dir / "eval.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "vidcls-eval failed: see " << dir / "eval.log";
+  const auto j = nlohmann::json::parse(std::ifstream(json_path));
+  const nlohmann::json *entry = nullptr;
+  for (const auto &v : j.at("videos"))
+    if (fs::path(v.at("path").get<std::string>()) == fs::path(video)) entry = &v;
+  ASSERT_NE(entry, nullptr) << video << " is not in vidcls-eval's JSON";
+  const auto &clips = entry->at("clips");
+  ASSERT_EQ(clips.size(), windows.size());
+  for (size_t k = 0; k < windows.size(); ++k) {
+    const GstStructure *m = run.messages[k];
+    double top_score = 0;
+    ASSERT_TRUE(gst_structure_get_double(m, "score", &top_score));
+    EXPECT_EQ(clips[k].at("label").get<std::string>(), gst_structure_get_string(m, "label"));
+    EXPECT_NEAR(clips[k].at("score").get<double>(), top_score, 1e-6) << "clip " << k;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Videos, TrainServeParity,
+    ::testing::Values(Case{"mjpeg_avi_stride2", train::SynthLayout::kMsr, 2, 0, 8},
+                      Case{"mpeg4_mp4_overlapping", train::SynthLayout::kKinetics400, 1, 0, 3},
+                      Case{"vp8_webm_rate10", train::SynthLayout::kFolder, 1, 10.0, 5}),
+    [](const ::testing::TestParamInfo<Case> &info) { return std::string(info.param.name); });
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new vidcls_test::GstEnvironment);
+  const int rc = RUN_ALL_TESTS();
+  std::error_code ec;
+  fs::remove_all(scratch(), ec);
+  return rc;
+}
