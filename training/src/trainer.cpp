@@ -28,6 +28,7 @@
 #include "vidcls/train/metrics.h"
 #include "vidcls/train/prefetch.h"
 #include "vidcls/train/transforms.h"
+#include "vidcls/train/video_reader.h"
 #include "vidcls/vivit.h"
 
 namespace fs = std::filesystem;
@@ -571,7 +572,7 @@ double train(const TrainOptions &o) {
   ClassifierPtr model = make_preset_model(preset_name, static_cast<int64_t>(classes.size()));
   auto *resnet = dynamic_cast<ResNetTViTImpl *>(model.get());
   if (resnet != nullptr && o.fine_tune_backbone) resnet->set_backbone_frozen(false);
-  const bool use_features = resnet != nullptr && resnet->backbone_frozen();
+  const bool use_features = resnet != nullptr && resnet->backbone_frozen() && !o.no_feature_cache;
   if (!o.pretrained.empty()) load_pretrained(*model, o.pretrained);
 
   // Resume.
@@ -734,6 +735,12 @@ double train(const TrainOptions &o) {
         if (use_features) {
           const auto idx = random_window(s.sampled, spec.frames, rng);
           xs.push_back(features[s.video].index_select(0, torch::tensor(idx, torch::kInt64)));
+        } else if (o.decode_every_step) {
+          // The notebook way: the whole file decoded and scaled for one clip.
+          const auto &item = cache.item(s.video);
+          auto frames = resize_short_side(decode_video(item.path).frames,
+                                          static_cast<int>(std::min(item.height, item.width)));
+          xs.push_back(train_clip(frames, s.sampled, spec, aug, rng));
         } else {
           xs.push_back(train_clip(cache.frames(s.video), s.sampled, spec, aug, rng));
         }

@@ -71,6 +71,11 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches prepared ahead by the loader thread")
       ->capture_default_str();
+  app.add_flag("--decode-every-step", o.decode_every_step,
+               "benchmark: decode every training clip from its file, as the study did (slow)");
+  app.add_flag("--no-feature-cache", o.no_feature_cache,
+               "benchmark, resnet-vit: run the frozen backbone on every training clip instead of "
+               "training on cached per-frame features");
   app.add_option("--stop-after", o.stop_after,
                  "stop after this epoch, as a kill would (for testing --resume)");
   CLI11_PARSE(app, argc, argv);

@@ -45,6 +45,11 @@ struct TrainOptions {
   bool flip = false;
   bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
   uint64_t seed = 0;
+  // For measuring what the caches save (benchmarks), not for training: decode every training
+  // clip from its video file at every step, as the study's notebooks did; run the frozen ResNet
+  // backbone on every training clip instead of training on its cached per-frame features.
+  bool decode_every_step = false;
+  bool no_feature_cache = false;
   int stop_after = 0;  // stop after this epoch as a kill would (0 = run the whole schedule)
   int prefetch = 4;    // batches prepared ahead
   // Weight distillation (MiniViT, Zhang et al. 2022) from a ViViT / Mini-ViViT teacher

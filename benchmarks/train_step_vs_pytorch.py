@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Training step time of a ViViT preset in vidcls (LibTorch) against the same model and batch in
+Debian's Python PyTorch, on this machine, as a ratio.
+
+  train_step_vs_pytorch.py --bench BUILD/benchmarks/bench-train-step --init BUILD/models/vidcls-init
+                           --info BUILD/models/vidcls-info [--preset vivit-xs] [--batch 16]
+
+The PyTorch model is built from the preset's config as vidcls-info prints it: tubelet Conv3d,
+spatial encoder (CLS, position embedding, pre-norm blocks, final LayerNorm) per temporal index,
+temporal encoder over the spatial CLS outputs, linear head. Both sides use the same thread count
+and report their trainable parameter count, which must agree.
+"""
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, c, tokens, pos):
+        super().__init__()
+        d = c["dim"]
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos = nn.Parameter(torch.zeros(1, tokens + 1, d)) if pos else None
+        layer = lambda: nn.TransformerEncoderLayer(d, c["heads"], c["mlp_dim"], dropout=0.0,
+                                                   activation="gelu", batch_first=True,
+                                                   norm_first=True, layer_norm_eps=c["ln_eps"])
+        self.blocks = nn.ModuleList([layer() for _ in range(c["depth"])])
+        self.norm = nn.LayerNorm(d, eps=c["ln_eps"])
+
+    def forward(self, x):
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
+        if self.pos is not None:
+            x = x + self.pos
+        for b in self.blocks:
+            x = b(x)
+        return self.norm(x)
+
+
+class ViViT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        t, h, w = cfg["tubelet"]
+        s, tc = cfg["spatial"], cfg["temporal"]
+        self.nt = cfg["frames"] // t
+        n = (cfg["image_size"] // h) * (cfg["image_size"] // w)
+        self.tubelet = nn.Conv3d(cfg["channels"], s["dim"], (t, h, w), (t, h, w))
+        self.spatial = Encoder(s, n, cfg["spatial_pos_embed"])
+        self.temporal = Encoder(tc, self.nt, cfg["temporal_pos_embed"])
+        self.head = nn.Linear(tc["dim"], cfg["num_classes"])
+
+    def forward(self, clips):  # [B, T, C, H, W]
+        x = self.tubelet(clips.transpose(1, 2))  # [B, D, nt, gh, gw]
+        B, D = x.shape[:2]
+        x = x.flatten(3).permute(0, 2, 3, 1)  # [B, nt, n, D]
+        s = self.spatial(x.reshape(B * self.nt, -1, D))[:, 0].reshape(B, self.nt, D)
+        return self.head(self.temporal(s)[:, 0])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--init", required=True)
+    ap.add_argument("--info", required=True)
+    ap.add_argument("--preset", default="vivit-xs")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--classes", type=int, default=6)
+    ap.add_argument("--iters", type=int, default=10)
+    a = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = os.path.join(tmp, "m.safetensors")
+        subprocess.run([a.init, "--preset", a.preset, "--num-classes", str(a.classes), "--out",
+                        ckpt], check=True, stdout=subprocess.DEVNULL)
+        info = json.loads(subprocess.run([a.info, ckpt, "--json"], check=True,
+                                         stdout=subprocess.PIPE, text=True).stdout)
+    cfg = info["config"]
+    if cfg["spatial"].get("share", 1) != 1 or cfg["spatial"].get("attn_mix"):
+        raise SystemExit("only plain ViViT presets have a PyTorch twin here")
+
+    ours = json.loads(subprocess.run([a.bench, "--preset", a.preset, "--batch", str(a.batch),
+                                      "--iters", str(a.iters), "--classes", str(a.classes)],
+                                     check=True, stdout=subprocess.PIPE, text=True).stdout)
+    torch.set_num_threads(ours["threads"])
+    torch.manual_seed(0)
+    model = ViViT(cfg).train()
+    n = sum(p.numel() for p in model.parameters())
+    x = torch.randn(a.batch, cfg["frames"], cfg["channels"], cfg["image_size"], cfg["image_size"])
+    y = torch.randint(a.classes, (a.batch,))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+
+    def step():
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    ms = []
+    for _ in range(a.iters):
+        t0 = time.perf_counter()
+        step()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    ms.sort()
+    theirs = ms[len(ms) // 2]
+    print(f"training step, {a.preset}, batch {a.batch}, {ours['threads']} threads "
+          f"(median of {a.iters}):")
+    print(f"  vidcls (LibTorch {'C++'}): {ours['step_ms']:8.1f} ms  "
+          f"({ours['trainable_parameters']} parameters)")
+    print(f"  PyTorch {torch.__version__} (Python): {theirs:8.1f} ms  ({n} parameters)")
+    print(f"  ratio vidcls / PyTorch: {ours['step_ms'] / theirs:.3f}")
+    if n != ours["trainable_parameters"]:
+        print("  WARNING: the parameter counts differ: the models are not the same")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
