@@ -302,7 +302,7 @@ struct Distiller {
 
   struct Terms {
     torch::Tensor loss, logits;
-    double kd = 0, attention = 0, hidden = 0;
+    double kd = 0, attention = 0, hidden = 0;  // soft-label KL, attention MSE, hidden KL
   };
 
   Terms operator()(ViViTImpl &student, const torch::Tensor &x, const torch::Tensor &y,
@@ -328,9 +328,10 @@ struct Distiller {
     r.kd = kd.item<double>();
     if (layers && beta > 0) {
       // Last spatial layer: attention maps averaged over heads (the head counts may differ),
-      // and the hidden-state relation.
+      // compared by mean squared error, as TinyBERT does: after MiniViT's post-softmax head
+      // mixing a student's rows are no longer distributions, so KL would not be defined.
       const auto &sa = st.spatial.attention.back(), &ta = tt.spatial.attention.back();
-      auto attn = kl_rows(ta.mean(1).clamp_min(1e-8).log(), sa.mean(1).clamp_min(1e-8).log());
+      auto attn = F::mse_loss(sa.mean(1), ta.mean(1));
       auto hid = kl_rows(log_relation(tt.spatial.hidden.back()),
                          log_relation(st.spatial.hidden.back()));
       r.loss = r.loss + beta * (attn + hid);
@@ -805,7 +806,7 @@ double train(const TrainOptions &o) {
                 tr.seconds > 0 ? tr.samples / tr.seconds : 0.0, 100 * row.data_wait_share,
                 row.epoch_seconds, format_duration(eta).c_str());
     if (distiller != nullptr)
-      std::printf("  distillation: soft-label KL %.4f  attention KL %.4f  hidden KL %.4f\n",
+      std::printf("  distillation: soft-label KL %.4f  attention MSE %.6f  hidden KL %.4f\n",
                   tr.kd, tr.attention, tr.hidden);
     std::fflush(stdout);
     if (o.stop_after > 0 && epoch >= o.stop_after) {

@@ -54,8 +54,8 @@ struct TrainOptions {
   int prefetch = 4;    // batches prepared ahead
   // Weight distillation (MiniViT, Zhang et al. 2022) from a ViViT / Mini-ViViT teacher
   // checkpoint with the same labels and clip size: loss = (1 - alpha) CE(labels)
-  // + alpha T^2 KL(teacher || student at temperature T) + beta (attention + hidden-state terms
-  // of the last spatial layer).
+  // + alpha T^2 KL(teacher || student at temperature T) + beta (MSE of the head-averaged
+  // attention maps + KL of the hidden-state relations, of the last spatial layer).
   std::string teacher;
   double distill_temperature = 1.0;
   double distill_alpha = 1.0;  // MiniViT trains on the teacher's soft labels alone

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Held-out accuracy of each model's CPU preset with its default recipe on vidcls-synth motion
+data in the MSR DailyActivity3D layout (cross-subject split: odd subjects train, even test), in
+two regimes: enough data, and as little as MSR DailyActivity3D has (20 videos per class).
+
+  accuracy_synth.py --bin-dir BUILD/training [--classes 6] [--models vivit,mini-vivit,resnet-vit]
+                    [--regimes large,small] [--keep DIR]
+
+Prints, per model and regime, the best and last test top-1 (the test side is never trained on)
+and the minutes of training. The top-1 of a checkpoint is re-measured with vidcls-eval on the
+decoded videos, the way the live pipeline sees them.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REGIMES = {
+    # videos per class, subjects: half of each class trains, half is held out
+    "large": (60, 10),
+    "small": (20, 10),
+}
+
+
+def run(cmd, log):
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        sys.stdout.write(open(log).read()[-3000:])
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--classes", type=int, default=6)
+    ap.add_argument("--models", default="vivit,mini-vivit,resnet-vit")
+    ap.add_argument("--regimes", default="large,small")
+    ap.add_argument("--extra", default="", help="more vidcls-train options, space-separated")
+    ap.add_argument("--keep", help="work here and keep the files")
+    a = ap.parse_args()
+    tool = lambda n: os.path.join(a.bin_dir, n)
+    work = a.keep or tempfile.mkdtemp(prefix="vidcls-accuracy-")
+    os.makedirs(work, exist_ok=True)
+    results = []
+    try:
+        for regime in a.regimes.split(","):
+            per_class, subjects = REGIMES[regime]
+            data = os.path.join(work, f"data-{regime}")
+            if not os.path.exists(os.path.join(data, "labels.txt")):
+                run([tool("vidcls-synth"), "--layout", "msr", "--out", data, "--classes",
+                     str(a.classes), "--videos-per-class", str(per_class), "--subjects",
+                     str(subjects), "--frames", "48", "--size", "96", "--fps", "15", "--seed",
+                     "21", "-j", "2", "-q"], os.path.join(work, f"synth-{regime}.log"))
+            for model in a.models.split(","):
+                out = os.path.join(work, f"{model}-{regime}")
+                shutil.rmtree(out, ignore_errors=True)
+                cmd = [tool("vidcls-train"), "--model", model, "--data", data, "--out", out,
+                       "--seed", "1"] + a.extra.split()
+                seconds = run(cmd, os.path.join(work, f"train-{model}-{regime}.log"))
+                with open(os.path.join(out, "metrics.csv")) as f:
+                    rows = list(csv.DictReader(f))
+                train_s = sum(float(r["epoch_seconds"]) for r in rows)
+                ev = os.path.join(out, "eval", "result.json")
+                run([tool("vidcls-eval"), "--model", os.path.join(out, "best.safetensors"),
+                     "--data", data, "-q", "--json", ev], os.path.join(out, "eval.log"))
+                with open(ev) as f:
+                    top1 = json.load(f)["top1"]
+                n_train = per_class * a.classes // 2
+                results.append((model, regime, n_train, len(rows),
+                                max(float(r["test_top1"]) for r in rows),
+                                float(rows[-1]["test_top1"]), top1, train_s / 60, seconds / 60))
+                print(f"{model} / {regime}: best {results[-1][4]:.3f}, decoded eval {top1:.3f}, "
+                      f"{train_s / 60:.1f} min", flush=True)
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{a.classes} classes, chance {100 / a.classes:.1f}%; cross-subject split")
+    print(f"{'model':12s} {'regime':6s} {'train videos':>12s} {'epochs':>6s} {'best top-1':>10s} "
+          f"{'last':>6s} {'eval (decoded)':>14s} {'train min':>9s} {'wall min':>8s}")
+    for m, r, n, e, best, last, ev, tmin, wmin in results:
+        print(f"{m:12s} {r:6s} {n:12d} {e:6d} {100 * best:9.1f}% {100 * last:5.1f}% "
+              f"{100 * ev:13.1f}% {tmin:9.1f} {wmin:8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
