@@ -328,10 +328,11 @@ struct Distiller {
     r.kd = kd.item<double>();
     if (layers && beta > 0) {
       // Last spatial layer: attention maps averaged over heads (the head counts may differ),
-      // compared by mean squared error, as TinyBERT does: after MiniViT's post-softmax head
-      // mixing a student's rows are no longer distributions, so KL would not be defined.
+      // compared by squared error summed over the keys, as TinyBERT does: after MiniViT's
+      // post-softmax head mixing a student's rows are no longer distributions, so KL would not
+      // be defined.
       const auto &sa = st.spatial.attention.back(), &ta = tt.spatial.attention.back();
-      auto attn = F::mse_loss(sa.mean(1), ta.mean(1));
+      auto attn = (sa.mean(1) - ta.mean(1)).pow(2).sum(-1).mean();  // per query row
       auto hid = kl_rows(log_relation(tt.spatial.hidden.back()),
                          log_relation(st.spatial.hidden.back()));
       r.loss = r.loss + beta * (attn + hid);
@@ -806,7 +807,7 @@ double train(const TrainOptions &o) {
                 tr.seconds > 0 ? tr.samples / tr.seconds : 0.0, 100 * row.data_wait_share,
                 row.epoch_seconds, format_duration(eta).c_str());
     if (distiller != nullptr)
-      std::printf("  distillation: soft-label KL %.4f  attention MSE %.6f  hidden KL %.4f\n",
+      std::printf("  distillation: soft-label KL %.4f  attention MSE %.3g  hidden KL %.4f\n",
                   tr.kd, tr.attention, tr.hidden);
     std::fflush(stdout);
     if (o.stop_after > 0 && epoch >= o.stop_after) {
