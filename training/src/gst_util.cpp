@@ -31,6 +31,18 @@ std::string error_text(GstMessage *error) {
   return text;
 }
 
+void release_pipeline(GstElement *&pipeline, GstBus *&bus) {
+  if (pipeline != nullptr) {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+    pipeline = nullptr;
+  }
+  if (bus != nullptr) {
+    gst_object_unref(bus);
+    bus = nullptr;
+  }
+}
+
 std::string pop_error(GstBus *bus, GstClockTime timeout) {
   GstMessage *msg = gst_bus_timed_pop_filtered(bus, timeout, GST_MESSAGE_ERROR);
   if (msg == nullptr) return "";

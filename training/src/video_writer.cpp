@@ -138,17 +138,7 @@ struct VideoWriter::Impl {
 
   ~Impl() { stop(); }
 
-  void stop() {
-    if (pipeline != nullptr) {
-      gst_element_set_state(pipeline, GST_STATE_NULL);
-      gst_object_unref(pipeline);
-      pipeline = nullptr;
-    }
-    if (bus != nullptr) {
-      gst_object_unref(bus);
-      bus = nullptr;
-    }
-  }
+  void stop() { detail::release_pipeline(pipeline, bus); }
 
   [[noreturn]] void fail(const std::string &what) const {
     throw std::runtime_error("cannot write " + path + ": " + what);
