@@ -50,11 +50,14 @@ class ViViT(nn.Module):
         self.nt = cfg["frames"] // t
         n = (cfg["image_size"] // h) * (cfg["image_size"] // w)
         self.tubelet = nn.Conv3d(cfg["channels"], s["dim"], (t, h, w), (t, h, w))
+        self.residual = cfg.get("input_transform", "none") == "temporal-residual"
         self.spatial = Encoder(s, n, cfg["spatial_pos_embed"])
         self.temporal = Encoder(tc, self.nt, cfg["temporal_pos_embed"])
         self.head = nn.Linear(tc["dim"], cfg["num_classes"])
 
     def forward(self, clips):  # [B, T, C, H, W]
+        if self.residual:
+            clips = clips - clips.mean(1, keepdim=True)
         x = self.tubelet(clips.transpose(1, 2))  # [B, D, nt, gh, gw]
         B, D = x.shape[:2]
         x = x.flatten(3).permute(0, 2, 3, 1)  # [B, nt, n, D]

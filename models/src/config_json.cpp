@@ -65,7 +65,8 @@ void to_json(nlohmann::json &j, const ViViTConfig &c) {
        {"head_dropout", c.head_dropout},
        {"tubelet_bias_from_image", c.tubelet_bias_from_image},
        {"pos_embed_from_image", c.pos_embed_from_image},
-       {"pos_embed_init", c.pos_embed_init}};
+       {"pos_embed_init", c.pos_embed_init},
+       {"input_transform", c.input_transform}};
 }
 
 void from_json(const nlohmann::json &j, ViViTConfig &c) {
@@ -89,6 +90,7 @@ void from_json(const nlohmann::json &j, ViViTConfig &c) {
   get_opt(j, "tubelet_bias_from_image", c.tubelet_bias_from_image);
   get_opt(j, "pos_embed_from_image", c.pos_embed_from_image);
   get_opt(j, "pos_embed_init", c.pos_embed_init);
+  get_opt(j, "input_transform", c.input_transform);
 }
 
 void to_json(nlohmann::json &j, const ResNetConfig &c) {

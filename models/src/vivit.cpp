@@ -27,6 +27,11 @@ void ViViTConfig::validate() const {
   TORCH_CHECK(channels > 0, "channels must be > 0");
   TORCH_CHECK(pos_embed_init == "random" || pos_embed_init == "zeros",
               "pos_embed_init must be 'random' or 'zeros', got '", pos_embed_init, "'");
+  TORCH_CHECK(input_transform == "none" || input_transform == "temporal-residual",
+              "input_transform must be 'none' or 'temporal-residual', got '", input_transform,
+              "'");
+  TORCH_CHECK(input_transform == "none" || frames > 1,
+              "input_transform 'temporal-residual' needs more than one frame");
 }
 
 ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
@@ -64,7 +69,9 @@ torch::Tensor ViViTImpl::embed(const torch::Tensor &clips) {
                   clips.size(3) == cfg_.image_size && clips.size(4) == cfg_.image_size,
               "ViViT expects clips [B, ", cfg_.frames, ", ", cfg_.channels, ", ", cfg_.image_size,
               ", ", cfg_.image_size, "], got ", clips.sizes());
-  auto x = tubelet(clips.permute({0, 2, 1, 3, 4}));  // [B, D, nt, nh, nw]
+  auto in = clips;
+  if (cfg_.input_transform == "temporal-residual") in = clips - clips.mean(1, true);
+  auto x = tubelet(in.permute({0, 2, 1, 3, 4}));  // [B, D, nt, nh, nw]
   return x.flatten(3).permute({0, 2, 3, 1});         // [B, nt, nh*nw, D]
 }
 

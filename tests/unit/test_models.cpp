@@ -220,6 +220,45 @@ TEST(TubeletInit, StaticClipGivesTheImageEmbedding) {
   EXPECT_THROW(vidcls::tubelet_init_from_string("inflate"), std::invalid_argument);
 }
 
+// temporal-residual input: the model sees only what changes within the clip, so a static clip
+// classifies the same whatever its image, and so does a clip with a constant image added to
+// every frame; without it the image matters.
+TEST(ViViT, TemporalResidualInputSeesOnlyWhatChanges) {
+  torch::manual_seed(0);
+  auto cfg = vidcls::preset_config("vivit-xs", 4);
+  EXPECT_EQ(cfg.at("input_transform"), "temporal-residual");
+  auto model = vidcls::make_model("vivit", cfg);
+  model->eval();
+  const auto shape = model->input_shape();
+  torch::NoGradGuard no_grad;
+  auto still = [&](const torch::Tensor &image) {
+    return image.unsqueeze(0).unsqueeze(0).expand({1, shape.frames, 3, shape.height, shape.width});
+  };
+  const auto a = torch::randn({3, shape.height, shape.width});
+  const auto b = torch::randn({3, shape.height, shape.width});
+  EXPECT_TRUE(torch::allclose(model->forward(still(a)), model->forward(still(b)), 1e-5, 1e-6));
+  const auto moving = random_clip(shape, 1);
+  EXPECT_TRUE(torch::allclose(model->forward(moving), model->forward(moving + still(a)), 1e-4,
+                              1e-5));
+  EXPECT_FALSE(torch::allclose(model->forward(moving), model->forward(still(a)), 1e-3, 1e-4));
+
+  cfg["input_transform"] = "none";
+  auto plain = vidcls::make_model("vivit", cfg);
+  plain->eval();
+  EXPECT_FALSE(torch::allclose(plain->forward(still(a)), plain->forward(still(b)), 1e-3, 1e-4));
+  EXPECT_EQ(plain->config().at("input_transform"), "none");
+  // Checkpoints written before the option existed read as "none".
+  cfg.erase("input_transform");
+  EXPECT_EQ(vidcls::make_model("vivit", cfg)->config().at("input_transform"), "none");
+  cfg["input_transform"] = "frame-difference";
+  try {
+    vidcls::make_model("vivit", cfg);
+    FAIL() << "accepted input_transform=frame-difference";
+  } catch (const c10::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("input_transform"), std::string::npos);
+  }
+}
+
 TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
   auto cfg = vidcls::preset_config("vivit-xs");
   cfg["frames"] = 7;  // not a multiple of the tubelet length

@@ -38,6 +38,15 @@ struct ViViTConfig {
   bool pos_embed_from_image = true;
   // Position embeddings initialised with N(0, 0.02) ("random") or zeros.
   std::string pos_embed_init = "random";
+  // What the tubelet embedding sees: "none", the normalised clip as given (the study's
+  // ViViT), or "temporal-residual", each frame minus the mean frame of the clip. The residual
+  // removes everything that does not change within the clip (background, the object's
+  // colour), so motion is all that is left to learn from: on vidcls-synth motion data trained
+  // from scratch, a model that sees the plain clip memorises appearance and stays near chance,
+  // one that sees the residual learns the motion (README, "Accuracy"). It also throws away
+  // the appearance cues real actions need, so only the CPU presets use it. Part of the model,
+  // not of the clip spec: vidclsclipper's clips are the same either way.
+  std::string input_transform = "none";
 
   int64_t grid_t() const { return frames / tubelet_t; }
   int64_t grid_h() const { return image_size / tubelet_h; }
