@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,9 @@ import time
 
 # Columns that measure time, not the training: they differ between identical runs.
 TIMING_COLUMNS = {"epoch_seconds", "data_wait_share"}
-SYNTH = ["--layout", "msr", "--classes", "4", "--videos-per-class", "12", "--subjects", "6",
+SYNTH = ["--layout", "msr", "--classes", "4", "--videos-per-class", "30", "--subjects", "6",
          "--frames", "32", "--size", "80", "--fps", "15", "--seed", "3", "--no-drift"]
-EPOCHS_LEARN = 12
+EPOCHS_LEARN = 8
 
 
 class Fail(Exception):
@@ -60,7 +61,10 @@ class Env:
         with open(os.path.join(self.work, ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             done = os.path.join(self.work, ".ready")
-            if not os.path.exists(done):
+            recipe = " ".join(SYNTH)  # a work folder left by another version is made again
+            if not os.path.exists(done) or open(done).read() != recipe:
+                for d in (data, cache_run):
+                    shutil.rmtree(d, ignore_errors=True)
                 p = run([self.tool("vidcls-synth"), "--out", data, "--corrupt", "1", "-q"] + SYNTH)
                 check(p.returncode == 0, "vidcls-synth failed")
                 # A one-epoch run builds the cache; its output is the cache report.
@@ -69,7 +73,8 @@ class Env:
                 check(p.returncode == 0, "vidcls-train failed to build the cache")
                 with open(os.path.join(self.work, "cache-report.txt"), "w") as f:
                     f.write(p.stdout)
-                open(done, "w").close()
+                with open(done, "w") as f:
+                    f.write(recipe)
         return data, os.path.join(cache_run, "cache")
 
     def train(self, out, *args, timeout=300):
@@ -88,23 +93,24 @@ def training_columns(rows):
 
 
 def case_learns(env):
-    """A short run learns its training clips: the loss falls and training accuracy climbs far
-    above chance (25 %). Held-out accuracy is reported, not asserted: vivit-xs trained from
-    scratch for CPU-minutes stays near chance on held-out motion classes (measured in the
-    accuracy-synth benchmark and in issue notes), so asserting it here would be wishful."""
+    """A short run learns the motion: on the held-out subjects (videos it never saw: other
+    shapes, colours, backgrounds and positions) top-1 ends far above chance (25 %), and the
+    training loss falls. CI-sized: 60 training videos, 8 epochs of 30 steps, a higher peak
+    learning rate than the preset's recipe (which is tuned for 30 epochs of 45 steps)."""
     t0 = time.monotonic()
-    p = env.train("learns", "--epochs", str(EPOCHS_LEARN), "--seed", "1")
+    p = env.train("learns", "--epochs", str(EPOCHS_LEARN), "--repeats", "8", "--lr", "5e-4",
+                  "--warmup-epochs", "1", "--seed", "1")
     check(p.returncode == 0, "training failed")
     out = os.path.join(env.work, "learns")
     rows = read_metrics(os.path.join(out, "metrics.csv"))
     check(len(rows) == EPOCHS_LEARN, f"{len(rows)} rows in metrics.csv")
     first, last = float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
     train_acc = max(float(r["train_acc"]) for r in rows)
-    test_top1 = max(float(r["test_top1"]) for r in rows)
+    test_last = float(rows[-1]["test_top1"])
     print(f"train loss {first:.3f} -> {last:.3f}, best train accuracy {train_acc:.3f}, "
-          f"best held-out top-1 {test_top1:.3f}, {time.monotonic() - t0:.0f} s")
+          f"held-out top-1 at the end {test_last:.3f}, {time.monotonic() - t0:.0f} s")
     check(last < 0.8 * first, f"the training loss fell from {first:.3f} only to {last:.3f}")
-    check(train_acc >= 0.55, f"training accuracy {train_acc:.3f} < 0.55")
+    check(test_last >= 0.40, f"held-out top-1 {test_last:.3f} < 0.40 (chance 0.25)")
     for f in ("best.safetensors", "last.safetensors", "curves.png"):
         check(os.path.exists(os.path.join(out, f)), f"{f} missing")
 
@@ -187,7 +193,7 @@ def case_eval(env):
     n = len(j["classes"])
     check(len(j["confusion"]) == n and all(len(r) == n for r in j["confusion"]),
           "confusion is not classes x classes")
-    check(sum(map(sum, j["confusion"])) == j["count"] == 24, f"{j['count']} test videos, not 24")
+    check(sum(map(sum, j["confusion"])) == j["count"] == 60, f"{j['count']} test videos, not 60")
     check(0 <= j["top1"] <= j["top5"] <= 1, "top1 / top5 out of order")
     check(os.path.getsize(os.path.join(env.work, "eval-decode", "confusion.png")) > 0,
           "confusion.png missing")
