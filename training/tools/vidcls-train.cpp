@@ -34,14 +34,18 @@ int main(int argc, char **argv) {
                  "random80, folders); default: the layout's first");
   app.add_option("--epochs", epochs, "epochs (default: the preset's recipe, 30 for xs)");
   app.add_option("--batch-size", batch_size, "clips per step (default 16)");
-  app.add_option("--lr", lr, "peak learning rate after warmup (default: 2e-4 for vivit-xs and mini-vivit-xs, 1e-3 for resnet18-tvit-xs)");
+  app.add_option("--lr", lr,
+                 "peak learning rate after warmup (default: 2e-4 for vivit-xs and "
+                 "mini-vivit-xs, 1e-3 for resnet18-tvit-xs)");
   app.add_option("--weight-decay", wd, "decoupled weight decay (default 0.05)");
   app.add_option("--warmup-epochs", warmup, "linear warmup, then cosine decay per step (default 2)");
   app.add_option("--label-smoothing", smoothing, "(default 0.1)");
   app.add_option("--clip-grad", clip, "max gradient norm, 0 = off (default 1.0)");
   app.add_option("--optimizer", optimizer, "adamw (default) or sgd (momentum 0.9, nesterov)")
       ->check(CLI::IsMember({"adamw", "sgd"}));
-  app.add_option("--repeats", repeats, "random clips per training video per epoch (default: enough for 720 clips per epoch, at least 4)");
+  app.add_option("--repeats", repeats,
+                 "random clips per training video per epoch (default: enough for 720 clips per "
+                 "epoch, at least 4)");
   app.add_option("--pretrained", o.pretrained,
                  "initial weights: a vidcls checkpoint (tensors of the same name and shape), or "
                  "ViT/DeiT (vivit) or ResNet (resnet-vit) image weights");
