@@ -40,8 +40,8 @@ namespace vidcls::train {
 Recipe default_recipe(const std::string &preset) {
   Recipe r;
   // The CPU presets, trained from scratch: tuned on 6-class vidcls-synth MSR data (180
-  // training videos). At a peak of 1e-3 (batch 16) both collapse to uniform predictions within
-  // three epochs and never leave them (loss stuck at ln 6); 2e-4 learns.
+  // training videos). At a peak of 1e-3 (batch 16) vivit-xs collapses to uniform predictions
+  // within three epochs and never leaves them (loss stuck at ln 6); 2e-4 learns.
   if (preset == "vivit-xs" || preset == "mini-vivit-xs") {
     r.epochs = 30;
     r.lr = 2e-4;
