@@ -894,7 +894,8 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
   torch::Tensor pixels = torch::from_blob (GST_VIDEO_FRAME_PLANE_DATA (packed, 0),
       {height, width, pixel_stride}, {stride, pixel_stride, 1}, torch::kUInt8)
       .to (priv->device);
-  torch::Tensor rgb = priv->rgb_in_order ? pixels.narrow (2, 0, 3).contiguous ()
+  /* RGB first in each pixel: a strided view will do (the CPU preprocessing reads it as is). */
+  torch::Tensor rgb = priv->rgb_in_order ? pixels.narrow (2, 0, 3)
       : pixels.index_select (2, priv->channels);
 
   torch::Tensor input = vidcls::preprocess_frame (rgb, priv->spec);

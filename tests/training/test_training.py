@@ -176,15 +176,31 @@ def case_resume(env):
     check(p.returncode == 0 and "resuming after epoch" in p.stdout, "resume after kill failed")
     got = training_columns(read_metrics(os.path.join(out, "metrics.csv")))
     check(got == ref_rows, f"curve after kill + resume differs:\n{got}\n{ref_rows}")
+    # Resuming with clips sampled otherwise would mix two trainings: refused, nothing written.
+    before = open(os.path.join(out, "metrics.csv")).read()
+    p = env.train("resume-kill", "--epochs", "6", "--seed", "5", "--repeats", "2", "--resume",
+                  "--frame-stride", "3")
+    check(p.returncode == 1 and "--frame-stride" in p.stdout,
+          "resuming with another --frame-stride was not refused with a message")
+    check(open(os.path.join(out, "metrics.csv")).read() == before, "the refused resume wrote")
 
 
 def case_eval(env):
     """vidcls-eval writes top1/top5/per_class/confusion and confusion.png; on the cache it
     reproduces the training's own test top-1 of the saved epoch."""
     out = os.path.join(env.work, "eval-run")
-    p = env.train("eval-run", "--epochs", "2", "--seed", "2", "--repeats", "1")
+    # Every 3rd frame instead of the preset's every 2nd: the checkpoint's clip spec says so, and
+    # evaluation samples that way (the preset's stride would give other scores than training's).
+    p = env.train("eval-run", "--epochs", "2", "--seed", "2", "--repeats", "1",
+                  "--frame-stride", "3")
     check(p.returncode == 0, "training failed")
+    check("frame stride 3" in p.stdout, "the clip sampling is not printed")
     ckpt = os.path.join(out, "best.safetensors")
+    info = run([env.tool("../models/vidcls-info"), ckpt, "--json"])
+    check(info.returncode == 0 and json.loads(info.stdout)["clip"]["frame_stride"] == 3,
+          "--frame-stride 3 is not in the checkpoint's clip spec")
+    bad = env.train("eval-bad", "--epochs", "1", "--frame-stride", "0")
+    check(bad.returncode == 2 and "--frame-stride" in bad.stdout, "--frame-stride 0 was taken")
     data, cache = env.dataset()
     # Decoded from the dataset folder, as the live pipeline decodes (the corrupt file skipped).
     jpath = os.path.join(env.work, "eval-decode", "result.json")

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <torch/types.h>
+#include <torch/nn/functional/padding.h>
+#include <torch/nn/functional/upsampling.h>
+
 #include "vidcls/clip_spec.h"
 
 namespace {
@@ -56,6 +60,76 @@ TEST(ClipSpec, BatchEqualsFrameByFrame) {
   auto batch = vidcls::preprocess_frames(frames, s);
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(torch::equal(batch[i], vidcls::preprocess_frame(frames[i], s)));
+  }
+}
+
+// The contract written with plain torch ops: float, bilinear interpolate (antialiased when either
+// side shrinks), crop / pad, normalise. The library's CPU path resizes straight from the uint8
+// pixels and must agree with it up to float rounding.
+torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s) {
+  namespace F = torch::nn::functional;
+  const int64_t H = frames.size(1), W = frames.size(2), h = s.height, w = s.width;
+  int64_t nh = h, nw = w;
+  auto scaled = [](int64_t n, double k) { return std::max<int64_t>(1, std::lround(n * k)); };
+  if (s.resize == vidcls::ResizeMode::kCrop) {
+    const double k = static_cast<double>(s.short_side > 0 ? s.short_side : std::max(h, w)) /
+                     static_cast<double>(std::min(H, W));
+    nh = std::max(h, scaled(H, k));
+    nw = std::max(w, scaled(W, k));
+  } else if (s.resize == vidcls::ResizeMode::kLetterbox) {
+    const double k = std::min(static_cast<double>(h) / H, static_cast<double>(w) / W);
+    nh = std::min(h, scaled(H, k));
+    nw = std::min(w, scaled(W, k));
+  }
+  auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32);
+  if (nh != H || nw != W) {
+    x = F::interpolate(x, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{nh, nw})
+                              .mode(torch::kBilinear)
+                              .align_corners(false)
+                              .antialias(nh < H || nw < W));
+  }
+  auto mean = torch::tensor({s.mean[0], s.mean[1], s.mean[2]}).mul(255).view({1, 3, 1, 1});
+  auto sd = torch::tensor({s.std[0], s.std[1], s.std[2]}).mul(255).view({1, 3, 1, 1});
+  x = (x - mean) / sd;
+  if (s.resize == vidcls::ResizeMode::kLetterbox) {
+    return F::pad(x, F::PadFuncOptions({(w - nw) / 2, w - nw - (w - nw) / 2, (h - nh) / 2,
+                                        h - nh - (h - nh) / 2}));
+  }
+  return x.narrow(2, (nh - h) / 2, h).narrow(3, (nw - w) / 2, w);
+}
+
+TEST(ClipSpec, AgreesWithTorchInterpolateForEverySizeAndMode) {
+  torch::manual_seed(3);
+  struct Case {
+    int64_t H, W;
+    int w, h, short_side;
+    vidcls::ResizeMode mode;
+  };
+  const Case cases[] = {
+      {240, 320, 64, 64, 0, vidcls::ResizeMode::kCrop},      // the xs presets from QVGA
+      {96, 128, 64, 64, 73, vidcls::ResizeMode::kCrop},      // through a short side of 73
+      {240, 320, 224, 224, 256, vidcls::ResizeMode::kCrop},  // one side grows, one shrinks
+      {37, 53, 16, 16, 0, vidcls::ResizeMode::kCrop},        // odd sizes
+      {24, 32, 64, 64, 0, vidcls::ResizeMode::kCrop},        // upscaling only
+      {64, 64, 64, 64, 0, vidcls::ResizeMode::kCrop},        // nothing to resize
+      {1080, 1920, 224, 224, 256, vidcls::ResizeMode::kCrop},
+      {30, 50, 20, 16, 0, vidcls::ResizeMode::kStretch},
+      {97, 31, 40, 40, 0, vidcls::ResizeMode::kLetterbox},
+      {10, 40, 40, 40, 0, vidcls::ResizeMode::kLetterbox},
+  };
+  for (const auto &c : cases) {
+    auto s = spec(c.w, c.h, c.mode);
+    s.short_side = c.short_side;
+    // Both a contiguous batch and the strided view a packed RGBx frame gives.
+    auto frames = torch::randint(0, 256, {2, c.H, c.W, 4}, torch::kUInt8).narrow(3, 0, 3);
+    auto got = vidcls::preprocess_frames(frames, s);
+    auto want = reference(frames, s);
+    ASSERT_EQ(got.sizes(), want.sizes()) << c.H << "x" << c.W;
+    EXPECT_TRUE(got.is_contiguous());
+    const double err = (got - want).abs().max().item<double>();
+    EXPECT_LT(err, 2e-5) << c.H << "x" << c.W << " -> " << c.w << "x" << c.h << " "
+                          << vidcls::to_string(c.mode);
   }
 }
 

@@ -535,7 +535,14 @@ double train(const TrainOptions &o) {
     throw std::invalid_argument("preset " + preset_name + " is a " + preset.architecture +
                                 " model, not " + o.model);
   }
-  const ClipSpec spec = preset.clip;
+  ClipSpec spec = preset.clip;
+  if (o.sample_rate > 0) {
+    spec.sample_rate = o.sample_rate;
+  } else if (o.frame_stride > 0) {
+    spec.frame_stride = o.frame_stride;
+    spec.sample_rate = 0;
+  }
+  spec.validate();
   Recipe recipe = o.recipe;
   const torch::Device device(o.device);
   if (device.is_cuda() && !torch::cuda::is_available())
@@ -591,6 +598,18 @@ double train(const TrainOptions &o) {
     if (loaded.info.preset != preset_name || loaded.info.labels != classes) {
       throw MismatchError(last_path.string() + " was trained with preset " + loaded.info.preset +
                           " on other classes; --resume needs the same preset and data");
+    }
+    if (loaded.info.clip.frame_stride != spec.frame_stride ||
+        loaded.info.clip.sample_rate != spec.sample_rate) {
+      auto sampling = [](const ClipSpec &c) {
+        char buf[64];
+        if (c.sample_rate > 0) std::snprintf(buf, sizeof buf, "%.3g fps", c.sample_rate);
+        else std::snprintf(buf, sizeof buf, "frame stride %d", c.frame_stride);
+        return std::string(buf);
+      };
+      throw MismatchError(last_path.string() + " sampled its clips at " +
+                          sampling(loaded.info.clip) + ", not " + sampling(spec) +
+                          "; --resume needs the same --frame-stride / --sample-rate");
     }
     load_state(*model, state_of(*loaded.model), last_path.string());
     for (auto &[k, v] : loaded.extra) resume_extra[k] = v;
@@ -695,6 +714,13 @@ double train(const TrainOptions &o) {
               recipe.clip_grad, recipe.batch_size, recipe.epochs,
               static_cast<long long>(batches), recipe.repeats,
               static_cast<unsigned long long>(o.seed), o.device.c_str());
+  if (spec.sample_rate > 0) {
+    std::printf("clips: %d frames at %.3g fps, %dx%d\n", spec.frames, spec.sample_rate,
+                spec.width, spec.height);
+  } else {
+    std::printf("clips: %d frames, frame stride %d, %dx%d\n", spec.frames, spec.frame_stride,
+                spec.width, spec.height);
+  }
   std::fflush(stdout);
 
   const std::string revision = git_revision();

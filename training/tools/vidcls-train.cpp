@@ -50,6 +50,13 @@ int main(int argc, char **argv) {
                  "initial weights: a vidcls checkpoint (tensors of the same name and shape), or "
                  "ViT/DeiT (vivit) or ResNet (resnet-vit) image weights");
   app.add_flag("--resume", o.resume, "continue from OUT/last.safetensors after its epoch");
+  auto *stride_opt = app.add_option(
+      "--frame-stride", o.frame_stride,
+      "clips take every k-th frame (default: the preset's clip spec, 2 for xs); written into the "
+      "checkpoint, so the elements sample the same way");
+  auto *rate_opt = app.add_option("--sample-rate", o.sample_rate,
+                 "clips take frames at this rate (fps) on timestamps instead of every k-th frame")
+      ->excludes(stride_opt);
   app.add_option("--seed", o.seed, "seed of the initialisation and of the sampling")
       ->capture_default_str();
   app.add_option("--device", o.device, "cpu or cuda")->capture_default_str();
@@ -99,6 +106,11 @@ int main(int argc, char **argv) {
     if (optimizer) o.recipe.optimizer = *optimizer;
     if (!(o.distill_temperature > 0)) {
       std::fprintf(stderr, "vidcls-train: --distill-temperature must be positive\n");
+      return 2;
+    }
+    if ((stride_opt->count() > 0 && o.frame_stride < 1) ||
+        (rate_opt->count() > 0 && !(o.sample_rate > 0))) {
+      std::fprintf(stderr, "vidcls-train: --frame-stride and --sample-rate must be positive\n");
       return 2;
     }
     if (o.recipe.epochs < 1 || o.recipe.batch_size < 1 || (repeats && *repeats < 1) ||

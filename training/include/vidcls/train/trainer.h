@@ -49,6 +49,11 @@ struct TrainOptions {
   bool flip = false;
   bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
   uint64_t seed = 0;
+  // Temporal sampling of the clips, overriding the preset's clip spec (and written into the
+  // checkpoint's, so the elements sample the same way): every k-th frame, or frames per second on
+  // timestamps. 0 = the preset's.
+  int frame_stride = 0;
+  double sample_rate = 0;
   // For measuring what the caches save (benchmarks), not for training: decode every training
   // clip from its video file at every step, as the study's notebooks did; run the frozen ResNet
   // backbone on every training clip instead of training on its cached per-frame features.
