@@ -22,12 +22,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Median of `iters` timed calls after `warmup` untimed ones, in milliseconds.
+// Median of timed calls after `warmup` untimed ones, in milliseconds: at least `iters` calls and,
+// for fast models, more until a second has passed (at most 50): this machine's timings scatter
+// by 2x from call to call, and a median of three 40 ms calls says little.
 template <typename F>
 double median_ms(F &&fn, int iters, int warmup = 2) {
   for (int i = 0; i < warmup; ++i) fn();
   std::vector<double> ms;
-  for (int i = 0; i < iters; ++i) {
+  const auto start = Clock::now();
+  while (static_cast<int>(ms.size()) < iters ||
+         (ms.size() < 50 && Clock::now() - start < std::chrono::seconds(1))) {
     auto t0 = Clock::now();
     fn();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -85,7 +89,9 @@ int main(int argc, char **argv) {
   if (names.empty()) {
     for (const auto &p : vidcls::presets()) names.push_back(p.name);
   }
-  std::printf("forward time per clip, batch 1, eval, %d threads, median of %d\n", threads, iters);
+  std::printf("forward time per clip, batch 1, eval, %d threads, median of >= %d calls (fast "
+              "presets: more, up to 1 s)\n",
+              threads, iters);
   std::printf("%-18s %-12s %12s %16s %12s\n", "preset", "arch", "params (M)", "clip TxHxW",
               "ms / clip");
   for (const auto &name : names) {

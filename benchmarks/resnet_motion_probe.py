@@ -8,8 +8,12 @@ ResNet-18 (torchvision's, random weights: nothing can be downloaded here) turns 
 8-frame windows (stride 2, centre 64x64 crop, ImageNet normalisation) into features; an MLP over
 the window is trained on the training side and scored on the held-out side, for three inputs:
 raw frames globally pooled (what resnet-tvit does), raw frames with a 2x2 grid of pooled
-features (position kept), and temporal-residual frames (each frame minus the window's mean)
-globally pooled. Prints train and held-out accuracy of each.
+features (position kept), temporal-residual frames (each frame minus the window's mean)
+globally pooled, and per-frame normal flow (u, v of each frame against the one sampled before
+it, as vidcls' "normal-flow" input computes them, with the grey frame difference as the third
+channel) globally pooled: unlike the residual, that image depends on one pair of frames only,
+so a per-frame feature ring could still compute each frame's features once. Prints train and
+held-out accuracy of each.
 """
 import json
 import mmap
@@ -19,6 +23,18 @@ import time
 import torch
 import torch.nn as nn
 import torchvision
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from train_step_vs_pytorch import normal_flow  # noqa: E402
+
+
+def pair_flow(x):
+    """x [T, 3, H, W] -> [T, 3, H, W]: normal flow of each frame against the previous one (the
+    first frame takes the first pair's) and the grey frame difference."""
+    f = normal_flow(x.unsqueeze(0))[0, :, :2]  # flow of pair (t, t+1) at index t
+    f = torch.cat([f[:1], f[:-1]], 0)          # ... now at index t + 1
+    d = (x[1:] - x[:-1]).mean(1, keepdim=True)
+    return torch.cat([f, torch.cat([d[:1], d], 0)], 1)
 
 
 def load_cache(cache):
@@ -48,7 +64,8 @@ def main():
     body = nn.Sequential(*list(backbone.children())[:-2]).eval()
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    feats = {"raw, global pool": [], "raw, 2x2 grid": [], "temporal residual, global pool": []}
+    feats = {"raw, global pool": [], "raw, 2x2 grid": [], "temporal residual, global pool": [],
+             "pair normal flow, global pool": []}
     labels, train = [], []
     t0 = time.monotonic()
     with torch.no_grad():
@@ -58,6 +75,7 @@ def main():
                 feats["raw, global pool"].append(m.mean((2, 3)))
                 feats["raw, 2x2 grid"].append(nn.functional.adaptive_avg_pool2d(m, 2).flatten(1))
                 feats["temporal residual, global pool"].append(r.mean((2, 3)))
+                feats["pair normal flow, global pool"].append(body(pair_flow(x)).mean((2, 3)))
                 labels.append(label)
                 train.append(is_train)
     y, tr = torch.tensor(labels), torch.tensor(train)

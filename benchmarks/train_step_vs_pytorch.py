@@ -42,6 +42,20 @@ class Encoder(nn.Module):
         return self.norm(x)
 
 
+def normal_flow(x, eps=0.05, max_flow=4.0):
+    """vidcls' "normal-flow" input: per pair of consecutive frames, the normal flow (u, v) from
+    central differences of the pair's mean frame, and the grey temporal residual."""
+    a, b = x[:, :-1], x[:, 1:]
+    dt, m = b - a, 0.5 * (a + b)
+    gx = nn.functional.pad(0.5 * (m[..., 2:] - m[..., :-2]), (1, 1))
+    gy = nn.functional.pad(0.5 * (m[..., 2:, :] - m[..., :-2, :]), (0, 0, 1, 1))
+    den = (gx * gx + gy * gy).sum(2, keepdim=True) + eps
+    flow = torch.cat([-(dt * gx).sum(2, keepdim=True) / den,
+                      -(dt * gy).sum(2, keepdim=True) / den], 2).clamp(-max_flow, max_flow)
+    flow = torch.cat([flow, flow[:, -1:]], 1)
+    return torch.cat([flow, (x - x.mean(1, keepdim=True)).mean(2, keepdim=True)], 2)
+
+
 class ViViT(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -50,14 +64,18 @@ class ViViT(nn.Module):
         self.nt = cfg["frames"] // t
         n = (cfg["image_size"] // h) * (cfg["image_size"] // w)
         self.tubelet = nn.Conv3d(cfg["channels"], s["dim"], (t, h, w), (t, h, w))
-        self.residual = cfg.get("input_transform", "none") == "temporal-residual"
+        self.transform = cfg.get("input_transform", "none")
+        if self.transform not in ("none", "temporal-residual", "normal-flow"):
+            raise ValueError(f"unknown input_transform {self.transform!r}")
         self.spatial = Encoder(s, n, cfg["spatial_pos_embed"])
         self.temporal = Encoder(tc, self.nt, cfg["temporal_pos_embed"])
         self.head = nn.Linear(tc["dim"], cfg["num_classes"])
 
     def forward(self, clips):  # [B, T, C, H, W]
-        if self.residual:
+        if self.transform == "temporal-residual":
             clips = clips - clips.mean(1, keepdim=True)
+        elif self.transform == "normal-flow":
+            clips = normal_flow(clips)
         x = self.tubelet(clips.transpose(1, 2))  # [B, D, nt, gh, gw]
         B, D = x.shape[:2]
         x = x.flatten(3).permute(0, 2, 3, 1)  # [B, nt, n, D]

@@ -120,10 +120,10 @@ std::vector<Preset> build_presets() {
     c.spatial = encoder(96, 4, 4, 192);
     c.temporal = encoder(96, 2, 4, 192);
     c.num_classes = 8;
-    c.input_transform = "temporal-residual";  // trained from scratch on motion: see vivit.h
+    c.input_transform = "normal-flow";  // trained from scratch on motion: see vivit.h
     out.push_back({"vivit-xs", "vivit",
                    "CPU-sized ViViT: 96-d, 4 heads, 4 spatial + 2 temporal layers, tubelet 2x8x8, "
-                   "8 frames at 64 px, temporal-residual input",
+                   "8 frames at 64 px, normal-flow input",
                    c, clip(8, 2, 64, 0, kHalf, kHalf)});
   }
   {
@@ -135,7 +135,7 @@ std::vector<Preset> build_presets() {
     c.spatial = multiplexed(encoder(96, 4, 4, 192), 2);
     c.temporal = multiplexed(encoder(96, 2, 4, 192), 2);
     c.num_classes = 8;
-    c.input_transform = "temporal-residual";
+    c.input_transform = "normal-flow";
     out.push_back({"mini-vivit-xs", "mini-vivit",
                    "CPU-sized Mini-ViViT: vivit-xs with layers sharing weights in pairs",
                    c, clip(8, 2, 64, 0, kHalf, kHalf)});

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/functional/dropout.h>
+#include <torch/nn/functional/padding.h>
 #include <torch/nn/init.h>
 
 #include "vidcls/runtime.h"
@@ -27,11 +28,15 @@ void ViViTConfig::validate() const {
   TORCH_CHECK(channels > 0, "channels must be > 0");
   TORCH_CHECK(pos_embed_init == "random" || pos_embed_init == "zeros",
               "pos_embed_init must be 'random' or 'zeros', got '", pos_embed_init, "'");
-  TORCH_CHECK(input_transform == "none" || input_transform == "temporal-residual",
-              "input_transform must be 'none' or 'temporal-residual', got '", input_transform,
-              "'");
-  TORCH_CHECK(input_transform == "none" || frames > 1,
-              "input_transform 'temporal-residual' needs more than one frame");
+  TORCH_CHECK(input_transform == "none" || input_transform == "temporal-residual" ||
+                  input_transform == "normal-flow",
+              "input_transform must be 'none', 'temporal-residual' or 'normal-flow', got '",
+              input_transform, "'");
+  TORCH_CHECK(input_transform == "none" || frames > 1, "input_transform '", input_transform,
+              "' needs more than one frame");
+  TORCH_CHECK(input_transform != "normal-flow" || channels == 3,
+              "input_transform 'normal-flow' makes 3 channels (u, v, grey residual); channels "
+              "must be 3, got ", channels);
 }
 
 ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
@@ -59,6 +64,48 @@ ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
   }
 }
 
+namespace {
+
+// Normal flow of consecutive frames (see ViViTConfig::input_transform). Central differences of
+// the pair's mean frame give the gradient, summed over the colour channels; kEps keeps flat
+// regions (gradient ~ noise) near zero; kMaxFlow bounds what occlusions and noise produce.
+torch::Tensor normal_flow(const torch::Tensor &x) {
+  constexpr double kEps = 0.05;     // in squared normalised units per pixel
+  constexpr double kMaxFlow = 4.0;  // pixels per sampled frame
+  const int64_t T = x.size(1);
+  const auto a = x.narrow(1, 0, T - 1), b = x.narrow(1, 1, T - 1);
+  const auto dt = b - a;
+  const auto m = (a + b) * 0.5;
+  const auto flat = m.flatten(0, 1);  // [B (T-1), C, H, W]
+  auto central = [&](int64_t dim) {
+    const int64_t n = flat.size(dim);
+    if (n < 3) return torch::zeros_like(flat);
+    const auto d = (flat.narrow(dim, 2, n - 2) - flat.narrow(dim, 0, n - 2)) * 0.5;
+    const std::vector<int64_t> pad = dim == 3 ? std::vector<int64_t>{1, 1}
+                                               : std::vector<int64_t>{0, 0, 1, 1};
+    return F::pad(d, F::PadFuncOptions(pad));
+  };
+  const auto gx = central(3).view_as(m), gy = central(2).view_as(m);
+  const auto den = (gx * gx + gy * gy).sum(2, true) + kEps;
+  const auto u = -(dt * gx).sum(2, true) / den, v = -(dt * gy).sum(2, true) / den;
+  auto flow = torch::cat({u, v}, 2).clamp(-kMaxFlow, kMaxFlow);  // [B, T-1, 2, H, W]
+  flow = torch::cat({flow, flow.narrow(1, T - 2, 1)}, 1);
+  const auto grey = (x - x.mean(1, true)).mean(2, true);
+  return torch::cat({flow, grey}, 2);
+}
+
+}  // namespace
+
+torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_transform) {
+  TORCH_CHECK(clips.dim() == 5, "expected clips [B, T, C, H, W], got ", clips.sizes());
+  if (input_transform == "none") return clips;
+  TORCH_CHECK(clips.size(1) > 1, "input_transform '", input_transform,
+              "' needs more than one frame");
+  if (input_transform == "temporal-residual") return clips - clips.mean(1, true);
+  if (input_transform == "normal-flow") return normal_flow(clips);
+  TORCH_CHECK(false, "unknown input_transform '", input_transform, "'");
+}
+
 InputShape ViViTImpl::input_shape() const {
   return {cfg_.frames, cfg_.channels, cfg_.image_size, cfg_.image_size};
 }
@@ -69,8 +116,7 @@ torch::Tensor ViViTImpl::embed(const torch::Tensor &clips) {
                   clips.size(3) == cfg_.image_size && clips.size(4) == cfg_.image_size,
               "ViViT expects clips [B, ", cfg_.frames, ", ", cfg_.channels, ", ", cfg_.image_size,
               ", ", cfg_.image_size, "], got ", clips.sizes());
-  auto in = clips;
-  if (cfg_.input_transform == "temporal-residual") in = clips - clips.mean(1, true);
+  const auto in = motion_input(clips, cfg_.input_transform);
   auto x = tubelet(in.permute({0, 2, 1, 3, 4}));  // [B, D, nt, nh, nw]
   return x.flatten(3).permute({0, 2, 3, 1});         // [B, nt, nh*nw, D]
 }

@@ -226,7 +226,7 @@ TEST(TubeletInit, StaticClipGivesTheImageEmbedding) {
 TEST(ViViT, TemporalResidualInputSeesOnlyWhatChanges) {
   torch::manual_seed(0);
   auto cfg = vidcls::preset_config("vivit-xs", 4);
-  EXPECT_EQ(cfg.at("input_transform"), "temporal-residual");
+  cfg["input_transform"] = "temporal-residual";
   auto model = vidcls::make_model("vivit", cfg);
   model->eval();
   const auto shape = model->input_shape();
@@ -257,6 +257,66 @@ TEST(ViViT, TemporalResidualInputSeesOnlyWhatChanges) {
   } catch (const c10::Error &e) {
     EXPECT_NE(std::string(e.what()).find("input_transform"), std::string::npos);
   }
+}
+
+// A soft vertical (or horizontal) edge that moves by (dx, dy) pixels per frame: [1, T, 3, S, S].
+torch::Tensor moving_edge(int64_t T, int64_t S, double dx, double dy, double contrast) {
+  auto clip = torch::empty({1, T, 3, S, S});
+  auto coord = torch::arange(S, torch::kFloat32);
+  for (int64_t t = 0; t < T; ++t) {
+    torch::Tensor img;
+    if (dy == 0) img = torch::tanh((coord - (S / 2.0 - 8 + dx * t)) / 1.5).view({1, S}).expand({S, S});
+    else img = torch::tanh((coord - (S / 2.0 - 8 + dy * t)) / 1.5).view({S, 1}).expand({S, S});
+    for (int c = 0; c < 3; ++c) clip[0][t][c].copy_(img * contrast * (c + 1) / 3.0);
+  }
+  return clip;
+}
+
+TEST(ViViT, NormalFlowInputMeasuresTheMotionWhateverTheContrast) {
+  const int64_t T = 8, S = 48;
+  auto flow_at_edge = [&](const torch::Tensor &clip, int channel) {
+    const auto in = vidcls::motion_input(clip, "normal-flow");
+    EXPECT_EQ(in.sizes(), clip.sizes());
+    // Where the edge is (strong gradient) in frame pair 3 -> 4: the edge sits near S/2 - 8 + 3.5.
+    return in[0][3][channel];
+  };
+  // Right by one pixel per frame: u is about +1 across the edge, v about 0.
+  const auto right = moving_edge(T, S, 1, 0, 1.0);
+  const auto u = flow_at_edge(right, 0);
+  const int64_t edge = S / 2 - 8 + 3;
+  EXPECT_NEAR(u[S / 2][edge].item<float>(), 1.0, 0.15);
+  EXPECT_NEAR(u[S / 2][edge + 1].item<float>(), 1.0, 0.15);
+  EXPECT_NEAR(flow_at_edge(right, 1).abs().max().item<float>(), 0.0, 1e-6);
+  // Left: u flips. Down: v is about +1 (image rows grow downwards).
+  EXPECT_NEAR(flow_at_edge(moving_edge(T, S, -1, 0, 1.0), 0)[S / 2][edge - 7].item<float>(), -1.0,
+              0.15);
+  EXPECT_NEAR(flow_at_edge(moving_edge(T, S, 0, 1, 1.0), 1)[edge][S / 2].item<float>(), 1.0, 0.15);
+  // The same motion with the contrast reversed (dark on light instead of light on dark): the same
+  // flow, exactly; only the grey residual changes sign.
+  const auto a = vidcls::motion_input(right, "normal-flow");
+  const auto b = vidcls::motion_input(-right, "normal-flow");
+  EXPECT_TRUE(torch::equal(a.narrow(2, 0, 2), b.narrow(2, 0, 2)));
+  EXPECT_TRUE(torch::allclose(a.narrow(2, 2, 1), -b.narrow(2, 2, 1)));
+  // Nothing moves: nothing to see.
+  const auto still = right.narrow(1, 0, 1).expand({1, T, 3, S, S});
+  EXPECT_LT(vidcls::motion_input(still, "normal-flow").abs().max().item<float>(), 1e-6f);
+
+  // The CPU presets use it; a model with it classifies any still clip the same.
+  torch::manual_seed(0);
+  auto cfg = vidcls::preset_config("vivit-xs", 4);
+  EXPECT_EQ(cfg.at("input_transform"), "normal-flow");
+  EXPECT_EQ(vidcls::preset_config("mini-vivit-xs", 4).at("input_transform"), "normal-flow");
+  auto model = vidcls::make_model("vivit", cfg);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto shape = model->input_shape();
+  auto still_of = [&](const torch::Tensor &image) {
+    return image.unsqueeze(0).unsqueeze(0).expand({1, shape.frames, 3, shape.height, shape.width});
+  };
+  EXPECT_TRUE(torch::allclose(model->forward(still_of(torch::randn({3, 64, 64}))),
+                              model->forward(still_of(torch::randn({3, 64, 64}))), 1e-5, 1e-6));
+  cfg["channels"] = 4;
+  EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
 }
 
 TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {

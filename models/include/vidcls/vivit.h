@@ -38,14 +38,21 @@ struct ViViTConfig {
   bool pos_embed_from_image = true;
   // Position embeddings initialised with N(0, 0.02) ("random") or zeros.
   std::string pos_embed_init = "random";
-  // What the tubelet embedding sees: "none", the normalised clip as given (the study's
-  // ViViT), or "temporal-residual", each frame minus the mean frame of the clip. The residual
-  // removes everything that does not change within the clip (background, the object's
-  // colour), so motion is all that is left to learn from: on vidcls-synth motion data trained
-  // from scratch, a model that sees the plain clip memorises appearance and stays near chance,
-  // one that sees the residual learns the motion (README, "Accuracy"). It also throws away
-  // the appearance cues real actions need, so only the CPU presets use it. Part of the model,
-  // not of the clip spec: vidclsclipper's clips are the same either way.
+  // What the tubelet embedding sees (see motion_input below):
+  //  - "none": the normalised clip as given (the study's ViViT);
+  //  - "temporal-residual": each frame minus the mean frame of the clip, which removes
+  //    everything that does not change within the clip (background, the object's colour);
+  //  - "normal-flow": per pair of consecutive frames, the normal flow (u, v) -- the part of the
+  //    optical flow along the image gradient that the brightness-constancy constraint
+  //    I_x u + I_y v + I_t = 0 determines (Horn & Schunck 1981), in pixels per sampled frame --
+  //    and, as the third channel, the grey temporal residual.
+  // Trained from scratch on vidcls-synth motion data, a model that sees the plain clip memorises
+  // appearance and stays near chance; the residual learns where things go (the slides) but not
+  // which way they turn (rotation stays at chance: the sign of a local motion depends on the
+  // object's contrast with its background, which the residual leaves in); normal flow carries
+  // the direction itself, whatever the contrast, and learns both (README, "Accuracy"). Both
+  // throw away the appearance cues real actions need, so only the CPU presets use them. Part of
+  // the model, not of the clip spec: vidclsclipper's clips are the same either way.
   std::string input_transform = "none";
 
   int64_t grid_t() const { return frames / tubelet_t; }
@@ -53,6 +60,11 @@ struct ViViTConfig {
   int64_t grid_w() const { return image_size / tubelet_w; }
   void validate() const;  // TORCH_CHECK with a message naming the field
 };
+
+// The tubelet embedding's input for `input_transform`: clips [B, T, C, H, W] (normalised) ->
+// [B, T, C', H, W] (C' = 3 for "normal-flow": u, v, grey residual; the last frame repeats the
+// flow of the last pair). Throws c10::Error for an unknown transform.
+torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_transform);
 
 void to_json(nlohmann::json &j, const ViViTConfig &c);
 void from_json(const nlohmann::json &j, ViViTConfig &c);
