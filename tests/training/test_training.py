@@ -3,7 +3,7 @@
 
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
-CASE is one of: learns, corrupt, reproducible, resume, eval. The cases share one dataset and
+CASE is one of: learns, corrupt, reproducible, resume, eval, distill, precision. The cases share one dataset and
 clip cache under DIR (made once, under a lock), so each spends its time on what it checks.
 """
 import argparse
@@ -273,8 +273,31 @@ def case_distill(env):
     check(r.returncode != 0 and "must be a ViViT" in r.stdout, "a ResNet teacher was taken")
 
 
+def case_precision(env):
+    """--precision bf16 runs the forward passes under autocast (CPU autocast here; on CUDA the
+    same code path, plus fp16 with loss scaling): it trains, says so, records it, and computes
+    differently from float32. fp16 on the CPU is refused with the reason."""
+    args = ["--epochs", "1", "--seed", "3", "--repeats", "1"]
+    ref = env.train("precision-fp32", *args)
+    check(ref.returncode == 0, "fp32 run failed")
+    p = env.train("precision-bf16", *args, "--precision", "bf16")
+    check(p.returncode == 0, "bf16 run failed")
+    check("autocast to bf16" in p.stdout, "mixed precision is not announced")
+    a = read_metrics(os.path.join(env.work, "precision-fp32", "metrics.csv"))
+    b = read_metrics(os.path.join(env.work, "precision-bf16", "metrics.csv"))
+    check(math.isfinite(float(b[0]["train_loss"])), "bf16 loss not finite")
+    check(a[0]["train_loss"] != b[0]["train_loss"], "bf16 computed exactly as fp32: autocast off?")
+    info = run([env.tool("../models/vidcls-info"),
+                os.path.join(env.work, "precision-bf16", "last.safetensors"), "--json"])
+    check(json.loads(info.stdout)["provenance"]["recipe"]["precision"] == "bf16",
+          "provenance lacks the precision")
+    r = env.train("precision-fp16", *args, "--precision", "fp16")
+    check(r.returncode == 1 and "needs --device cuda" in r.stdout, "fp16 on the CPU was taken")
+
+
 CASES = {"learns": case_learns, "corrupt": case_corrupt, "reproducible": case_reproducible,
-         "resume": case_resume, "eval": case_eval, "distill": case_distill}
+         "resume": case_resume, "eval": case_eval, "distill": case_distill,
+         "precision": case_precision}
 
 
 def main():

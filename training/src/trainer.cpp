@@ -12,12 +12,14 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "vidcls/checkpoint.h"
 #include "vidcls/errors.h"
@@ -391,11 +393,114 @@ std::unique_ptr<Distiller> make_distiller(const TrainOptions &o, VideoClassifier
 
 using Forward = std::function<torch::Tensor(const torch::Tensor &)>;
 
+// Autocast for the forward pass of a training step, as torch.autocast does it: on for the scope,
+// the previous state restored and the cast cache cleared after it. The backward pass runs
+// outside, in the dtypes autocast chose.
+class AutocastScope {
+ public:
+  AutocastScope(const torch::Device &device, torch::ScalarType dtype)
+      : on_(dtype != torch::kFloat32), cuda_(device.is_cuda()) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    const auto type = cuda_ ? at::kCUDA : at::kCPU;
+    was_on_ = at::autocast::is_autocast_enabled(type);
+    was_dtype_ = at::autocast::get_autocast_dtype(type);
+    at::autocast::set_autocast_dtype(type, dtype);
+    at::autocast::set_autocast_enabled(type, true);
+#else
+    was_on_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    was_dtype_ = cuda_ ? at::autocast::get_autocast_gpu_dtype()
+                       : at::autocast::get_autocast_cpu_dtype();
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    const auto type = cuda_ ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_enabled(type, was_on_);
+    at::autocast::set_autocast_dtype(type, was_dtype_);
+#else
+    if (cuda_) {
+      at::autocast::set_enabled(was_on_);
+      at::autocast::set_autocast_gpu_dtype(was_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(was_on_);
+      at::autocast::set_autocast_cpu_dtype(was_dtype_);
+    }
+#endif
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  }
+  AutocastScope(const AutocastScope &) = delete;
+  AutocastScope &operator=(const AutocastScope &) = delete;
+
+ private:
+  bool on_, cuda_;
+  bool was_on_ = false;
+  torch::ScalarType was_dtype_ = torch::kFloat32;
+};
+
+// Dynamic loss scaling for float16 (float16 gradients underflow where float32 ones do not): the
+// loss is multiplied by `scale` before the backward pass and the gradients divided by it after;
+// a step whose gradients are not finite is skipped and halves the scale, 2,000 good steps in a
+// row double it (the schedule of torch.cuda.amp.GradScaler's defaults).
+struct LossScaler {
+  bool on = false;
+  double scale = 65536.0;
+  int good_steps = 0;
+  int64_t skipped = 0;
+
+  // Unscales the gradients; false (and the scale halved) when one is not finite.
+  bool unscale(const std::vector<torch::Tensor> &params) {
+    if (!on) return true;
+    torch::Tensor bad;
+    for (const auto &p : params) {
+      auto g = p.grad();
+      if (!g.defined()) continue;
+      g.div_(scale);
+      auto n = g.isfinite().logical_not().sum();
+      bad = bad.defined() ? bad + n : n;
+    }
+    if (bad.defined() && bad.item<int64_t>() > 0) {
+      scale /= 2;
+      good_steps = 0;
+      ++skipped;
+      return false;
+    }
+    if (++good_steps == 2000) {
+      scale *= 2;
+      good_steps = 0;
+    }
+    return true;
+  }
+};
+
+torch::ScalarType precision_dtype(const std::string &precision, const torch::Device &device) {
+  if (precision == "fp32") return torch::kFloat32;
+  if (precision == "bf16") return torch::kBFloat16;
+  if (precision == "fp16") {
+    if (!device.is_cuda()) {
+      throw std::invalid_argument("--precision fp16 needs --device cuda (on the CPU, autocast "
+                                  "computes in bf16 only: use --precision bf16)");
+    }
+    return torch::kHalf;
+  }
+  throw std::invalid_argument("unknown --precision '" + precision + "' (fp32, bf16, fp16)");
+}
+
 EpochResult train_one_epoch(torch::nn::Module &model, const Forward &forward,
                             PrefetchLoader &loader, torch::optim::Optimizer &optimizer,
                             const std::vector<torch::Tensor> &params, const Recipe &recipe,
                             const Schedule &schedule, int64_t &step, int epoch,
-                            const torch::Device &device, const Distiller *distiller) {
+                            const torch::Device &device, const Distiller *distiller,
+                            torch::ScalarType precision, LossScaler &scaler) {
   model.train();
   EpochResult r;
   double loss_sum = 0;
@@ -406,18 +511,22 @@ EpochResult train_one_epoch(torch::nn::Module &model, const Forward &forward,
     for (auto &g : optimizer.param_groups()) g.options().set_lr(lr);
     const auto x = batch->inputs.to(device), y = batch->labels.to(device);
     torch::Tensor logits, loss;
-    if (distiller != nullptr) {
-      auto d = (*distiller)(dynamic_cast<ViViTImpl &>(model), x, y, recipe.label_smoothing);
-      logits = d.logits;
-      loss = d.loss;
-      r.kd += d.kd * x.size(0);
-      r.attention += d.attention * x.size(0);
-      r.hidden += d.hidden * x.size(0);
-    } else {
-      logits = forward(x);
-      loss = F::cross_entropy(
-          logits, y, F::CrossEntropyFuncOptions().label_smoothing(recipe.label_smoothing));
+    {
+      AutocastScope autocast(device, precision);
+      if (distiller != nullptr) {
+        auto d = (*distiller)(dynamic_cast<ViViTImpl &>(model), x, y, recipe.label_smoothing);
+        logits = d.logits;
+        loss = d.loss;
+        r.kd += d.kd * x.size(0);
+        r.attention += d.attention * x.size(0);
+        r.hidden += d.hidden * x.size(0);
+      } else {
+        logits = forward(x);
+        loss = F::cross_entropy(
+            logits, y, F::CrossEntropyFuncOptions().label_smoothing(recipe.label_smoothing));
+      }
     }
+    loss = loss.to(torch::kFloat32);
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       char msg[256];
@@ -428,9 +537,11 @@ EpochResult train_one_epoch(torch::nn::Module &model, const Forward &forward,
       throw std::runtime_error(msg);
     }
     optimizer.zero_grad();
-    loss.backward();
-    if (recipe.clip_grad > 0) torch::nn::utils::clip_grad_norm_(params, recipe.clip_grad);
-    optimizer.step();
+    (scaler.on ? loss * scaler.scale : loss).backward();
+    if (scaler.unscale(params)) {
+      if (recipe.clip_grad > 0) torch::nn::utils::clip_grad_norm_(params, recipe.clip_grad);
+      optimizer.step();
+    }
     ++step;
     const int64_t n = y.size(0);
     loss_sum += value * n;
@@ -547,6 +658,9 @@ double train(const TrainOptions &o) {
   const torch::Device device(o.device);
   if (device.is_cuda() && !torch::cuda::is_available())
     throw std::runtime_error("--device cuda: this LibTorch sees no CUDA device");
+  const torch::ScalarType precision = precision_dtype(o.precision, device);
+  LossScaler scaler;
+  scaler.on = precision == torch::kHalf;
   const fs::path out = o.out;
   fs::create_directories(out);
 
@@ -714,6 +828,10 @@ double train(const TrainOptions &o) {
               recipe.clip_grad, recipe.batch_size, recipe.epochs,
               static_cast<long long>(batches), recipe.repeats,
               static_cast<unsigned long long>(o.seed), o.device.c_str());
+  if (precision != torch::kFloat32) {
+    std::printf("mixed precision: forward passes autocast to %s%s\n", o.precision.c_str(),
+                scaler.on ? ", dynamic loss scaling" : "");
+  }
   if (spec.sample_rate > 0) {
     std::printf("clips: %d frames at %.3g fps, %dx%d\n", spec.frames, spec.sample_rate,
                 spec.width, spec.height);
@@ -737,7 +855,8 @@ double train(const TrainOptions &o) {
                    {"weight_decay", recipe.weight_decay}, {"warmup_epochs", recipe.warmup_epochs},
                    {"label_smoothing", recipe.label_smoothing}, {"clip_grad", recipe.clip_grad},
                    {"batch_size", recipe.batch_size}, {"repeats", recipe.repeats},
-                   {"flip", o.flip}, {"scale", {recipe.min_scale, recipe.max_scale}}};
+                   {"flip", o.flip}, {"scale", {recipe.min_scale, recipe.max_scale}},
+                   {"precision", o.precision}};
     p["metrics"] = {{"train_loss", row.train_loss}, {"train_acc", row.train_acc},
                     {"test_loss", row.test_loss}, {"test_top1", row.test_top1},
                     {"test_top5", row.test_top5}};
@@ -785,8 +904,13 @@ double train(const TrainOptions &o) {
     };
     PrefetchLoader loader(static_cast<size_t>(batches), make_batch,
                           static_cast<size_t>(std::max(1, o.prefetch)));
+    const int64_t skipped_before = scaler.skipped;
     const auto tr = train_one_epoch(*model, forward, loader, *optimizer, params, recipe, schedule,
-                                    step, epoch, device, distiller.get());
+                                    step, epoch, device, distiller.get(), precision, scaler);
+    if (scaler.skipped > skipped_before) {
+      std::printf("  fp16: %lld steps skipped for non-finite gradients, loss scale now %g\n",
+                  static_cast<long long>(scaler.skipped - skipped_before), scaler.scale);
+    }
 
     EpochRow row;
     row.epoch = epoch;

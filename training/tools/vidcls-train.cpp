@@ -60,6 +60,12 @@ int main(int argc, char **argv) {
   app.add_option("--seed", o.seed, "seed of the initialisation and of the sampling")
       ->capture_default_str();
   app.add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+  app.add_option("--precision", o.precision,
+                 "mixed precision of the training forward passes: fp32 (off), bf16 (cuda or "
+                 "cpu), fp16 (cuda, with dynamic loss scaling); weights and evaluation stay "
+                 "float32")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
   app.add_flag("--flip", o.flip,
                "random horizontal flips (off: a flip turns slide_left into slide_right)");
   app.add_flag("--fine-tune-backbone", o.fine_tune_backbone,

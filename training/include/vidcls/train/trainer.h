@@ -45,6 +45,10 @@ struct TrainOptions {
   std::string split;            // "" = the layout's default (or the cache's)
   std::string pretrained;       // vidcls checkpoint, or ViT / ResNet image weights
   std::string device = "cpu";
+  // Mixed precision of the training forward passes (autocast; the weights, the optimiser and
+  // the evaluation stay float32): "fp32" (off), "bf16" (CUDA or CPU), "fp16" (CUDA, with
+  // dynamic loss scaling).
+  std::string precision = "fp32";
   bool resume = false;
   bool flip = false;
   bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
