@@ -3,8 +3,9 @@
 
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
-CASE is one of: learns, corrupt, reproducible, resume, eval, distill, precision. The cases share one dataset and
-clip cache under DIR (made once, under a lock), so each spends its time on what it checks.
+CASE is one of: learns, corrupt, reproducible, resume, eval, distill, precision. The cases share
+one dataset and clip cache under DIR (made once, under a lock), so each spends its time on what
+it checks.
 """
 import argparse
 import csv
@@ -23,7 +24,7 @@ import time
 TIMING_COLUMNS = {"epoch_seconds", "data_wait_share"}
 SYNTH = ["--layout", "msr", "--classes", "4", "--videos-per-class", "30", "--subjects", "6",
          "--frames", "32", "--size", "80", "--fps", "15", "--seed", "3", "--no-drift"]
-EPOCHS_LEARN = 8
+EPOCHS_LEARN = 3
 
 
 class Fail(Exception):
@@ -95,13 +96,12 @@ def training_columns(rows):
 def case_learns(env):
     """A short run learns: the training loss falls, training accuracy climbs, and on the
     held-out subjects (videos it never saw: other shapes, colours, backgrounds and positions)
-    top-1 ends above chance (25 %). CI-sized: 60 training videos, 8 epochs of 30 steps, a
-    higher peak learning rate than the preset's recipe (tuned for 30 epochs of 45 steps).
-    Measured on this set: 38 % after 8 epochs, 48 % after 10 (52 % on the set without its
-    corrupt video); 28 % on a 24-frame variant, so the margin is thin. The preset's recipe on
-    180 videos reaches ~80 % (accuracy-synth benchmark)."""
+    top-1 ends far above chance (25 %). CI-sized: 60 training videos, 3 epochs of 30 steps at
+    the preset's peak learning rate, one epoch of warmup. Measured on this set with the
+    normal-flow input: 100 % held-out from the first epoch on (8 epochs at a peak of 5e-4);
+    with the temporal residual before it, 38 % after 8 epochs."""
     t0 = time.monotonic()
-    p = env.train("learns", "--epochs", str(EPOCHS_LEARN), "--repeats", "8", "--lr", "5e-4",
+    p = env.train("learns", "--epochs", str(EPOCHS_LEARN), "--repeats", "8",
                   "--warmup-epochs", "1", "--seed", "1")
     check(p.returncode == 0, "training failed")
     out = os.path.join(env.work, "learns")
@@ -113,8 +113,8 @@ def case_learns(env):
     print(f"train loss {first:.3f} -> {last:.3f}, best train accuracy {train_acc:.3f}, "
           f"held-out top-1 at the end {test_last:.3f}, {time.monotonic() - t0:.0f} s")
     check(last < 0.8 * first, f"the training loss fell from {first:.3f} only to {last:.3f}")
-    check(train_acc >= 0.55, f"training accuracy {train_acc:.3f} < 0.55")
-    check(test_last >= 0.33, f"held-out top-1 {test_last:.3f} < 0.33 (chance 0.25)")
+    check(train_acc >= 0.8, f"training accuracy {train_acc:.3f} < 0.8")
+    check(test_last >= 0.75, f"held-out top-1 {test_last:.3f} < 0.75 (chance 0.25)")
     for f in ("best.safetensors", "last.safetensors", "curves.png"):
         check(os.path.exists(os.path.join(out, f)), f"{f} missing")
 
