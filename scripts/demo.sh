@@ -4,18 +4,19 @@
 #   2. writes a small synthetic motion dataset (MSR DailyActivity3D layout: the class is how an
 #      object moves, so one frame says nothing about it),
 #   3. trains the CPU ViViT preset (vivit-xs): its default recipe, 12 epochs instead of 30,
+#      on four slide directions and two senses of rotation,
 #   4. classifies videos it has never seen through the real GStreamer pipeline
 #        filesrc ! decodebin ! vidclsclipper ! vividinfer model=... ! fakesink
 #      and prints the label of each clip over time next to the true label.
 # Environment: VIDCLS_BUILD_DIR (default build), VIDCLS_DEMO_DIR (default demo),
-# VIDCLS_DEMO_CLASSES (default 4), VIDCLS_DEMO_EPOCHS (default 12).
+# VIDCLS_DEMO_CLASSES (default 6), VIDCLS_DEMO_EPOCHS (default 12).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
 build=${VIDCLS_BUILD_DIR:-build}
 work=${VIDCLS_DEMO_DIR:-demo}
-classes=${VIDCLS_DEMO_CLASSES:-4}
+classes=${VIDCLS_DEMO_CLASSES:-6}
 jobs=${VIDCLS_JOBS:-2}
 start=$(date +%s)
 step() { printf '\n== [%3ds] %s\n' "$(($(date +%s) - start))" "$*"; }

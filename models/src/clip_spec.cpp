@@ -180,18 +180,19 @@ Taps make_taps(int64_t in, int64_t out, bool antialias) {
   constexpr int64_t kChunk = 256;
   for (int64_t i = 0; i < in; i += kChunk) {
     const int64_t n = std::min(kChunk, in - i);
-    auto basis = torch::eye(in, torch::kFloat32).narrow(0, i, n).view({1, n, 1, in});
-    auto r = F::interpolate(basis, F::InterpolateFuncOptions()
-                                       .size(std::vector<int64_t>{1, out})
-                                       .mode(torch::kBilinear)
-                                       .align_corners(false)
-                                       .antialias(antialias));
+    auto basis = torch::zeros({n, in}, torch::kFloat32);
+    basis.narrow(1, i, n).copy_(torch::eye(n, torch::kFloat32));
+    const auto r = F::interpolate(basis.view({1, n, 1, in}),
+                                  F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{1, out})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false)
+                                      .antialias(antialias));
     m.narrow(0, i, n).copy_(r.view({n, out}));
   }
   auto a = m.accessor<float, 2>();
   Taps t;
   t.first.assign(out, 0);
-  std::vector<int64_t> last(out, 0);
   for (int64_t o = 0; o < out; ++o) {
     int64_t lo = in, hi = -1;
     for (int64_t i = 0; i < in; ++i) {
@@ -202,7 +203,6 @@ Taps make_taps(int64_t in, int64_t out, bool antialias) {
     }
     if (hi < 0) lo = hi = 0;
     t.first[o] = lo;
-    last[o] = hi;
     t.width = std::max(t.width, hi - lo + 1);
   }
   t.weight.assign(out * t.width, 0.0f);
