@@ -393,6 +393,39 @@ std::unique_ptr<Distiller> make_distiller(const TrainOptions &o, VideoClassifier
 
 using Forward = std::function<torch::Tensor(const torch::Tensor &)>;
 
+// Autocast on or off, and its dtype, for CUDA or the CPU (the API changed in LibTorch 2.4).
+struct AutocastState {
+  bool on;
+  torch::ScalarType dtype;
+};
+
+AutocastState autocast_state(bool cuda) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto type = cuda ? at::kCUDA : at::kCPU;
+  return {at::autocast::is_autocast_enabled(type), at::autocast::get_autocast_dtype(type)};
+#else
+  return cuda ? AutocastState{at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()}
+              : AutocastState{at::autocast::is_cpu_enabled(),
+                              at::autocast::get_autocast_cpu_dtype()};
+#endif
+}
+
+void set_autocast_state(bool cuda, const AutocastState &state) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto type = cuda ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_dtype(type, state.dtype);
+  at::autocast::set_autocast_enabled(type, state.on);
+#else
+  if (cuda) {
+    at::autocast::set_autocast_gpu_dtype(state.dtype);
+    at::autocast::set_enabled(state.on);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(state.dtype);
+    at::autocast::set_cpu_enabled(state.on);
+  }
+#endif
+}
+
 // Autocast for the forward pass of a training step, as torch.autocast does it: on for the scope,
 // the previous state restored and the cast cache cleared after it. The backward pass runs
 // outside, in the dtypes autocast chose.
@@ -401,41 +434,13 @@ class AutocastScope {
   AutocastScope(const torch::Device &device, torch::ScalarType dtype)
       : on_(dtype != torch::kFloat32), cuda_(device.is_cuda()) {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    const auto type = cuda_ ? at::kCUDA : at::kCPU;
-    was_on_ = at::autocast::is_autocast_enabled(type);
-    was_dtype_ = at::autocast::get_autocast_dtype(type);
-    at::autocast::set_autocast_dtype(type, dtype);
-    at::autocast::set_autocast_enabled(type, true);
-#else
-    was_on_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-    was_dtype_ = cuda_ ? at::autocast::get_autocast_gpu_dtype()
-                       : at::autocast::get_autocast_cpu_dtype();
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(dtype);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(dtype);
-      at::autocast::set_cpu_enabled(true);
-    }
-#endif
+    before_ = autocast_state(cuda_);
+    set_autocast_state(cuda_, {true, dtype});
     at::autocast::increment_nesting();
   }
   ~AutocastScope() {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    const auto type = cuda_ ? at::kCUDA : at::kCPU;
-    at::autocast::set_autocast_enabled(type, was_on_);
-    at::autocast::set_autocast_dtype(type, was_dtype_);
-#else
-    if (cuda_) {
-      at::autocast::set_enabled(was_on_);
-      at::autocast::set_autocast_gpu_dtype(was_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(was_on_);
-      at::autocast::set_autocast_cpu_dtype(was_dtype_);
-    }
-#endif
+    set_autocast_state(cuda_, before_);
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   }
   AutocastScope(const AutocastScope &) = delete;
@@ -443,8 +448,7 @@ class AutocastScope {
 
  private:
   bool on_, cuda_;
-  bool was_on_ = false;
-  torch::ScalarType was_dtype_ = torch::kFloat32;
+  AutocastState before_{false, torch::kFloat32};
 };
 
 // Dynamic loss scaling for float16 (float16 gradients underflow where float32 ones do not): the
@@ -481,6 +485,14 @@ struct LossScaler {
     return true;
   }
 };
+
+// How a clip spec samples frames, for messages: "frame stride 2" or "7.5 fps".
+std::string sampling(const ClipSpec &c) {
+  char buf[64];
+  if (c.sample_rate > 0) std::snprintf(buf, sizeof buf, "%.3g fps", c.sample_rate);
+  else std::snprintf(buf, sizeof buf, "frame stride %d", c.frame_stride);
+  return buf;
+}
 
 torch::ScalarType precision_dtype(const std::string &precision, const torch::Device &device) {
   if (precision == "fp32") return torch::kFloat32;
@@ -715,12 +727,6 @@ double train(const TrainOptions &o) {
     }
     if (loaded.info.clip.frame_stride != spec.frame_stride ||
         loaded.info.clip.sample_rate != spec.sample_rate) {
-      auto sampling = [](const ClipSpec &c) {
-        char buf[64];
-        if (c.sample_rate > 0) std::snprintf(buf, sizeof buf, "%.3g fps", c.sample_rate);
-        else std::snprintf(buf, sizeof buf, "frame stride %d", c.frame_stride);
-        return std::string(buf);
-      };
       throw MismatchError(last_path.string() + " sampled its clips at " +
                           sampling(loaded.info.clip) + ", not " + sampling(spec) +
                           "; --resume needs the same --frame-stride / --sample-rate");
@@ -832,13 +838,8 @@ double train(const TrainOptions &o) {
     std::printf("mixed precision: forward passes autocast to %s%s\n", o.precision.c_str(),
                 scaler.on ? ", dynamic loss scaling" : "");
   }
-  if (spec.sample_rate > 0) {
-    std::printf("clips: %d frames at %.3g fps, %dx%d\n", spec.frames, spec.sample_rate,
-                spec.width, spec.height);
-  } else {
-    std::printf("clips: %d frames, frame stride %d, %dx%d\n", spec.frames, spec.frame_stride,
-                spec.width, spec.height);
-  }
+  std::printf("clips: %d frames, %s, %dx%d\n", spec.frames, sampling(spec).c_str(), spec.width,
+              spec.height);
   std::fflush(stdout);
 
   const std::string revision = git_revision();
