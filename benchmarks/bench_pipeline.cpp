@@ -6,6 +6,9 @@
 // keeps the clip tensors that reached the sink, and times the model on exactly those clips in a
 // plain loop (batch 1). Prints frames/s of the pipeline, the frames/s the model-only time allows,
 // and the pipeline's overhead.
+// The clipper's own cost is timed inside the same runs, between pad probes on its sink and source
+// pads (sync mode: the inference element runs after the source probe), and printed per sampled
+// frame.
 // For resnetvitinfer the model-only loop runs the full model on every clip (the backbone again
 // for every window), so the ratio shows what the feature ring saves (ideal: T / hop).
 //
@@ -43,8 +46,25 @@ GstPadProbeReturn keep_clip(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *clips = static_cast<std::vector<torch::Tensor> *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   if (auto *m = reinterpret_cast<GstVidclsClipMeta *>(gst_buffer_get_meta(buf, api))) {
-    if (m->clip != nullptr && !m->partial) clips->push_back(*m->clip);
+    if (m->clip != nullptr && !m->record->partial) clips->push_back(*m->clip);
   }
+  return GST_PAD_PROBE_OK;
+}
+
+// Time spent between vidclsclipper's sink and source pads (one streaming thread).
+struct ClipperTimer {
+  Clock::time_point entered;
+  double seconds = 0;
+};
+
+GstPadProbeReturn clipper_in(GstPad *, GstPadProbeInfo *, gpointer data) {
+  static_cast<ClipperTimer *>(data)->entered = Clock::now();
+  return GST_PAD_PROBE_OK;
+}
+
+GstPadProbeReturn clipper_out(GstPad *, GstPadProbeInfo *, gpointer data) {
+  auto *t = static_cast<ClipperTimer *>(data);
+  t->seconds += std::chrono::duration<double>(Clock::now() - t->entered).count();
   return GST_PAD_PROBE_OK;
 }
 
@@ -80,20 +100,33 @@ std::string fmt3(double v) {
   return buf;
 }
 
-// Runs `desc` (appsrc "src" ... fakesink "sink") on `source`, keeps the clips that reached the
-// sink; returns the seconds from PLAYING to EOS, or -1 on an error.
-double run_pipeline(const std::string &desc, const std::vector<GstBuffer *> &source,
-                    std::vector<torch::Tensor> &clips) {
+struct PipelineRun {
+  double seconds = -1;          // PLAYING to EOS; -1 on an error
+  double clipper_seconds = 0;   // inside vidclsclipper
+  guint64 sampled = 0;          // frames the clipper sampled
+};
+
+// Runs `desc` (appsrc "src" ! vidclsclipper name=clipper ... fakesink "sink") on `source`, keeps
+// the clips that reached the sink.
+PipelineRun run_pipeline(const std::string &desc, const std::vector<GstBuffer *> &source,
+                         std::vector<torch::Tensor> &clips) {
+  PipelineRun result;
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
   if (pipeline == nullptr) {
     std::fprintf(stderr, "%s\n", err->message);
     g_clear_error(&err);
-    return -1;
+    return result;
   }
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
   GstPad *pad = gst_element_get_static_pad(sink, "sink");
   gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, keep_clip, &clips, nullptr);
+  ClipperTimer timer;
+  GstElement *clipper = gst_bin_get_by_name(GST_BIN(pipeline), "clipper");
+  GstPad *clipper_sink = gst_element_get_static_pad(clipper, "sink");
+  GstPad *clipper_src = gst_element_get_static_pad(clipper, "src");
+  gst_pad_add_probe(clipper_sink, GST_PAD_PROBE_TYPE_BUFFER, clipper_in, &timer, nullptr);
+  gst_pad_add_probe(clipper_src, GST_PAD_PROBE_TYPE_BUFFER, clipper_out, &timer, nullptr);
   // Queue every frame in appsrc, then preroll: the model loads and warms up in start(),
   // outside the timed part (one frame passes, no clip completes).
   GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
@@ -114,13 +147,19 @@ double run_pipeline(const std::string &desc, const std::vector<GstBuffer *> &sou
   const double t = seconds_since(t0);
   const bool ok = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
   gst_message_unref(msg);
+  g_object_get(clipper, "frames-sampled", &result.sampled, nullptr);
+  result.clipper_seconds = timer.seconds;
+  gst_object_unref(clipper_sink);
+  gst_object_unref(clipper_src);
+  gst_object_unref(clipper);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(pad);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
   if (!ok) std::fprintf(stderr, "%s: pipeline error\n", desc.c_str());
-  return ok ? t : -1;
+  if (ok) result.seconds = t;
+  return result;
 }
 
 }  // namespace
@@ -165,8 +204,9 @@ int main(int argc, char **argv) {
   std::printf("%d frames of 320x240 I420 per case (rendered beforehand, pushed by appsrc), %d "
               "threads, sync mode, no clock\n",
               frames, threads);
-  std::printf("%-15s %-17s %-14s %6s %13s %15s %9s %13s\n", "element", "preset", "clipper",
-              "clips", "pipeline f/s", "model-only f/s", "ratio", "runs: range");
+  std::printf("%-15s %-17s %-14s %6s %13s %15s %9s %13s %14s\n", "element", "preset", "clipper",
+              "clips", "pipeline f/s", "model-only f/s", "ratio", "runs: range",
+              "clipper us/smp");
   for (const auto &c : cases) {
     const auto ckpt = (tmp / (c.preset + ".safetensors")).string();
     if (!fs::exists(ckpt)) {
@@ -178,18 +218,20 @@ int main(int argc, char **argv) {
       vidcls::save_checkpoint(ckpt, *model, info);
     }
     const std::string desc = "appsrc name=src format=time max-bytes=0 caps=\"" + c.caps +
-                             "\" ! vidclsclipper eos-policy=drop " + c.clipper +
+                             "\" ! vidclsclipper name=clipper eos-policy=drop " + c.clipper +
                              " ! " + c.element + " mode=sync model=" + ckpt +
                              " ! fakesink name=sink sync=false";
     auto loaded = vidcls::load_checkpoint(ckpt);
     // Pipeline and model-only loop alternate, `repeats` times for models fast enough (this
     // machine's speed drifts by tens of percent within a minute); the median ratio is printed.
-    std::vector<double> t_pipes, t_models, ratios;
+    std::vector<double> t_pipes, t_models, ratios, clipper_us;
     size_t n_clips = 0;
     for (int r = 0; r < repeats; ++r) {
       std::vector<torch::Tensor> clips;
-      const double t_pipe = run_pipeline(desc, source, clips);
-      if (t_pipe < 0) return 1;
+      const PipelineRun run = run_pipeline(desc, source, clips);
+      if (run.seconds < 0) return 1;
+      const double t_pipe = run.seconds;
+      clipper_us.push_back(1e6 * run.clipper_seconds / std::max<guint64>(run.sampled, 1));
       torch::NoGradGuard no_grad;
       if (!clips.empty()) loaded.model->forward(clips[0].unsqueeze(0));  // warm-up, as start()
       const auto t0 = Clock::now();
@@ -206,15 +248,17 @@ int main(int argc, char **argv) {
       return v[v.size() / 2];
     };
     const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
-    std::printf("%-15s %-17s %-14s %6zu %13.1f %15.1f %9.3f %13s\n", c.element.c_str(),
+    std::printf("%-15s %-17s %-14s %6zu %13.1f %15.1f %9.3f %13s %14.1f\n", c.element.c_str(),
                 c.preset.c_str(), c.clipper.empty() ? "(checkpoint)" : c.clipper.c_str(), n_clips,
                 frames / median(t_pipes), frames / median(t_models), median(ratios),
-                (std::to_string(ratios.size()) + ": " + fmt3(*lo) + "-" + fmt3(*hi)).c_str());
+                (std::to_string(ratios.size()) + ": " + fmt3(*lo) + "-" + fmt3(*hi)).c_str(),
+                median(clipper_us));
     std::fflush(stdout);
   }
   std::printf("ratio = pipeline time / model-only time: vividinfer rows show the pipeline's "
               "overhead (goal <= 1.10); resnetvitinfer rows compare the feature ring with "
-              "recomputing the backbone for every window (goal about hop / T)\n");
+              "recomputing the backbone for every window (goal about hop / T); clipper us/smp = time "
+              "inside vidclsclipper per sampled frame (median run)\n");
   for (GstBuffer *b : source) gst_buffer_unref(b);
   fs::remove_all(tmp);
   return 0;

@@ -49,15 +49,17 @@ gst_vidcls_classification_meta_init (GstMeta * meta,
 {
   GstVidclsClassificationMeta *cmeta = (GstVidclsClassificationMeta *) meta;
 
-  cmeta->clip_index = 0;
-  cmeta->start = GST_CLOCK_TIME_NONE;
-  cmeta->end = GST_CLOCK_TIME_NONE;
+  cmeta->clip.stream_id = NULL;
+  cmeta->clip.object_id = -1;
+  cmeta->clip.index = 0;
+  cmeta->clip.start = GST_CLOCK_TIME_NONE;
+  cmeta->clip.end = GST_CLOCK_TIME_NONE;
+  cmeta->clip.partial = FALSE;
   cmeta->model = NULL;
   cmeta->n_results = 0;
   cmeta->labels = NULL;
   cmeta->scores = NULL;
   cmeta->class_ids = NULL;
-  cmeta->partial = FALSE;
 
   return TRUE;
 }
@@ -68,10 +70,12 @@ gst_vidcls_classification_meta_free (GstMeta * meta,
 {
   GstVidclsClassificationMeta *cmeta = (GstVidclsClassificationMeta *) meta;
 
+  g_free (cmeta->clip.stream_id);
   g_free (cmeta->model);
   g_strfreev (cmeta->labels);
   g_free (cmeta->scores);
   g_free (cmeta->class_ids);
+  cmeta->clip.stream_id = NULL;
   cmeta->model = NULL;
   cmeta->labels = NULL;
   cmeta->scores = NULL;
@@ -82,18 +86,15 @@ gst_vidcls_classification_meta_free (GstMeta * meta,
 /* Fills a fresh meta with deep copies; the arguments were checked by the caller. */
 static void
 gst_vidcls_classification_meta_set (GstVidclsClassificationMeta * cmeta,
-    guint64 clip_index, GstClockTime start, GstClockTime end,
-    const gchar * model, guint n_results, const gchar * const *labels,
-    const gfloat * scores, const gint * class_ids, gboolean partial)
+    const GstVidclsClip * clip, const gchar * model, guint n_results,
+    const gchar * const *labels, const gfloat * scores, const gint * class_ids)
 {
   guint i;
 
-  cmeta->clip_index = clip_index;
-  cmeta->start = start;
-  cmeta->end = end;
+  cmeta->clip = *clip;
+  cmeta->clip.stream_id = g_strdup (clip->stream_id ? clip->stream_id : "");
   cmeta->model = g_strdup (model ? model : "");
   cmeta->n_results = n_results;
-  cmeta->partial = partial;
 
   /* NULL-terminated as well as counted, so it is a valid GStrv even when empty. */
   cmeta->labels = g_new0 (gchar *, n_results + 1);
@@ -133,10 +134,9 @@ gst_vidcls_classification_meta_transform (GstBuffer * dest, GstMeta * meta,
   if (!dmeta)
     return FALSE;
 
-  gst_vidcls_classification_meta_set (dmeta, smeta->clip_index, smeta->start,
-      smeta->end, smeta->model, smeta->n_results,
-      (const gchar * const *) smeta->labels, smeta->scores, smeta->class_ids,
-      smeta->partial);
+  gst_vidcls_classification_meta_set (dmeta, &smeta->clip, smeta->model,
+      smeta->n_results, (const gchar * const *) smeta->labels, smeta->scores,
+      smeta->class_ids);
   return TRUE;
 }
 
@@ -164,15 +164,15 @@ gst_vidcls_classification_meta_get_info (void)
 
 GstVidclsClassificationMeta *
 gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
-    guint64 clip_index, GstClockTime start, GstClockTime end,
-    const gchar * model, guint n_results, const gchar * const *labels,
-    const gfloat * scores, const gint * class_ids, gboolean partial)
+    const GstVidclsClip * clip, const gchar * model, guint n_results,
+    const gchar * const *labels, const gfloat * scores, const gint * class_ids)
 {
   GstVidclsClassificationMeta *cmeta;
   guint i;
 
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
   g_return_val_if_fail (gst_buffer_is_writable (buffer), NULL);
+  g_return_val_if_fail (clip != NULL, NULL);
   g_return_val_if_fail (n_results == 0 || labels != NULL, NULL);
   g_return_val_if_fail (n_results == 0 || scores != NULL, NULL);
   for (i = 0; i < n_results; i++)
@@ -183,7 +183,7 @@ gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
   if (!cmeta)
     return NULL;
 
-  gst_vidcls_classification_meta_set (cmeta, clip_index, start, end, model,
-      n_results, labels, scores, class_ids, partial);
+  gst_vidcls_classification_meta_set (cmeta, clip, model, n_results, labels,
+      scores, class_ids);
   return cmeta;
 }

@@ -1,8 +1,8 @@
 /* vidcls: classification results attached to video buffers.
  *
  * A GstVidclsClassificationMeta says what a classifier decided about one clip of the stream:
- * the top-k labels and scores, which clip (its index, and the time span from the PTS of its
- * first frame to the end of its last frame), and which model. Application code reads it with
+ * the top-k labels and scores, which clip (a #GstVidclsClip: its stream, index and the time span
+ * from the PTS of its first frame to the end of its last frame), and which model. Application code reads it with
  * gst_buffer_get_vidcls_classification_meta() or iterates gst_buffer_iterate_meta_filtered() with
  * GST_VIDCLS_CLASSIFICATION_META_API_TYPE when a buffer carries several results.
  *
@@ -34,14 +34,36 @@ G_BEGIN_DECLS
 #define GST_VIDCLS_CLASSIFICATION_META_API_TYPE (gst_vidcls_classification_meta_api_get_type ())
 #define GST_VIDCLS_CLASSIFICATION_META_INFO (gst_vidcls_classification_meta_get_info ())
 
+typedef struct _GstVidclsClip GstVidclsClip;
 typedef struct _GstVidclsClassificationMeta GstVidclsClassificationMeta;
+
+/**
+ * GstVidclsClip:
+ * @stream_id: the GStreamer stream-id of the stream the clip was cut from (from its
+ *   stream-start event); never %NULL, "" when unknown
+ * @object_id: the tracked object the clip follows, -1 for a clip of whole frames
+ * @index: index of the clip in the stream, from 0, reset by flushes, seeks and caps changes
+ * @start: PTS of the first frame of the clip (a buffer timestamp, not running time)
+ * @end: PTS of the last frame of the clip plus its duration (GST_CLOCK_TIME_NONE if unknown)
+ * @partial: TRUE when the clip was completed at end of stream from fewer frames than the model
+ *   takes (vidclsclipper eos-policy=pad or partial)
+ *
+ * Which clip of which stream a result is about: the same record vidclsclipper made when it cut
+ * the clip, as the "vidcls-classification" bus message carries it.
+ */
+struct _GstVidclsClip {
+  gchar *stream_id;
+  gint64 object_id;
+  guint64 index;
+  GstClockTime start;
+  GstClockTime end;
+  gboolean partial;
+};
 
 /**
  * GstVidclsClassificationMeta:
  * @meta: parent #GstMeta
- * @clip_index: index of the clip in the stream, from 0, reset by flushes and caps changes
- * @start: PTS of the first frame of the clip (a buffer timestamp, not running time)
- * @end: PTS of the last frame of the clip plus its duration (GST_CLOCK_TIME_NONE if unknown)
+ * @clip: which clip the result is about
  * @model: name of the model (checkpoint preset or file name); never %NULL, may be ""
  * @n_results: number of entries in @labels, @scores and @class_ids (top-k after threshold);
  *   may be 0
@@ -51,25 +73,20 @@ typedef struct _GstVidclsClassificationMeta GstVidclsClassificationMeta;
  *   @n_results is 0)
  * @class_ids: (array length=n_results): index of each label in the model's head, -1 when
  *   unknown (%NULL when @n_results is 0)
- * @partial: TRUE when the clip was completed at end of stream from fewer frames than the model
- *   takes (eos-policy=pad or partial)
  *
  * The result of classifying one clip. The buffer that carries it is the one that completed the
  * clip (synchronous mode) or the first buffer after the result was ready (asynchronous mode):
- * @start and @end, not the buffer's timestamp, say which part of the stream it is about.
+ * @clip's start and end, not the buffer's timestamp, say which part of the stream it is about.
  */
 struct _GstVidclsClassificationMeta {
   GstMeta meta;
 
-  guint64 clip_index;
-  GstClockTime start;
-  GstClockTime end;
+  GstVidclsClip clip;
   gchar *model;
   guint n_results;
   gchar **labels;
   gfloat *scores;
   gint *class_ids;
-  gboolean partial;
 };
 
 GST_VIDCLS_META_API
@@ -81,16 +98,13 @@ const GstMetaInfo *gst_vidcls_classification_meta_get_info (void);
 /**
  * gst_buffer_add_vidcls_classification_meta:
  * @buffer: a writable #GstBuffer
- * @clip_index: index of the clip in the stream
- * @start: PTS of the clip's first frame
- * @end: PTS + duration of the clip's last frame, or GST_CLOCK_TIME_NONE
+ * @clip: which clip the result is about; copied (a %NULL @stream_id stores "")
  * @model: (nullable): name of the model; copied (%NULL stores "")
  * @n_results: number of results, may be 0
  * @labels: (array length=n_results) (nullable): copied; no element may be %NULL; may be %NULL
  *   only when @n_results is 0
  * @scores: (array length=n_results) (nullable): copied; may be %NULL only when @n_results is 0
  * @class_ids: (array length=n_results) (nullable): copied; %NULL stores -1 for each
- * @partial: whether the clip was completed at end of stream from fewer frames
  *
  * Attaches a deep copy of one classification result to @buffer. A buffer may carry several
  * (one per clip completed by it, or one per model).
@@ -99,9 +113,8 @@ const GstMetaInfo *gst_vidcls_classification_meta_get_info (void);
  */
 GST_VIDCLS_META_API
 GstVidclsClassificationMeta *gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
-    guint64 clip_index, GstClockTime start, GstClockTime end, const gchar * model,
-    guint n_results, const gchar * const *labels, const gfloat * scores,
-    const gint * class_ids, gboolean partial);
+    const GstVidclsClip * clip, const gchar * model, guint n_results,
+    const gchar * const *labels, const gfloat * scores, const gint * class_ids);
 
 /**
  * gst_buffer_get_vidcls_classification_meta:

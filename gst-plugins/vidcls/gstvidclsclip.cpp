@@ -7,13 +7,7 @@ clip_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 {
   GstVidclsClipMeta *m = (GstVidclsClipMeta *) meta;
   m->clip = nullptr;
-  m->clip_index = 0;
-  m->first_sample = 0;
-  m->n_frames = 0;
-  m->start = GST_CLOCK_TIME_NONE;
-  m->end = GST_CLOCK_TIME_NONE;
-  m->partial = FALSE;
-  m->epoch = 0;
+  m->record = nullptr;
   return TRUE;
 }
 
@@ -22,7 +16,9 @@ clip_meta_free (GstMeta * meta, GstBuffer * buffer)
 {
   GstVidclsClipMeta *m = (GstVidclsClipMeta *) meta;
   delete m->clip;
+  delete m->record;
   m->clip = nullptr;
+  m->record = nullptr;
 }
 
 static gboolean
@@ -31,10 +27,8 @@ clip_meta_transform (GstBuffer * dest, GstMeta * meta, GstBuffer * buffer, GQuar
 {
   GstVidclsClipMeta *m = (GstVidclsClipMeta *) meta;
   /* The clip is the same whatever is done to the frame's pixels: share the tensor on copies. */
-  if (GST_META_TRANSFORM_IS_COPY (type) && m->clip != nullptr) {
-    vidcls::gst::add_clip_meta (dest, *m->clip, m->clip_index, m->first_sample, m->n_frames,
-        m->start, m->end, m->partial, m->epoch);
-  }
+  if (GST_META_TRANSFORM_IS_COPY (type) && m->clip != nullptr && m->record != nullptr)
+    vidcls::gst::add_clip_meta (dest, *m->clip, *m->record);
   return TRUE;
 }
 
@@ -72,20 +66,12 @@ constexpr const char *kEventName = "vidcls-eos-clip";
 }  // namespace
 
 GstVidclsClipMeta *
-add_clip_meta (GstBuffer *buffer, const torch::Tensor &clip, guint64 clip_index,
-    guint64 first_sample, guint n_frames, GstClockTime start, GstClockTime end,
-    gboolean partial, guint64 epoch)
+add_clip_meta (GstBuffer *buffer, const torch::Tensor &clip, const ClipRecord &record)
 {
   auto *m = (GstVidclsClipMeta *) gst_buffer_add_meta (buffer, gst_vidcls_clip_meta_get_info (),
       nullptr);
   m->clip = new torch::Tensor (clip);
-  m->clip_index = clip_index;
-  m->first_sample = first_sample;
-  m->n_frames = n_frames;
-  m->start = start;
-  m->end = end;
-  m->partial = partial;
-  m->epoch = epoch;
+  m->record = new ClipRecord (record);
   return m;
 }
 

@@ -1,6 +1,7 @@
 /* vidcls plugin internals shared by vidclsclipper and the inference elements:
- *  - GstVidclsClipMeta: a clip tensor [T, C, H, W] (on the model's device) and where in the
- *    stream it comes from, attached by vidclsclipper to the buffer that completes the clip;
+ *  - GstVidclsClipMeta: a clip tensor [T, C, H, W] (on the model's device) and its
+ *    vidcls::ClipRecord (stream, clip index, time span, ...), attached by vidclsclipper to the
+ *    buffer that completes the clip;
  *  - the "vidcls-clip-spec" upstream query, answered by an inference element with its
  *    checkpoint's clip spec and device, so the clipper needs no settings;
  *  - the "vidcls-eos-clip" serialized downstream event that carries the clip completed at end of
@@ -15,20 +16,15 @@
 
 #include <torch/types.h>
 
+#include "vidcls/clip_record.h"
 #include "vidcls/clip_spec.h"
 
 G_BEGIN_DECLS
 
 typedef struct {
   GstMeta meta;
-  torch::Tensor *clip;     /* [T, C, H, W] float32; owned by the meta */
-  guint64 clip_index;      /* 0, 1, ... since the last reset of the clipper */
-  guint64 first_sample;    /* index of the clip's first sampled frame since the last reset */
-  guint n_frames;          /* frames from the stream in the clip (< T for partial clips) */
-  GstClockTime start;      /* PTS of the first frame */
-  GstClockTime end;        /* PTS + duration of the last frame */
-  gboolean partial;        /* completed at EOS from fewer than T frames (pad or partial) */
-  guint64 epoch;           /* changes when the clipper resets (flush, seek, caps change) */
+  torch::Tensor *clip;            /* [n, C, H, W] float32, n = T or, partial, fewer; owned */
+  vidcls::ClipRecord *record;     /* which clip it is; owned */
 } GstVidclsClipMeta;
 
 GType gst_vidcls_clip_meta_api_get_type (void);
@@ -40,10 +36,9 @@ G_END_DECLS
 namespace vidcls {
 namespace gst {
 
-/* Attaches a clip meta holding (a reference to) `clip`. */
+/* Attaches a clip meta holding (a reference to) `clip` and a copy of `record`. */
 GstVidclsClipMeta *add_clip_meta (GstBuffer *buffer, const torch::Tensor &clip,
-    guint64 clip_index, guint64 first_sample, guint n_frames, GstClockTime start,
-    GstClockTime end, gboolean partial, guint64 epoch);
+    const ClipRecord &record);
 GstVidclsClipMeta *get_clip_meta (GstBuffer *buffer);
 
 /* The upstream query. The answer holds the clip spec (as the JSON of vidcls::ClipSpec), the

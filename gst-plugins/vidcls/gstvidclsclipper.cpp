@@ -55,6 +55,8 @@
 #include "gstvidclsclip.h"
 #include "vidcls/clip_sampling.h"
 #include "vidcls/clip_spec.h"
+#include "vidcls/device.h"
+#include "vidcls/errors.h"
 #include "vidcls/runtime.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_vidcls_clipper_debug);
@@ -70,6 +72,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_vidcls_clipper_debug);
 #define DEFAULT_DEVICE "auto"
 /* pad: a video shorter than one clip still gets a result, from frames that really are in it */
 #define DEFAULT_EOS_POLICY GST_VIDCLS_CLIPPER_EOS_PAD
+#define DEFAULT_SILENT TRUE
 
 #define MAX_CLIP_LENGTH 4096
 #define MAX_SIZE 16384
@@ -86,6 +89,7 @@ enum
   PROP_RESIZE,
   PROP_DEVICE,
   PROP_EOS_POLICY,
+  PROP_SILENT,
   PROP_FRAMES_IN,
   PROP_FRAMES_SAMPLED,
   PROP_CLIPS_OUT,
@@ -117,6 +121,7 @@ struct Settings {
   GstVidclsClipperResize resize = DEFAULT_RESIZE;
   std::string device = DEFAULT_DEVICE;
   GstVidclsClipperEosPolicy eos_policy = DEFAULT_EOS_POLICY;
+  gboolean silent = DEFAULT_SILENT;
 };
 
 /* Downstream's answer to the clip-spec query. */
@@ -165,14 +170,6 @@ same_spec (const vidcls::ClipSpec & a, const vidcls::ClipSpec & b)
       && a.resize == b.resize && a.mean == b.mean && a.std == b.std;
 }
 
-const char *
-error_text (const std::exception & e)
-{
-  if (auto * c10_error = dynamic_cast<const c10::Error *> (&e))
-    return c10_error->what_without_backtrace ();
-  return e.what ();
-}
-
 }  // namespace
 
 struct GstVidclsClipperPrivate {
@@ -201,16 +198,15 @@ struct GstVidclsClipperPrivate {
   torch::Tensor channels;
   bool rgb_in_order = false;
 
-  /* 2T slots [2T, 3, H, W]: sampled frame i goes to slots i % T and i % T + T, so the last T
-   * frames are always ring[(i + 1) % T : (i + 1) % T + T]. */
+  /* T slots [T, 3, H, W]: sampled frame i is converted once, into slot i % T. A finished clip
+   * is copied out of the ring (one copy of T slots, in order): whoever takes it may keep it,
+   * on another thread, while the ring moves on. (A ring of 2T slots with every frame written
+   * twice makes each window one contiguous view, but a view into a ring that keeps changing
+   * cannot be handed out, so the clip would be copied anyway.) */
   torch::Tensor ring;
-  std::vector<GstClockTime> slot_start, slot_end;    /* per frame i % T */
 
   vidcls::FrameSampler sampler;
-  guint64 n_sampled = 0;        /* sampled frames since the last reset */
-  guint64 n_clips = 0;          /* clips since the last reset */
-  guint64 epoch = 0;
-  bool eos_clip_sent = false;
+  vidcls::ClipCutter cutter;    /* clip records: indices, epochs, time spans */
 };
 
 struct _GstVidclsClipper
@@ -324,6 +320,9 @@ gst_vidcls_clipper_class_init (GstVidclsClipperClass * klass)
       "At end of stream, what to do with sampled frames that no complete clip covers: drop "
       "them, pad a clip with the last frame, or send the partial clip (fewer than T frames)",
       GST_TYPE_VIDCLS_CLIPPER_EOS_POLICY, DEFAULT_EOS_POLICY, rw);
+  properties[PROP_SILENT] = g_param_spec_boolean ("silent", "Silent",
+      "Do not announce changes of the read-only counters (notify::frames-in, ...); reading "
+      "them works either way", DEFAULT_SILENT, rw);
   properties[PROP_FRAMES_IN] = g_param_spec_uint64 ("frames-in", "Frames in",
       "Frames received since the element started", 0, G_MAXUINT64, 0, ro);
   properties[PROP_FRAMES_SAMPLED] = g_param_spec_uint64 ("frames-sampled", "Frames sampled",
@@ -371,8 +370,6 @@ release_resources (GstVidclsClipperPrivate * priv)
   gst_clear_buffer (&priv->rgb_scratch);
   priv->channels = torch::Tensor ();
   priv->ring = torch::Tensor ();
-  priv->slot_start.clear ();
-  priv->slot_end.clear ();
   priv->configured = false;
 }
 
@@ -426,6 +423,9 @@ gst_vidcls_clipper_set_property (GObject * object, guint prop_id, const GValue *
       case PROP_EOS_POLICY:
         s.eos_policy = static_cast<GstVidclsClipperEosPolicy> (g_value_get_enum (value));
         return;                 /* read at EOS */
+      case PROP_SILENT:
+        s.silent = g_value_get_boolean (value);
+        return;
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
         return;
@@ -468,6 +468,9 @@ gst_vidcls_clipper_get_property (GObject * object, guint prop_id, GValue * value
       break;
     case PROP_EOS_POLICY:
       g_value_set_enum (value, s.eos_policy);
+      break;
+    case PROP_SILENT:
+      g_value_set_boolean (value, s.silent);
       break;
     case PROP_FRAMES_IN:
       g_value_set_uint64 (value, priv->frames_in);
@@ -558,67 +561,41 @@ static bool
 resolve_device (GstVidclsClipper * self, const std::string & name, torch::Device * device)
 {
   try {
-    *device = torch::Device (name);
-  } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("Unknown device '%s': use cpu, cuda or cuda:N.", name.c_str ()), ("%s",
-            error_text (e)));
-    return false;
-  }
-  if (device->is_cpu ())
+    *device = vidcls::parse_device (name, false);
     return true;
-  if (!device->is_cuda ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("Device '%s' is not supported: use cpu, cuda or cuda:N.", name.c_str ()), (nullptr));
-    return false;
+  } catch (const vidcls::DeviceError & e) {
+    if (e.kind () == vidcls::DeviceError::Kind::kUnavailable)
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", e.what ()), (nullptr));
+    else
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (nullptr));
   }
-  if (!torch::cuda::is_available ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("Device '%s' was requested, but CUDA is not available.", name.c_str ()),
-        ("This LibTorch has no CUDA support or no GPU is visible; set device=cpu, or use a "
-            "CUDA build of LibTorch (meson -Dtorch_dir=...)."));
-    return false;
-  }
-  const auto count = torch::cuda::device_count ();
-  if (device->has_index () && static_cast<size_t> (device->index ()) >= count) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("Device '%s' was requested, but only %zu CUDA device(s) are visible.", name.c_str (),
-            static_cast<size_t> (count)), (nullptr));
-    return false;
-  }
-  return true;
+  return false;
 }
 
 static void
-reset_clips (GstVidclsClipper * self, const char *why, bool new_epoch)
+reset_clips (GstVidclsClipper * self, const char *why)
 {
   GstVidclsClipperPrivate *priv = self->priv;
-  if (new_epoch) {
-    priv->epoch++;
-    GST_INFO_OBJECT (self, "reset (%s) after %" G_GUINT64_FORMAT " sampled frames, epoch %"
-        G_GUINT64_FORMAT, why, priv->n_sampled, priv->epoch);
-  }
-  priv->n_sampled = 0;
-  priv->n_clips = 0;
-  priv->eos_clip_sent = false;
+  const guint64 sampled = priv->cutter.sampled ();
+  priv->cutter.reset ();
   priv->sampler.reset ();
+  GST_INFO_OBJECT (self, "reset (%s) after %" G_GUINT64_FORMAT " sampled frames, epoch %"
+      G_GUINT64_FORMAT, why, sampled, priv->cutter.epoch ());
 }
 
 static void
 configure_sampler (GstVidclsClipperPrivate * priv)
 {
-  priv->sampler.configure (priv->spec.frame_stride, priv->spec.sample_rate,
-      GST_VIDEO_INFO_FPS_N (&priv->in_info), GST_VIDEO_INFO_FPS_D (&priv->in_info));
+  priv->sampler.configure (priv->spec, GST_VIDEO_INFO_FPS_N (&priv->in_info),
+      GST_VIDEO_INFO_FPS_D (&priv->in_info));
 }
 
 static void
 allocate_ring (GstVidclsClipperPrivate * priv)
 {
   const vidcls::ClipSpec & spec = priv->spec;
-  priv->ring = torch::empty ({2 * spec.frames, 3, spec.height, spec.width},
+  priv->ring = torch::empty ({spec.frames, 3, spec.height, spec.width},
       torch::TensorOptions ().dtype (torch::kFloat32).device (priv->device));
-  priv->slot_start.assign (spec.frames, GST_CLOCK_TIME_NONE);
-  priv->slot_end.assign (spec.frames, GST_CLOCK_TIME_NONE);
 }
 
 /* How frames of `priv->in_info` become RGB: in place for packed 8-bit RGB, else through the
@@ -698,16 +675,16 @@ gst_vidcls_clipper_start (GstBaseTransform * trans)
       return FALSE;
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("Could not set up LibTorch."), ("%s",
-            error_text (e)));
+            vidcls::error_message (e).c_str ()));
     return FALSE;
   }
 
   priv->frames_in = 0;
   priv->frames_sampled = 0;
   priv->clips_out = 0;
-  priv->epoch = 0;
   priv->configured = false;
-  reset_clips (self, "start", false);
+  priv->cutter.restart ();
+  priv->sampler.reset ();
   return TRUE;
 }
 
@@ -793,8 +770,10 @@ gst_vidcls_clipper_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps
     if ((geometry_changed || spec_changed) && !setup_rgb (self))
       return FALSE;
     configure_sampler (priv);
+    if (spec_changed)
+      priv->cutter.configure (spec.frames, spec.hop);
     if (was_configured && (geometry_changed || spec_changed))
-      reset_clips (self, geometry_changed ? "caps changed" : "clip spec changed", true);
+      reset_clips (self, geometry_changed ? "caps changed" : "clip spec changed");
     priv->configured = true;
 
     GST_INFO_OBJECT (self, "%s %dx%d -> clips of %d x %dx%d (%s), %s %g, hop %d, on %s",
@@ -806,7 +785,7 @@ gst_vidcls_clipper_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps
         device.str ().c_str ());
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("Could not set up the clip ring."), ("%s",
-            error_text (e)));
+            vidcls::error_message (e).c_str ()));
     return FALSE;
   }
   return TRUE;
@@ -842,7 +821,8 @@ apply_settings_change (GstVidclsClipper * self)
   if (realloc)
     allocate_ring (priv);
   configure_sampler (priv);
-  reset_clips (self, "clip properties changed", true);
+  priv->cutter.configure (spec.frames, spec.hop);
+  reset_clips (self, "clip properties changed");
   return true;
 }
 
@@ -898,14 +878,42 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
   torch::Tensor rgb = priv->rgb_in_order ? pixels.narrow (2, 0, 3)
       : pixels.index_select (2, priv->channels);
 
-  torch::Tensor input = vidcls::preprocess_frame (rgb, priv->spec);
-  const int64_t T = priv->spec.frames;
-  const int64_t slot = static_cast<int64_t> (i % T);
-  priv->ring[slot].copy_ (input);
-  priv->ring[slot + T].copy_ (input);
-  priv->slot_start[slot] = GST_BUFFER_PTS (buf);
-  priv->slot_end[slot] = frame_end (priv, buf);
+  const int64_t slot = static_cast<int64_t> (priv->cutter.slot (i));
+  vidcls::preprocess_frames_into (rgb.unsqueeze (0), priv->spec, priv->ring.narrow (0, slot, 1));
   return true;
+}
+
+/* A copy of the ring's frames of `clip` (its last n_frames sampled frames), in order. */
+static torch::Tensor
+ring_window (GstVidclsClipperPrivate * priv, const vidcls::ClipRecord & clip)
+{
+  const int64_t T = priv->spec.frames;
+  const int64_t n = static_cast<int64_t> (clip.n_frames);
+  const int64_t first = static_cast<int64_t> (priv->cutter.slot (clip.first_sample));
+  if (first + n <= T)
+    return priv->ring.narrow (0, first, n).clone ();
+  return torch::cat ({priv->ring.narrow (0, first, T - first),
+          priv->ring.narrow (0, 0, n - (T - first))});
+}
+
+/* Announces changed counters, as videorate does: only when silent is off, so the streaming
+ * thread does not emit a signal for every buffer nobody listens to. */
+static void
+announce_counters (GstVidclsClipper * self, bool in, bool sampled, bool clip)
+{
+  GstVidclsClipperPrivate *priv = self->priv;
+  {
+    std::lock_guard<std::mutex> guard (priv->lock);
+    if (priv->settings.silent)
+      return;
+  }
+  GObject *object = G_OBJECT (self);
+  if (in)
+    g_object_notify_by_pspec (object, properties[PROP_FRAMES_IN]);
+  if (sampled)
+    g_object_notify_by_pspec (object, properties[PROP_FRAMES_SAMPLED]);
+  if (clip)
+    g_object_notify_by_pspec (object, properties[PROP_CLIPS_OUT]);
 }
 
 static GstFlowReturn
@@ -929,29 +937,16 @@ gst_vidcls_clipper_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     sampled = priv->sampler.take (GST_BUFFER_PTS_IS_VALID (buf) ? GST_BUFFER_PTS (buf)
         : vidcls::kNoTimestamp);
     if (sampled) {
-      const guint64 i = priv->n_sampled++;
       priv->frames_sampled++;
-      priv->eos_clip_sent = false;
-      const guint64 T = priv->spec.frames;
-      const guint64 hop = priv->spec.hop;
-
-      /* With hop > T some sampled frames fall between clips: no need to convert them. */
-      if ((hop <= T || i % hop < T) && !write_sample (self, buf, i))
+      const guint64 i = priv->cutter.next_sample ();
+      if (priv->cutter.in_a_clip (i) && !write_sample (self, buf, i))
         return GST_FLOW_ERROR;
-
-      const guint64 s = i + 1;
-      if (s >= T && (s - T) % hop == 0) {
-        const guint64 first = s - T;
-        torch::Tensor clip = priv->ring.narrow (0, static_cast<int64_t> (s % T),
-            static_cast<int64_t> (T)).clone ();
-        const GstClockTime start = priv->slot_start[first % T];
-        const GstClockTime end = priv->slot_end[i % T];
-        vidcls::gst::add_clip_meta (buf, clip, priv->n_clips, first, static_cast<guint> (T),
-            start, end, FALSE, priv->epoch);
+      vidcls::ClipRecord clip;
+      if (priv->cutter.add (GST_BUFFER_PTS (buf), frame_end (priv, buf), clip)) {
+        vidcls::gst::add_clip_meta (buf, ring_window (priv, clip), clip);
         GST_DEBUG_OBJECT (self, "clip %" G_GUINT64_FORMAT " (samples %" G_GUINT64_FORMAT
-            "..%" G_GUINT64_FORMAT ") %" GST_TIME_FORMAT " - %" GST_TIME_FORMAT,
-            priv->n_clips, first, i, GST_TIME_ARGS (start), GST_TIME_ARGS (end));
-        priv->n_clips++;
+            "..%" G_GUINT64_FORMAT ") %" GST_TIME_FORMAT " - %" GST_TIME_FORMAT, clip.index,
+            clip.first_sample, i, GST_TIME_ARGS (clip.start), GST_TIME_ARGS (clip.end));
         priv->clips_out++;
         clip_done = true;
       }
@@ -960,16 +955,10 @@ gst_vidcls_clipper_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
         sampled ? "sampled" : "skipped");
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("Could not build a clip."), ("%s",
-            error_text (e)));
+            vidcls::error_message (e).c_str ()));
     return GST_FLOW_ERROR;
   }
-
-  GObject *object = G_OBJECT (self);
-  g_object_notify_by_pspec (object, properties[PROP_FRAMES_IN]);
-  if (sampled)
-    g_object_notify_by_pspec (object, properties[PROP_FRAMES_SAMPLED]);
-  if (clip_done)
-    g_object_notify_by_pspec (object, properties[PROP_CLIPS_OUT]);
+  announce_counters (self, true, sampled, clip_done);
   return GST_FLOW_OK;
 }
 
@@ -986,49 +975,33 @@ send_eos_clip (GstVidclsClipper * self)
     std::lock_guard<std::mutex> guard (priv->lock);
     policy = priv->settings.eos_policy;
   }
-  if (policy == GST_VIDCLS_CLIPPER_EOS_DROP || !priv->configured || priv->eos_clip_sent)
+  vidcls::ClipRecord clip;
+  if (policy == GST_VIDCLS_CLIPPER_EOS_DROP || !priv->configured
+      || !priv->cutter.finish (policy == GST_VIDCLS_CLIPPER_EOS_PAD ?
+          vidcls::EosPolicy::kPad : vidcls::EosPolicy::kPartial, clip))
     return;
 
-  const guint64 T = priv->spec.frames;
-  const guint64 s = priv->n_sampled;
-  vidcls::ClipWindow window;
-  if (!vidcls::eos_clip (s, T, priv->spec.hop, policy == GST_VIDCLS_CLIPPER_EOS_PAD ?
-          vidcls::EosPolicy::kPad : vidcls::EosPolicy::kPartial, window))
-    return;
-  const guint64 first = window.first_sample;
-  const guint64 n = window.n_frames;
+  torch::Tensor frames = ring_window (priv, clip);
+  if (policy == GST_VIDCLS_CLIPPER_EOS_PAD)
+    frames = vidcls::complete_clip (frames, priv->spec.frames);
 
-  torch::Tensor frames = priv->ring.narrow (0, static_cast<int64_t> (s % T + T - n),
-      static_cast<int64_t> (n));
-  torch::Tensor clip;
-  if (policy == GST_VIDCLS_CLIPPER_EOS_PAD) {
-    torch::Tensor last = frames.narrow (0, static_cast<int64_t> (n - 1), 1);
-    clip = torch::cat ({frames, last.expand ({static_cast<int64_t> (T - n), -1, -1, -1})});
-  } else {
-    clip = frames.clone ();
-  }
-
-  const GstClockTime start = priv->slot_start[first % T];
-  const GstClockTime end = priv->slot_end[(s - 1) % T];
   GstBuffer *carrier = gst_buffer_new ();
-  GST_BUFFER_PTS (carrier) = start;
-  if (GST_CLOCK_TIME_IS_VALID (start) && GST_CLOCK_TIME_IS_VALID (end) && end >= start)
-    GST_BUFFER_DURATION (carrier) = end - start;
-  vidcls::gst::add_clip_meta (carrier, clip, priv->n_clips, first, static_cast<guint> (n),
-      start, end, TRUE, priv->epoch);
+  GST_BUFFER_PTS (carrier) = clip.start;
+  if (GST_CLOCK_TIME_IS_VALID (clip.start) && GST_CLOCK_TIME_IS_VALID (clip.end)
+      && clip.end >= clip.start)
+    GST_BUFFER_DURATION (carrier) = clip.end - clip.start;
+  vidcls::gst::add_clip_meta (carrier, frames, clip);
   GST_DEBUG_OBJECT (self, "EOS clip %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
       " frames from sample %" G_GUINT64_FORMAT ", %s) %" GST_TIME_FORMAT " - %"
-      GST_TIME_FORMAT, priv->n_clips, n, first,
-      policy == GST_VIDCLS_CLIPPER_EOS_PAD ? "padded" : "partial", GST_TIME_ARGS (start),
-      GST_TIME_ARGS (end));
-  priv->n_clips++;
+      GST_TIME_FORMAT, clip.index, clip.n_frames, clip.first_sample,
+      policy == GST_VIDCLS_CLIPPER_EOS_PAD ? "padded" : "partial", GST_TIME_ARGS (clip.start),
+      GST_TIME_ARGS (clip.end));
   priv->clips_out++;
-  priv->eos_clip_sent = true;
 
   GstEvent *event = vidcls::gst::eos_clip_event_new (carrier);
   gst_buffer_unref (carrier);
   gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (self), event);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_OUT]);
+  announce_counters (self, false, false, true);
 }
 
 static gboolean
@@ -1039,14 +1012,20 @@ gst_vidcls_clipper_sink_event (GstBaseTransform * trans, GstEvent * event)
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_FLUSH_STOP:
       /* A seek: the next frame starts clip 0 of a new epoch. */
-      reset_clips (self, "flush", true);
+      reset_clips (self, "flush");
       break;
+    case GST_EVENT_STREAM_START:{
+      const gchar *stream_id = nullptr;
+      gst_event_parse_stream_start (event, &stream_id);
+      self->priv->cutter.set_stream (stream_id ? stream_id : "");
+      break;
+    }
     case GST_EVENT_EOS:
       try {
         send_eos_clip (self);
       } catch (const std::exception & e) {
         GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("Could not build the end-of-stream clip."),
-            ("%s", error_text (e)));
+            ("%s", vidcls::error_message (e).c_str ()));
       }
       break;
     default:

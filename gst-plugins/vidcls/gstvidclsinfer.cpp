@@ -1,26 +1,30 @@
-/* GstVidclsInfer: shared implementation of vividinfer and resnetvitinfer. */
+/* GstVidclsInfer: shared implementation of vividinfer and resnetvitinfer.
+ *
+ * The element: properties, start/stop, the streaming thread (sync classification, handing clips
+ * to the worker, attaching results), events and queries. Loading and running the model is in
+ * gstvidclsmodel.cpp, the asynchronous queue in gstvidclsworker.cpp, the shape of results in
+ * gstvidclsresult.cpp. */
 #include "gstvidclsinfer.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
-#include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include <torch/cuda.h>
 #include <torch/utils.h>
 
 #include "gstvidclsclip.h"
-#include "gstvidclsmeta.h"
-#include "vidcls/checkpoint.h"
+#include "gstvidclsmodel.h"
+#include "gstvidclsresult.h"
+#include "gstvidclsworker.h"
+#include "vidcls/device.h"
 #include "vidcls/errors.h"
-#include "vidcls/resnet_tvit.h"
 #include "vidcls/runtime.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_vidcls_infer_debug);
@@ -35,6 +39,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_vidcls_infer_debug);
 #define DEFAULT_MODE GST_VIDCLS_INFER_MODE_AUTO
 #define DEFAULT_MAX_PENDING 2
 #define DEFAULT_DROP GST_VIDCLS_INFER_DROP_OLDEST
+#define DEFAULT_SILENT TRUE
 
 enum
 {
@@ -48,6 +53,7 @@ enum
   PROP_MODE,
   PROP_MAX_PENDING,
   PROP_DROP,
+  PROP_SILENT,
   PROP_CLIPS_CLASSIFIED,
   PROP_CLIPS_DROPPED,
   PROP_MEAN_LATENCY,
@@ -56,36 +62,11 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
-namespace {
-
-/* A clip waiting for (or going through) the model. */
-struct Job
-{
-  torch::Tensor clip;           /* [T or fewer, C, H, W] */
-  guint64 clip_index = 0;
-  guint64 first_sample = 0;
-  guint64 epoch = 0;
-  guint n_frames = 0;
-  GstClockTime start = GST_CLOCK_TIME_NONE;
-  GstClockTime end = GST_CLOCK_TIME_NONE;
-  bool partial = false;
-};
-
-struct Result
-{
-  guint64 clip_index = 0;
-  GstClockTime start = GST_CLOCK_TIME_NONE;
-  GstClockTime end = GST_CLOCK_TIME_NONE;
-  bool partial = false;
-  std::vector<std::string> labels;
-  std::vector<float> scores;
-  std::vector<gint> class_ids;
-  std::string top_label;
-  float top_score = 0.f;
-  double latency_ms = 0.0;
-};
-
-}  // namespace
+using vidcls::gst::Classification;
+using vidcls::gst::ClipRunner;
+using vidcls::gst::InferenceModel;
+using vidcls::gst::InferenceWorker;
+using vidcls::gst::Job;
 
 struct InferState
 {
@@ -100,37 +81,21 @@ struct InferState
   GstVidclsInferMode mode = DEFAULT_MODE;
   guint max_pending = DEFAULT_MAX_PENDING;
   GstVidclsInferDrop drop = DEFAULT_DROP;
+  gboolean silent = DEFAULT_SILENT;
   guint64 classified = 0;
   guint64 dropped = 0;
-  guint64 backbone_frames = 0;
   double latency_sum_ms = 0.0;
 
-  /* the model, taken in start() and released in stop(); used under `model_lock` */
+  /* the model and its runner, taken in start() and released in stop(); used under
+   * `model_lock` */
   std::mutex model_lock;
-  vidcls::ClassifierPtr model;
-  vidcls::CheckpointInfo info;
-  std::string model_name;
-  torch::Device dev{torch::kCPU};
-  torch::ScalarType dtype = torch::kFloat32;
-  double warmup_ms = 0.0;
-  /* per-frame backbone features by sampled-frame index, for one clipper epoch */
-  guint64 ring_epoch = G_MAXUINT64;
-  std::map<guint64, torch::Tensor> features;
+  std::optional<InferenceModel> model;
+  std::unique_ptr<ClipRunner> runner;
 
   /* streaming mode, decided on the first clip */
   bool mode_resolved = false;
   bool async = false;
-
-  /* the asynchronous worker */
-  std::thread worker;
-  std::mutex q_lock;
-  std::condition_variable q_cv;
-  std::condition_variable idle_cv;
-  std::deque<Job> queue;
-  std::deque<Result> ready;     /* results for the next buffer */
-  bool stopping = false;
-  bool flushing = false;
-  bool busy = false;
+  std::unique_ptr<InferenceWorker> worker;
 };
 
 typedef struct _GstVidclsInferPrivate
@@ -204,222 +169,21 @@ gst_vidcls_infer_precision_get_type (void)
   return type;
 }
 
-/* ------------------------------------------------------------------ model */
-
-static std::string
-base_name (const std::string & path)
-{
-  std::string name = path.substr (path.find_last_of ('/') + 1);
-  const auto dot = name.rfind (".safetensors");
-  if (dot != std::string::npos && dot > 0)
-    name.erase (dot);
-  return name;
-}
-
-static bool
-architecture_accepted (GstVidclsInferClass * klass, const std::string & arch)
-{
-  for (const gchar * const *a = klass->architectures; a && *a; ++a) {
-    if (arch == *a)
-      return true;
-  }
-  return false;
-}
-
-/* Row of the clip tensor that feeds model frame j, for clips shorter than T (eos-policy=partial:
- * nearest-frame resampling to T frames). */
-static int64_t
-source_row (int64_t j, int64_t rows, int64_t T)
-{
-  return rows >= T ? j : (j * rows) / T;
-}
-
-/* Classifies `jobs` (model_lock held). Throws on LibTorch errors. */
-static std::vector<Result>
-run_jobs (GstVidclsInfer * self, std::vector<Job> & jobs)
-{
-  InferState *s = state (self);
-  GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
-  const auto shape = s->model->input_shape ();
-  const int64_t T = shape.frames;
-  torch::NoGradGuard no_grad;
-  const auto t0 = std::chrono::steady_clock::now ();
-  torch::Tensor logits;
-  guint64 backbone = 0;
-
-  if (klass->per_frame_features) {
-    auto *net = dynamic_cast<vidcls::ResNetTViTImpl *> (s->model.get ());
-    std::vector<torch::Tensor> per_clip;
-    for (auto &job : jobs) {
-      if (job.epoch != s->ring_epoch) {
-        s->features.clear ();
-        s->ring_epoch = job.epoch;
-      }
-      const int64_t rows = job.clip.size (0);
-      const guint64 last_real = job.first_sample + std::max<guint> (job.n_frames, 1) - 1;
-      std::vector<guint64> ids (T);
-      std::vector<int64_t> missing_rows;
-      std::vector<guint64> missing_ids;
-      for (int64_t j = 0; j < T; ++j) {
-        ids[j] = std::min<guint64> (job.first_sample + source_row (j, rows, T), last_real);
-        if (!s->features.count (ids[j]) &&
-            std::find (missing_ids.begin (), missing_ids.end (), ids[j]) == missing_ids.end ()) {
-          missing_ids.push_back (ids[j]);
-          missing_rows.push_back (static_cast<int64_t> (ids[j] - job.first_sample));
-        }
-      }
-      if (!missing_rows.empty ()) {
-        auto idx = torch::tensor (missing_rows, torch::kLong).to (job.clip.device ());
-        auto frames = job.clip.index_select (0, idx).to (s->dev, s->dtype);
-        auto f = net->frame_features (frames);
-        for (size_t i = 0; i < missing_ids.size (); ++i)
-          s->features[missing_ids[i]] = f[i];
-        backbone += missing_ids.size ();
-      }
-      std::vector<torch::Tensor> seq;
-      for (int64_t j = 0; j < T; ++j)
-        seq.push_back (s->features.at (ids[j]));
-      per_clip.push_back (torch::stack (seq));
-      /* Frames before this clip's start are not needed again (clips come in order). */
-      s->features.erase (s->features.begin (), s->features.lower_bound (job.first_sample));
-    }
-    logits = net->classify_features (torch::stack (per_clip));
-  } else {
-    std::vector<torch::Tensor> clips;
-    for (auto &job : jobs) {
-      auto clip = job.clip;
-      if (clip.size (0) != T) {
-        std::vector<int64_t> rows (T);
-        for (int64_t j = 0; j < T; ++j)
-          rows[j] = source_row (j, clip.size (0), T);
-        clip = clip.index_select (0, torch::tensor (rows, torch::kLong).to (clip.device ()));
-      }
-      clips.push_back (clip);
-    }
-    logits = s->model->forward (torch::stack (clips).to (s->dev, s->dtype));
-  }
-  auto probs = logits.to (torch::kFloat32).softmax (-1).to (torch::kCPU);
-  const double ms = std::chrono::duration < double, std::milli >
-      (std::chrono::steady_clock::now () - t0).count () / jobs.size ();
-
-  guint top_k;
-  gdouble threshold;
-  {
-    std::lock_guard < std::mutex > g (s->lock);
-    top_k = s->top_k;
-    threshold = s->threshold;
-    s->backbone_frames += backbone;
-  }
-  const int64_t k = std::min<int64_t> (std::max<guint> (top_k, 1), probs.size (1));
-  auto top = probs.topk (k, -1);
-  auto values = std::get<0> (top), indices = std::get<1> (top);
-  std::vector<Result> out;
-  for (size_t b = 0; b < jobs.size (); ++b) {
-    Result r;
-    r.clip_index = jobs[b].clip_index;
-    r.start = jobs[b].start;
-    r.end = jobs[b].end;
-    r.partial = jobs[b].partial;
-    r.latency_ms = ms;
-    for (int64_t i = 0; i < k; ++i) {
-      const float score = values[b][i].item < float >();
-      const auto id = indices[b][i].item < int64_t > ();
-      if (i == 0) {
-        r.top_label = s->info.labels.at (id);
-        r.top_score = score;
-      }
-      if (score < threshold)
-        break;
-      r.labels.push_back (s->info.labels.at (id));
-      r.scores.push_back (score);
-      r.class_ids.push_back (static_cast<gint> (id));
-    }
-    out.push_back (std::move (r));
-  }
-  return out;
-}
-
-static void
-post_result (GstVidclsInfer * self, const Result & r)
-{
-  InferState *s = state (self);
-  GstStructure *st = gst_structure_new ("vidcls-classification",
-      "clip-index", G_TYPE_UINT64, r.clip_index,
-      "start", G_TYPE_UINT64, (guint64) r.start,
-      "end", G_TYPE_UINT64, (guint64) r.end,
-      "model", G_TYPE_STRING, s->model_name.c_str (),
-      "label", G_TYPE_STRING, r.top_label.c_str (),
-      "score", G_TYPE_DOUBLE, (gdouble) r.top_score,
-      "partial", G_TYPE_BOOLEAN, (gboolean) r.partial,
-      "inference-time", G_TYPE_UINT64, (guint64) (r.latency_ms * GST_MSECOND), NULL);
-  GValue labels = G_VALUE_INIT, scores = G_VALUE_INIT, ids = G_VALUE_INIT;
-  g_value_init (&labels, GST_TYPE_ARRAY);
-  g_value_init (&scores, GST_TYPE_ARRAY);
-  g_value_init (&ids, GST_TYPE_ARRAY);
-  for (size_t i = 0; i < r.labels.size (); ++i) {
-    GValue v = G_VALUE_INIT;
-    g_value_init (&v, G_TYPE_STRING);
-    g_value_set_string (&v, r.labels[i].c_str ());
-    gst_value_array_append_and_take_value (&labels, &v);
-    g_value_init (&v, G_TYPE_DOUBLE);
-    g_value_set_double (&v, r.scores[i]);
-    gst_value_array_append_and_take_value (&scores, &v);
-    g_value_init (&v, G_TYPE_INT);
-    g_value_set_int (&v, r.class_ids[i]);
-    gst_value_array_append_and_take_value (&ids, &v);
-  }
-  gst_structure_take_value (st, "labels", &labels);
-  gst_structure_take_value (st, "scores", &scores);
-  gst_structure_take_value (st, "class-ids", &ids);
-  gst_element_post_message (GST_ELEMENT (self),
-      gst_message_new_element (GST_OBJECT (self), st));
-}
-
-static void
-attach_result (GstVidclsInfer * self, GstBuffer * buf, const Result & r)
-{
-  InferState *s = state (self);
-  std::vector<const gchar *> labels;
-  for (const auto &l : r.labels)
-    labels.push_back (l.c_str ());
-  gst_buffer_add_vidcls_classification_meta (buf, r.clip_index, r.start, r.end,
-      s->model_name.c_str (), r.labels.size (), labels.data (), r.scores.data (),
-      r.class_ids.data (), r.partial);
-}
-
-/* Counts results and announces the counters (outside every lock). */
-static void
-account (GstVidclsInfer * self, const std::vector<Result> & results, guint64 dropped)
-{
-  InferState *s = state (self);
-  {
-    std::lock_guard < std::mutex > g (s->lock);
-    s->classified += results.size ();
-    for (const auto &r : results)
-      s->latency_sum_ms += r.latency_ms;
-    s->dropped += dropped;
-  }
-  if (!results.empty ()) {
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_CLASSIFIED]);
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEAN_LATENCY]);
-  }
-  if (dropped > 0)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_DROPPED]);
-}
+/* ------------------------------------------------------------------ classifying */
 
 /* Checks that a clip fits the model; posts an error naming both shapes when it does not. */
 static bool
-clip_fits (GstVidclsInfer * self, const Job & job)
+clip_fits (GstVidclsInfer * self, const InferenceModel & m, const Job & job)
 {
-  InferState *s = state (self);
-  const auto shape = s->model->input_shape ();
+  const auto shape = m.model->input_shape ();
   const auto &c = job.clip;
-  const bool frames_ok = c.size (0) == shape.frames || (job.partial && c.size (0) < shape.frames);
-  if (c.dim () == 4 && frames_ok && c.size (1) == shape.channels && c.size (2) == shape.height
+  const bool frames_ok = c.dim () == 4 && (c.size (0) == shape.frames
+      || (job.record.partial && c.size (0) >= 1 && c.size (0) < shape.frames));
+  if (frames_ok && c.size (1) == shape.channels && c.size (2) == shape.height
       && c.size (3) == shape.width)
     return true;
   GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-      ("The clips do not fit the model %s", s->model_name.c_str ()),
+      ("The clips do not fit the model %s", m.name.c_str ()),
       ("the clipper sends clips of %s but the model takes [%" G_GINT64_FORMAT ", %"
           G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
           "] (T, C, H, W): leave vidclsclipper's clip-length, width and height unset so it "
@@ -428,139 +192,88 @@ clip_fits (GstVidclsInfer * self, const Job & job)
   return false;
 }
 
+/* Classifies `jobs`; false, with an error posted, when that fails. */
 static bool
-classify_now (GstVidclsInfer * self, std::vector<Job> & jobs, std::vector<Result> & out)
+classify (GstVidclsInfer * self, std::vector<Job> & jobs, std::vector<Classification> & out)
 {
   InferState *s = state (self);
+  guint top_k;
+  gdouble threshold;
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    top_k = s->top_k;
+    threshold = s->threshold;
+  }
   try {
     std::lock_guard < std::mutex > g (s->model_lock);
     if (!s->model)
       return false;
     for (const auto &job : jobs) {
-      if (!clip_fits (self, job))
+      if (!clip_fits (self, *s->model, job))
         return false;
     }
-    out = run_jobs (self, jobs);
+    torch::NoGradGuard no_grad;
+    const auto t0 = std::chrono::steady_clock::now ();
+    auto logits = s->runner->logits (*s->model, jobs);
+    auto probs = logits.to (torch::kFloat32).softmax (-1).to (torch::kCPU);
+    const double ms = std::chrono::duration < double, std::milli >
+        (std::chrono::steady_clock::now () - t0).count () / jobs.size ();
+    std::vector<vidcls::ClipRecord> clips;
+    for (const auto &job : jobs)
+      clips.push_back (job.record);
+    out = vidcls::gst::top_k (probs, clips, s->model->info.labels, top_k, threshold, ms);
     return true;
-  } catch (const c10::Error & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Inference failed"),
-        ("%s", e.what_without_backtrace ()));
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Inference failed"), ("%s", e.what ()));
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Inference failed"), ("%s",
+            vidcls::error_message (e).c_str ()));
   }
   return false;
 }
 
-/* ------------------------------------------------------------------ worker */
-
+/* Counts results and drops; announces the counters (outside every lock) unless silent. */
 static void
-worker_loop (GstVidclsInfer * self)
+account (GstVidclsInfer * self, const std::vector<Classification> & results, guint64 dropped)
 {
   InferState *s = state (self);
-  for (;;) {
-    std::vector<Job> jobs;
-    {
-      std::unique_lock < std::mutex > l (s->q_lock);
-      s->q_cv.wait (l, [s] { return s->stopping || !s->queue.empty (); });
-      if (s->stopping)
-        return;
-      guint batch;
-      {
-        std::lock_guard < std::mutex > g (s->lock);
-        batch = std::max<guint> (s->batch_size, 1);
-      }
-      while (!s->queue.empty () && jobs.size () < batch) {
-        jobs.push_back (std::move (s->queue.front ()));
-        s->queue.pop_front ();
-      }
-      s->busy = true;
-    }
-    std::vector<Result> results;
-    const bool ok = classify_now (self, jobs, results);
-    {
-      std::lock_guard < std::mutex > l (s->q_lock);
-      s->busy = false;
-      if (ok && !s->flushing) {
-        for (const auto &r : results)
-          s->ready.push_back (r);
-      }
-    }
-    s->idle_cv.notify_all ();
-    if (!ok) {
-      std::lock_guard < std::mutex > l (s->q_lock);
-      s->queue.clear ();
-      continue;
-    }
-    for (const auto &r : results) {
-      if (!r.labels.empty ())
-        post_result (self, r);
-    }
-    account (self, results, 0);
-  }
-}
-
-static void
-worker_stop (GstVidclsInfer * self)
-{
-  InferState *s = state (self);
-  {
-    std::lock_guard < std::mutex > l (s->q_lock);
-    s->stopping = true;
-  }
-  s->q_cv.notify_all ();
-  if (s->worker.joinable ())
-    s->worker.join ();
-  std::lock_guard < std::mutex > l (s->q_lock);
-  s->queue.clear ();
-  s->ready.clear ();
-  s->stopping = false;
-  s->busy = false;
-}
-
-/* Queues a clip for the worker; a full queue drops by policy. */
-static void
-enqueue (GstVidclsInfer * self, Job && job)
-{
-  InferState *s = state (self);
-  guint max_pending;
-  GstVidclsInferDrop drop;
+  gboolean silent;
   {
     std::lock_guard < std::mutex > g (s->lock);
-    max_pending = std::max<guint> (s->max_pending, 1);
-    drop = s->drop;
+    s->classified += results.size ();
+    for (const auto &r : results)
+      s->latency_sum_ms += r.latency_ms;
+    s->dropped += dropped;
+    silent = s->silent;
   }
-  guint64 dropped = 0;
-  {
-    std::lock_guard < std::mutex > l (s->q_lock);
-    if (!s->worker.joinable ())
-      s->worker = std::thread (worker_loop, self);
-    if (s->queue.size () >= max_pending) {
-      dropped = 1;
-      if (drop == GST_VIDCLS_INFER_DROP_OLDEST) {
-        GST_LOG_OBJECT (self, "queue full: dropping clip %" G_GUINT64_FORMAT,
-            s->queue.front ().clip_index);
-        s->queue.pop_front ();
-        s->queue.push_back (std::move (job));
-      } else {
-        GST_LOG_OBJECT (self, "queue full: dropping clip %" G_GUINT64_FORMAT, job.clip_index);
-      }
-    } else {
-      s->queue.push_back (std::move (job));
-    }
+  if (silent)
+    return;
+  if (!results.empty ()) {
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_CLASSIFIED]);
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEAN_LATENCY]);
   }
-  s->q_cv.notify_one ();
-  if (dropped)
-    account (self, {}, dropped);
+  if (dropped > 0)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_DROPPED]);
 }
 
-/* Waits until every queued clip is classified (EOS in async mode). */
-static void
-drain (GstVidclsInfer * self)
+static std::string
+model_name (GstVidclsInfer * self)
 {
   InferState *s = state (self);
-  std::unique_lock < std::mutex > l (s->q_lock);
-  s->idle_cv.wait (l, [s] { return s->flushing || s->stopping || !s->worker.joinable ()
-        || (s->queue.empty () && !s->busy); });
+  std::lock_guard < std::mutex > g (s->model_lock);
+  return s->model ? s->model->name : std::string ();
+}
+
+/* Posts the bus messages of `results` (those above the threshold) and counts them. */
+static void
+publish (GstVidclsInfer * self, const std::vector<Classification> & results)
+{
+  const std::string name = model_name (self);
+  for (const auto &r : results) {
+    if (r.labels.empty ())
+      continue;
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+            vidcls::gst::classification_structure (r, name)));
+  }
+  account (self, results, 0);
 }
 
 /* ------------------------------------------------------------------ streaming */
@@ -592,45 +305,52 @@ resolve_mode (GstVidclsInfer * self)
       "synchronously");
 }
 
-static Job
-job_from_meta (const GstVidclsClipMeta * m)
+/* Hands a clip to the worker; a full queue drops one by policy. */
+static void
+enqueue (GstVidclsInfer * self, Job && job)
 {
-  Job job;
-  job.clip = *m->clip;
-  job.clip_index = m->clip_index;
-  job.first_sample = m->first_sample;
-  job.epoch = m->epoch;
-  job.n_frames = m->n_frames;
-  job.start = m->start;
-  job.end = m->end;
-  job.partial = m->partial;
-  return job;
+  InferState *s = state (self);
+  guint max_pending, batch_size;
+  GstVidclsInferDrop drop;
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    max_pending = s->max_pending;
+    batch_size = s->batch_size;
+    drop = s->drop;
+  }
+  vidcls::ClipRecord dropped;
+  if (s->worker->push (std::move (job), max_pending, drop == GST_VIDCLS_INFER_DROP_OLDEST,
+          batch_size, &dropped)) {
+    GST_LOG_OBJECT (self, "queue full: dropped clip %" G_GUINT64_FORMAT, dropped.index);
+    account (self, {}, 1);
+  }
 }
 
 /* Classifies (sync) or queues (async) the clip of `m`; attaches results to `buf` if given. */
 static GstFlowReturn
-handle_clip (GstVidclsInfer * self, GstVidclsClipMeta * m, GstBuffer * buf)
+handle_clip (GstVidclsInfer * self, const GstVidclsClipMeta * m, GstBuffer * buf)
 {
   InferState *s = state (self);
-  if (m->clip == nullptr || !m->clip->defined ())
+  if (m->clip == nullptr || !m->clip->defined () || m->record == nullptr)
     return GST_FLOW_OK;
   resolve_mode (self);
+  Job job {*m->clip, *m->record};
   if (s->async) {
-    enqueue (self, job_from_meta (m));
+    enqueue (self, std::move (job));
     return GST_FLOW_OK;
   }
-  std::vector<Job> jobs {job_from_meta (m)};
-  std::vector<Result> results;
-  if (!classify_now (self, jobs, results))
+  std::vector<Job> jobs {std::move (job)};
+  std::vector<Classification> results;
+  if (!classify (self, jobs, results))
     return GST_FLOW_ERROR;
-  for (const auto &r : results) {
-    if (r.labels.empty ())
-      continue;
-    if (buf)
-      attach_result (self, buf, r);
-    post_result (self, r);
+  if (buf != nullptr) {
+    const std::string name = model_name (self);
+    for (const auto &r : results) {
+      if (!r.labels.empty ())
+        vidcls::gst::attach_classification (buf, r, name);
+    }
   }
-  account (self, results, 0);
+  publish (self, results);
   return GST_FLOW_OK;
 }
 
@@ -640,17 +360,14 @@ gst_vidcls_infer_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
   if (s->async) {
-    std::deque<Result> ready;
-    {
-      std::lock_guard < std::mutex > l (s->q_lock);
-      ready.swap (s->ready);
-    }
+    const std::deque<Classification> ready = s->worker->take_ready ();
+    const std::string name = ready.empty () ? std::string () : model_name (self);
     for (const auto &r : ready) {
       if (!r.labels.empty ())
-        attach_result (self, buf, r);
+        vidcls::gst::attach_classification (buf, r, name);
     }
   }
-  GstVidclsClipMeta *m = vidcls::gst::get_clip_meta (buf);
+  const GstVidclsClipMeta *m = vidcls::gst::get_clip_meta (buf);
   if (m == nullptr)
     return GST_FLOW_OK;
   return handle_clip (self, m, buf);
@@ -662,7 +379,7 @@ gst_vidcls_infer_sink_event (GstBaseTransform * trans, GstEvent * event)
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
   if (GstBuffer * carrier = vidcls::gst::eos_clip_event_parse (event)) {
-    if (GstVidclsClipMeta * m = vidcls::gst::get_clip_meta (carrier)) {
+    if (const GstVidclsClipMeta * m = vidcls::gst::get_clip_meta (carrier)) {
       if (handle_clip (self, m, nullptr) != GST_FLOW_OK) {
         gst_event_unref (event);
         return FALSE;
@@ -672,30 +389,49 @@ gst_vidcls_infer_sink_event (GstBaseTransform * trans, GstEvent * event)
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_EOS:
       if (s->async)
-        drain (self);
+        s->worker->drain ();
       break;
-    case GST_EVENT_FLUSH_START:{
-      std::lock_guard < std::mutex > l (s->q_lock);
-      s->flushing = true;
-      s->queue.clear ();
-      s->idle_cv.notify_all ();
+    case GST_EVENT_FLUSH_START:
+      s->worker->flush_start ();
       break;
-    }
     case GST_EVENT_FLUSH_STOP:{
-      {
-        std::lock_guard < std::mutex > l (s->q_lock);
-        s->flushing = false;
-        s->ready.clear ();
-      }
+      s->worker->flush_stop ();
       std::lock_guard < std::mutex > g (s->model_lock);
-      s->features.clear ();
-      s->ring_epoch = G_MAXUINT64;
+      if (s->runner)
+        s->runner->reset ();
       break;
     }
     default:
       break;
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+/* The latency this element adds in sync mode: a buffer that completes a clip waits for it. */
+static void
+add_own_latency (GstVidclsInfer * self, GstQuery * query)
+{
+  InferState *s = state (self);
+  GstVidclsInferMode mode;
+  double mean;
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    mode = s->mode;
+    mean = s->classified ? s->latency_sum_ms / s->classified : -1.0;
+  }
+  if (mode != GST_VIDCLS_INFER_MODE_SYNC)
+    return;
+  if (mean < 0) {
+    std::lock_guard < std::mutex > g (s->model_lock);
+    mean = s->model ? s->model->warmup_ms : 0.0;
+  }
+  gboolean live;
+  GstClockTime min, max;
+  gst_query_parse_latency (query, &live, &min, &max);
+  const GstClockTime ours = (GstClockTime) (mean * GST_MSECOND);
+  gst_query_set_latency (query, live, min + ours,
+      GST_CLOCK_TIME_IS_VALID (max) ? max + ours : max);
+  GST_DEBUG_OBJECT (self, "adding latency %" GST_TIME_FORMAT, GST_TIME_ARGS (ours));
 }
 
 static gboolean
@@ -707,33 +443,93 @@ gst_vidcls_infer_query (GstBaseTransform * trans, GstPadDirection direction, Gst
     std::lock_guard < std::mutex > g (s->model_lock);
     if (!s->model)
       return FALSE;
-    vidcls::gst::clip_spec_query_answer (query, s->info.clip, s->dev.str (), s->model_name);
+    vidcls::gst::clip_spec_query_answer (query, s->model->info.clip, s->model->device.str (),
+        s->model->name);
     return TRUE;
   }
   gboolean ret = GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query);
-  if (ret && direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
-    /* In sync mode a buffer that completes a clip waits for the model. */
-    GstVidclsInferMode mode;
-    double mean;
-    {
-      std::lock_guard < std::mutex > g (s->lock);
-      mode = s->mode;
-      mean = s->classified ? s->latency_sum_ms / s->classified : s->warmup_ms;
-    }
-    if (mode == GST_VIDCLS_INFER_MODE_SYNC) {
-      gboolean live;
-      GstClockTime min, max;
-      gst_query_parse_latency (query, &live, &min, &max);
-      const GstClockTime ours = (GstClockTime) (mean * GST_MSECOND);
-      gst_query_set_latency (query, live, min + ours,
-          GST_CLOCK_TIME_IS_VALID (max) ? max + ours : max);
-      GST_DEBUG_OBJECT (self, "adding latency %" GST_TIME_FORMAT, GST_TIME_ARGS (ours));
-    }
-  }
+  if (ret && direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY)
+    add_own_latency (self, query);
   return ret;
 }
 
 /* ------------------------------------------------------------------ lifecycle */
+
+static bool
+architecture_accepted (GstVidclsInferClass * klass, const std::string & arch)
+{
+  for (const gchar * const *a = klass->architectures; a && *a; ++a) {
+    if (arch == *a)
+      return true;
+  }
+  return false;
+}
+
+static vidcls::gst::Precision
+precision_of (GstVidclsInferPrecision p)
+{
+  switch (p) {
+    case GST_VIDCLS_INFER_PRECISION_FP16:
+      return vidcls::gst::Precision::kFp16;
+    case GST_VIDCLS_INFER_PRECISION_BF16:
+      return vidcls::gst::Precision::kBf16;
+    default:
+      return vidcls::gst::Precision::kFp32;
+  }
+}
+
+/* Checks what can be checked before loading: a model is given, the file is there, and it is a
+ * checkpoint of an architecture this element runs. Posts the error and returns false if not. */
+static bool
+check_model_file (GstVidclsInfer * self, const std::string & path)
+{
+  GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
+  if (path.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model given"),
+        ("set the 'model' property to a vidcls checkpoint (.safetensors), e.g. one written by "
+            "vidcls-train or vidcls-init"));
+    return false;
+  }
+  struct stat st;
+  if (stat (path.c_str (), &st) != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("Model file '%s' not found", path.c_str ()),
+        ("%s", g_strerror (errno)));
+    return false;
+  }
+  const auto info = vidcls::read_checkpoint_info (path);
+  if (!architecture_accepted (klass, info.architecture)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("'%s' is a %s checkpoint, which %s does not run", path.c_str (),
+            info.architecture.c_str (), GST_ELEMENT_NAME (self)),
+        ("use %s for this model", klass->other_element));
+    return false;
+  }
+  return true;
+}
+
+/* Turns what loading threw into an element error a user can act on. */
+static void
+post_load_error (GstVidclsInfer * self, const std::string & path, const std::exception & e)
+{
+  const std::string text = vidcls::error_message (e);
+  if (dynamic_cast < const vidcls::FormatError * >(&e)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not read model '%s'", path.c_str ()),
+        ("%s", text.c_str ()));
+  } else if (dynamic_cast < const vidcls::MismatchError * >(&e)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Model '%s' does not match its architecture",
+            path.c_str ()), ("%s", text.c_str ()));
+  } else if (auto * d = dynamic_cast < const vidcls::DeviceError * >(&e)) {
+    if (d->kind () == vidcls::DeviceError::Kind::kUnavailable)
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", text.c_str ()), (nullptr));
+    else
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", text.c_str ()), (nullptr));
+  } else if (dynamic_cast < const std::invalid_argument * >(&e)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", text.c_str ()), (nullptr));
+  } else {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Could not load model '%s'", path.c_str ()),
+        ("%s", text.c_str ()));
+  }
+}
 
 static gboolean
 gst_vidcls_infer_start (GstBaseTransform * trans)
@@ -748,111 +544,22 @@ gst_vidcls_infer_start (GstBaseTransform * trans)
     path = s->model_path;
     device = s->device;
     precision = s->precision;
-    s->classified = s->dropped = s->backbone_frames = 0;
+    s->classified = s->dropped = 0;
     s->latency_sum_ms = 0.0;
-  }
-  if (path.empty ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model given"),
-        ("set the 'model' property to a vidcls checkpoint (.safetensors), e.g. one written by "
-            "vidcls-train or vidcls-init"));
-    return FALSE;
-  }
-  struct stat st;
-  if (stat (path.c_str (), &st) != 0) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("Model file '%s' not found", path.c_str ()),
-        ("%s", g_strerror (errno)));
-    return FALSE;
   }
   vidcls::configure_threads ();
   std::lock_guard < std::mutex > g (s->model_lock);
   try {
-    auto ckpt = vidcls::load_checkpoint (path);
-    if (!architecture_accepted (klass, ckpt.info.architecture)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-          ("'%s' is a %s checkpoint, which %s does not run", path.c_str (),
-              ckpt.info.architecture.c_str (), GST_ELEMENT_NAME (self)),
-          ("use %s for this model", klass->other_element));
+    if (!check_model_file (self, path))
       return FALSE;
-    }
-    torch::Device dev (torch::kCPU);
-    if (device == "auto") {
-      dev = torch::cuda::is_available ()? torch::Device (torch::kCUDA, 0) : torch::Device (torch::kCPU);
-    } else {
-      try {
-        dev = torch::Device (device);
-      } catch (const c10::Error &) {
-        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Unknown device '%s'", device.c_str ()),
-            ("use auto, cpu, cuda or cuda:N"));
-        return FALSE;
-      }
-      if (dev.is_cuda () && (!torch::cuda::is_available ()
-              || (dev.has_index () && dev.index () >= (int) torch::cuda::device_count ()))) {
-        GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-            ("Device '%s' is not available", device.c_str ()),
-            ("LibTorch reports %d CUDA device(s); use device=cpu or device=auto",
-                (int) torch::cuda::device_count ()));
-        return FALSE;
-      }
-      if (!dev.is_cuda () && !dev.is_cpu ()) {
-        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Unsupported device '%s'", device.c_str ()),
-            ("use auto, cpu, cuda or cuda:N"));
-        return FALSE;
-      }
-    }
-    if (dev.is_cuda () && !dev.has_index ())
-      dev = torch::Device (torch::kCUDA, 0);
-    torch::ScalarType dtype = torch::kFloat32;
-    if (precision == GST_VIDCLS_INFER_PRECISION_FP16) {
-      if (!dev.is_cuda ()) {
-        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("precision fp16 needs a CUDA device"),
-            ("the model runs on %s: use precision=bf16 or fp32 there", dev.str ().c_str ()));
-        return FALSE;
-      }
-      dtype = torch::kFloat16;
-    } else if (precision == GST_VIDCLS_INFER_PRECISION_BF16) {
-      dtype = torch::kBFloat16;
-    }
-    ckpt.model->to (dev, dtype);
-    ckpt.model->eval ();
-    s->model = ckpt.model;
-    s->info = ckpt.info;
-    s->model_name = ckpt.info.preset.empty ()? base_name (path) :
-        base_name (path) + " (" + ckpt.info.preset + ")";
-    s->dev = dev;
-    s->dtype = dtype;
-    s->features.clear ();
-    s->ring_epoch = G_MAXUINT64;
-    /* One warm-up clip: the first real clip is not slowed by lazy initialisation, and the
-     * latency query has a number before any clip is classified. */
-    const auto shape = s->model->input_shape ();
-    torch::NoGradGuard no_grad;
-    auto zeros = torch::zeros ({1, shape.frames, shape.channels, shape.height, shape.width},
-        torch::TensorOptions ().device (dev).dtype (dtype));
-    const auto t0 = std::chrono::steady_clock::now ();
-    s->model->forward (zeros);
-    s->warmup_ms = std::chrono::duration < double, std::milli >
-        (std::chrono::steady_clock::now () - t0).count ();
+    s->model = vidcls::gst::load_inference_model (path, device, precision_of (precision));
+    s->runner.reset (klass->create_runner ? static_cast < ClipRunner * >
+        (klass->create_runner (self)) : new vidcls::gst::WholeClipRunner ());
     GST_INFO_OBJECT (self, "loaded %s (%s) on %s, %s; warm-up clip %.1f ms", path.c_str (),
-        ckpt.info.architecture.c_str (), dev.str ().c_str (), c10::toString (dtype),
-        s->warmup_ms);
-  } catch (const vidcls::FormatError & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not read model '%s'", path.c_str ()),
-        ("%s", e.what ()));
-    s->model.reset ();
-    return FALSE;
-  } catch (const vidcls::MismatchError & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Model '%s' does not match its architecture",
-            path.c_str ()), ("%s", e.what ()));
-    s->model.reset ();
-    return FALSE;
-  } catch (const c10::Error & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Could not load model '%s'", path.c_str ()),
-        ("%s", e.what_without_backtrace ()));
-    s->model.reset ();
-    return FALSE;
+        s->model->info.architecture.c_str (), s->model->device.str ().c_str (),
+        c10::toString (s->model->dtype), s->model->warmup_ms);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Could not load model '%s'", path.c_str ()),
-        ("%s", e.what ()));
+    post_load_error (self, path, e);
     s->model.reset ();
     return FALSE;
   }
@@ -866,10 +573,10 @@ gst_vidcls_infer_stop (GstBaseTransform * trans)
 {
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
-  worker_stop (self);
+  s->worker->stop ();
   std::lock_guard < std::mutex > g (s->model_lock);
   s->model.reset ();
-  s->features.clear ();
+  s->runner.reset ();
   s->mode_resolved = false;
   s->async = false;
   return TRUE;
@@ -915,6 +622,9 @@ gst_vidcls_infer_set_property (GObject * object, guint prop_id, const GValue * v
     case PROP_DROP:
       s->drop = (GstVidclsInferDrop) g_value_get_enum (value);
       break;
+    case PROP_SILENT:
+      s->silent = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -955,6 +665,9 @@ gst_vidcls_infer_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_DROP:
       g_value_set_enum (value, s->drop);
       break;
+    case PROP_SILENT:
+      g_value_set_boolean (value, s->silent);
+      break;
     case PROP_CLIPS_CLASSIFIED:
       g_value_set_uint64 (value, s->classified);
       break;
@@ -975,8 +688,7 @@ gst_vidcls_infer_finalize (GObject * object)
 {
   GstVidclsInfer *self = GST_VIDCLS_INFER (object);
   auto *priv = (GstVidclsInferPrivate *) gst_vidcls_infer_get_instance_private (self);
-  worker_stop (self);
-  delete priv->s;
+  delete priv->s;               /* stops the worker */
   priv->s = nullptr;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -986,6 +698,11 @@ gst_vidcls_infer_init (GstVidclsInfer * self)
 {
   auto *priv = (GstVidclsInferPrivate *) gst_vidcls_infer_get_instance_private (self);
   priv->s = new InferState ();
+  priv->s->worker = std::make_unique < InferenceWorker > (
+      [self] (std::vector<Job> &jobs, std::vector<Classification> &out) {
+        return classify (self, jobs, out);
+      },
+      [self] (const std::vector<Classification> &results) { publish (self, results); });
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), FALSE);
 }
@@ -1036,6 +753,9 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   properties[PROP_DROP] = g_param_spec_enum ("drop", "Drop",
       "Async mode: which clip a full queue drops", GST_TYPE_VIDCLS_INFER_DROP, DEFAULT_DROP,
       rw_playing);
+  properties[PROP_SILENT] = g_param_spec_boolean ("silent", "Silent",
+      "Do not announce changes of the read-only counters (notify::clips-classified, ...); "
+      "reading them works either way", DEFAULT_SILENT, rw_playing);
   properties[PROP_CLIPS_CLASSIFIED] = g_param_spec_uint64 ("clips-classified",
       "Clips classified", "Clips classified since start", 0, G_MAXUINT64, 0, ro);
   properties[PROP_CLIPS_DROPPED] = g_param_spec_uint64 ("clips-dropped", "Clips dropped",
@@ -1062,12 +782,4 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   gst_type_mark_as_plugin_api (GST_TYPE_VIDCLS_INFER_MODE, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_VIDCLS_INFER_DROP, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_VIDCLS_INFER_PRECISION, (GstPluginAPIFlags) 0);
-}
-
-guint64
-gst_vidcls_infer_get_backbone_frames (GstVidclsInfer * self)
-{
-  InferState *s = state (self);
-  std::lock_guard < std::mutex > g (s->lock);
-  return s->backbone_frames;
 }

@@ -3,7 +3,7 @@
  * Loads a vidcls checkpoint in start(), classifies the clips that vidclsclipper attaches to
  * buffers, attaches a GstVidclsClassificationMeta to the buffer and posts a
  * "vidcls-classification" element message. Subclasses say which checkpoint architectures they
- * run and whether per-frame backbone features are cached across overlapping clips.
+ * run and may bring their own way of turning clips into scores (resnetvitinfer's feature ring).
  */
 #ifndef __GST_VIDCLS_INFER_H__
 #define __GST_VIDCLS_INFER_H__
@@ -23,8 +23,10 @@ struct _GstVidclsInferClass {
   const gchar *const *architectures;
   /* name of the element to suggest for other architectures */
   const gchar *other_element;
-  /* cache per-frame backbone features across clips (ResNet + Temporal ViT) */
-  gboolean per_frame_features;
+  /* Creates the runner that turns clips into logits for one run of the element (from start()
+   * to stop()): a new vidcls::gst::ClipRunner (C++, gstvidclsmodel.h). NULL runs whole clips
+   * through the model. */
+  gpointer (*create_runner) (GstVidclsInfer * self);
 };
 
 typedef enum {
@@ -43,9 +45,6 @@ typedef enum {
   GST_VIDCLS_INFER_PRECISION_FP16,
   GST_VIDCLS_INFER_PRECISION_BF16,
 } GstVidclsInferPrecision;
-
-/* Frames that went through the backbone (per_frame_features only). */
-guint64 gst_vidcls_infer_get_backbone_frames (GstVidclsInfer * self);
 
 G_END_DECLS
 

@@ -4,8 +4,8 @@
  *
  * Classifies the clips that vidclsclipper attaches to buffers with a ViViT or Mini-ViViT
  * checkpoint. Each result goes on the buffer as a #GstVidclsClassificationMeta and on the bus
- * as a "vidcls-classification" element message (fields: clip-index, start, end, model, label,
- * score, labels, scores, class-ids, partial, inference-time).
+ * as a "vidcls-classification" element message (fields: stream-id, object-id, clip-index, start,
+ * end, partial, model, label, score, labels, scores, class-ids, inference-time).
  *
  * ## Example launch line
  * |[
@@ -31,7 +31,6 @@ gst_vivid_infer_class_init (GstVividInferClass * klass)
   GstVidclsInferClass *infer_class = GST_VIDCLS_INFER_CLASS (klass);
   infer_class->architectures = vivid_architectures;
   infer_class->other_element = "resnetvitinfer";
-  infer_class->per_frame_features = FALSE;
   gst_element_class_set_static_metadata (GST_ELEMENT_CLASS (klass),
       "ViViT video classifier", "Filter/Analyzer/Video",
       "Classifies clips from vidclsclipper with a ViViT or Mini-ViViT checkpoint",

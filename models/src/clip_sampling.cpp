@@ -75,7 +75,7 @@ uint64_t complete_clips(uint64_t n_sampled, uint64_t T, uint64_t hop) {
   return (n_sampled - T) / hop + 1;
 }
 
-bool eos_clip(uint64_t n_sampled, uint64_t T, uint64_t hop, EosPolicy policy, ClipWindow &out) {
+bool eos_clip(uint64_t n_sampled, uint64_t T, uint64_t hop, EosPolicy policy, ClipRecord &out) {
   if (policy == EosPolicy::kDrop || T == 0 || hop == 0) return false;
   const uint64_t full = complete_clips(n_sampled, T, hop);
   const uint64_t first = full * hop;
@@ -88,14 +88,84 @@ bool eos_clip(uint64_t n_sampled, uint64_t T, uint64_t hop, EosPolicy policy, Cl
   return true;
 }
 
-std::vector<ClipWindow> clip_windows(uint64_t n_sampled, uint64_t T, uint64_t hop,
+std::vector<ClipRecord> clip_windows(uint64_t n_sampled, uint64_t T, uint64_t hop,
                                      EosPolicy policy) {
-  std::vector<ClipWindow> out;
+  std::vector<ClipRecord> out;
   const uint64_t full = complete_clips(n_sampled, T, hop);
-  for (uint64_t k = 0; k < full; ++k) out.push_back({k, k * hop, T, false});
-  ClipWindow last;
+  for (uint64_t k = 0; k < full; ++k) {
+    ClipRecord r;
+    r.index = k;
+    r.first_sample = k * hop;
+    r.n_frames = T;
+    out.push_back(r);
+  }
+  ClipRecord last;
   if (eos_clip(n_sampled, T, hop, policy, last)) out.push_back(last);
   return out;
+}
+
+std::vector<int64_t> clip_rows(uint64_t n_frames, uint64_t T) {
+  const uint64_t have = std::max<uint64_t>(n_frames, 1);
+  std::vector<int64_t> rows(T);
+  for (uint64_t t = 0; t < T; ++t) rows[t] = static_cast<int64_t>(std::min(t, have - 1));
+  return rows;
+}
+
+void ClipCutter::configure(uint64_t T, uint64_t hop) {
+  T_ = std::max<uint64_t>(T, 1);
+  hop_ = std::max<uint64_t>(hop, 1);
+  clear();
+}
+
+void ClipCutter::reset() {
+  ++epoch_;
+  clear();
+}
+
+void ClipCutter::restart() {
+  epoch_ = 0;
+  clear();
+}
+
+void ClipCutter::clear() {
+  n_sampled_ = 0;
+  n_clips_ = 0;
+  finished_ = false;
+  slot_start_.assign(T_, kNoTimestamp);
+  slot_end_.assign(T_, kNoTimestamp);
+}
+
+ClipRecord ClipCutter::record(uint64_t index, uint64_t first, uint64_t n, bool partial) const {
+  ClipRecord r;
+  r.stream = stream_;
+  r.epoch = epoch_;
+  r.index = index;
+  r.first_sample = first;
+  r.n_frames = n;
+  r.partial = partial;
+  r.start = slot_start_[first % T_];
+  r.end = slot_end_[(first + n - 1) % T_];
+  return r;
+}
+
+bool ClipCutter::add(uint64_t start_ns, uint64_t end_ns, ClipRecord &out) {
+  const uint64_t i = n_sampled_++;
+  finished_ = false;
+  slot_start_[i % T_] = start_ns;
+  slot_end_[i % T_] = end_ns;
+  const uint64_t s = i + 1;
+  if (s < T_ || (s - T_) % hop_ != 0) return false;
+  out = record(n_clips_++, s - T_, T_, false);
+  return true;
+}
+
+bool ClipCutter::finish(EosPolicy policy, ClipRecord &out) {
+  if (finished_) return false;
+  ClipRecord window;
+  if (!eos_clip(n_sampled_, T_, hop_, policy, window)) return false;
+  finished_ = true;
+  out = record(n_clips_++, window.first_sample, window.n_frames, true);
+  return true;
 }
 
 }  // namespace vidcls

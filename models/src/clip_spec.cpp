@@ -1,5 +1,7 @@
 #include "vidcls/clip_spec.h"
 
+#include "vidcls/clip_sampling.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -84,84 +86,88 @@ void from_json(const nlohmann::json &j, ClipSpec &s) {
   }
 }
 
-namespace {
-
-torch::Tensor resize(const torch::Tensor &x, int64_t h, int64_t w) {
-  if (x.size(2) == h && x.size(3) == w) return x;
-  const bool shrink = h < x.size(2) || w < x.size(3);
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{h, w})
-                               .mode(torch::kBilinear)
-                               .align_corners(false)
-                               .antialias(shrink));
+std::array<float, 3> ClipSpec::pixel_mean() const {
+  return {mean[0] * 255.0f, mean[1] * 255.0f, mean[2] * 255.0f};
 }
+
+std::array<float, 3> ClipSpec::pixel_std() const {
+  return {std[0] * 255.0f, std[1] * 255.0f, std[2] * 255.0f};
+}
+
+namespace {
 
 int64_t scaled(int64_t n, double scale) {
   return std::max<int64_t>(1, static_cast<int64_t>(std::lround(n * scale)));
 }
 
-// Where the resized picture lands: the whole frame resizes to nh x nw (antialiased if either side
-// shrinks); rows [top, top + rows) and columns [left, left + cols) of it are kept and written at
-// (out_top, out_left) of the h x w output.
-struct Placement {
-  int64_t nh, nw;
-  bool antialias;
-  int64_t top, left, rows, cols;
-  int64_t out_top, out_left;
-};
+}  // namespace
 
-Placement place(int64_t H, int64_t W, const ClipSpec &spec) {
+std::pair<int64_t, int64_t> short_side_size(int64_t H, int64_t W, int64_t short_side) {
+  const double scale = static_cast<double>(short_side) / static_cast<double>(std::min(H, W));
+  if (H <= W) return {short_side, scaled(W, scale)};
+  return {scaled(H, scale), short_side};
+}
+
+ResizePlan plan_resize(int64_t H, int64_t W, const ClipSpec &spec, CropOffset crop) {
   const int64_t h = spec.height, w = spec.width;
-  Placement p{h, w, false, 0, 0, h, w, 0, 0};
+  ResizePlan p{h, w, false, 0, 0, h, w, 0, 0};
   switch (spec.resize) {
     case ResizeMode::kStretch:
       break;
     case ResizeMode::kCrop: {
-      const int64_t side = spec.short_side > 0 ? spec.short_side : std::max(h, w);
-      const double scale = static_cast<double>(side) / static_cast<double>(std::min(H, W));
-      p.nh = std::max(h, scaled(H, scale));
-      p.nw = std::max(w, scaled(W, scale));
-      p.top = (p.nh - h) / 2;
-      p.left = (p.nw - w) / 2;
+      const auto [sh, sw] = short_side_size(H, W, spec.crop_short_side());
+      p.resized_h = std::max(h, sh);
+      p.resized_w = std::max(w, sw);
+      const int64_t room_y = p.resized_h - h, room_x = p.resized_w - w;
+      p.top = crop.top < 0 ? room_y / 2 : std::min(crop.top, room_y);
+      p.left = crop.left < 0 ? room_x / 2 : std::min(crop.left, room_x);
       break;
     }
     case ResizeMode::kLetterbox: {
       const double scale = std::min(static_cast<double>(h) / H, static_cast<double>(w) / W);
-      p.nh = std::min(h, scaled(H, scale));
-      p.nw = std::min(w, scaled(W, scale));
-      p.rows = p.nh;
-      p.cols = p.nw;
-      p.out_top = (h - p.nh) / 2;
-      p.out_left = (w - p.nw) / 2;
+      p.resized_h = std::min(h, scaled(H, scale));
+      p.resized_w = std::min(w, scaled(W, scale));
+      p.rows = p.resized_h;
+      p.cols = p.resized_w;
+      p.out_top = (h - p.resized_h) / 2;
+      p.out_left = (w - p.resized_w) / 2;
       break;
     }
   }
-  p.antialias = p.nh < H || p.nw < W;
+  p.antialias = p.resized_h < H || p.resized_w < W;
   return p;
 }
 
+namespace {
+
+// Output size and per-channel normalisation of one resampling: out = (resized - mean) / std.
+struct Target {
+  int64_t h, w;
+  std::array<float, 3> mean, std;
+};
+
+Target model_input(const ClipSpec &spec) {
+  return {spec.height, spec.width, spec.pixel_mean(), spec.pixel_std()};
+}
+
 // The generic path (any device): torch ops.
-torch::Tensor preprocess_torch(const torch::Tensor &frames, const ClipSpec &spec) {
-  const int64_t H = frames.size(1), W = frames.size(2);
-  const int64_t h = spec.height, w = spec.width;
-  const Placement p = place(H, W, spec);
+torch::Tensor resample_torch(const torch::Tensor &frames, const ResizePlan &p, const Target &t) {
   auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32);
-  auto mean = torch::tensor({spec.mean[0], spec.mean[1], spec.mean[2]}, x.options())
-                  .mul_(255.0f)
-                  .view({1, 3, 1, 1});
-  auto std = torch::tensor({spec.std[0], spec.std[1], spec.std[2]}, x.options())
-                 .mul_(255.0f)
-                 .view({1, 3, 1, 1});
-  x = resize(x, p.nh, p.nw);
-  if (spec.resize == ResizeMode::kLetterbox) {
-    // Normalise first, then pad with zeros: the padding is the mean colour.
-    x = (x - mean) / std;
-    return F::pad(x, F::PadFuncOptions({p.out_left, w - p.nw - p.out_left, p.out_top,
-                                        h - p.nh - p.out_top}))
-        .contiguous();
+  auto mean = torch::tensor({t.mean[0], t.mean[1], t.mean[2]}, x.options()).view({1, 3, 1, 1});
+  auto std = torch::tensor({t.std[0], t.std[1], t.std[2]}, x.options()).view({1, 3, 1, 1});
+  if (x.size(2) != p.resized_h || x.size(3) != p.resized_w) {
+    x = F::interpolate(x, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{p.resized_h, p.resized_w})
+                              .mode(torch::kBilinear)
+                              .align_corners(false)
+                              .antialias(p.antialias));
   }
-  x = x.narrow(2, p.top, h).narrow(3, p.left, w);
-  return ((x - mean) / std).contiguous();
+  x = (x.narrow(2, p.top, p.rows).narrow(3, p.left, p.cols) - mean) / std;
+  if (p.rows == t.h && p.cols == t.w) return x.contiguous();
+  // Normalised, the mean colour is zero.
+  return F::pad(x, F::PadFuncOptions({p.out_left, t.w - p.cols - p.out_left, p.out_top,
+                                      t.h - p.rows - p.out_top}))
+      .contiguous();
 }
 
 // One axis of a resize from `in` to `out` samples as sparse taps: output o reads inputs
@@ -230,24 +236,20 @@ std::shared_ptr<const Taps> taps(int64_t in, int64_t out, bool antialias) {
 // CPU path: the separable resize straight from the uint8 pixels, rows first and only the rows and
 // columns that are kept, then the normalisation, into [N, 3, h, w]. A frame never becomes float
 // at its full size.
-torch::Tensor preprocess_cpu(const torch::Tensor &frames_in, const ClipSpec &spec) {
+void resample_cpu(const torch::Tensor &frames_in, const ResizePlan &p, const Target &t,
+                  torch::Tensor &out) {
   // Rows and pixels may be strided (a packed RGBx frame viewed as RGB); channels are adjacent.
   const auto frames = frames_in.stride(3) == 1 ? frames_in : frames_in.contiguous();
   const int64_t N = frames.size(0), H = frames.size(1), W = frames.size(2);
   const int64_t s_frame = frames.stride(0), s_row = frames.stride(1), s_px = frames.stride(2);
-  const int64_t h = spec.height, w = spec.width;
-  const Placement p = place(H, W, spec);
-  const auto ty = taps(H, p.nh, p.antialias), tx = taps(W, p.nw, p.antialias);
+  const int64_t h = t.h, w = t.w;
+  const auto ty = taps(H, p.resized_h, p.antialias), tx = taps(W, p.resized_w, p.antialias);
   // Source columns the kept output columns read.
   const int64_t x0 = tx->first[p.left];
   const int64_t x1 = tx->first[p.left + p.cols - 1] + tx->width;
   const int64_t span = (x1 - x0) * 3;
-  float mean[3], std[3];
-  for (int c = 0; c < 3; ++c) {
-    mean[c] = spec.mean[c] * 255.0f;
-    std[c] = spec.std[c] * 255.0f;
-  }
-  auto out = torch::zeros({N, 3, h, w}, torch::kFloat32);
+  const auto &mean = t.mean, &std = t.std;
+  if (p.rows != h || p.cols != w) out.zero_();  // letterbox: normalised, the mean colour is 0
   const uint8_t *src = frames.data_ptr<uint8_t>();
   float *dst = out.data_ptr<float>();
   // Threads only where there is enough work: a 320x240 frame to 64x64 is ~0.1 ms, less than an
@@ -295,24 +297,77 @@ torch::Tensor preprocess_cpu(const torch::Tensor &frames_in, const ClipSpec &spe
       }
     }
   });
-  return out;
 }
 
-}  // namespace
-
-torch::Tensor preprocess_frames(const torch::Tensor &frames, const ClipSpec &spec) {
+// Into `out` [N, 3, t.h, t.w] float32 on the frames' device (written in place when it is a
+// contiguous CPU tensor).
+void resample(const torch::Tensor &frames, const ResizePlan &plan, const Target &t,
+              torch::Tensor &out) {
   TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3 && frames.scalar_type() == torch::kUInt8,
               "expected RGB uint8 frames [N, H, W, 3], got ", frames.sizes(), " ",
               frames.scalar_type());
   TORCH_CHECK(frames.size(1) > 0 && frames.size(2) > 0, "expected a frame of at least 1 x 1, got ",
               frames.sizes());
-  if (frames.is_cpu()) return preprocess_cpu(frames, spec);
-  return preprocess_torch(frames, spec);
+  TORCH_CHECK(out.dim() == 4 && out.size(0) == frames.size(0) && out.size(1) == 3 &&
+                  out.size(2) == t.h && out.size(3) == t.w && out.scalar_type() == torch::kFloat32,
+              "output must be float32 [", frames.size(0), ", 3, ", t.h, ", ", t.w, "], got ",
+              out.sizes(), " ", out.scalar_type());
+  if (frames.is_cpu() && out.is_cpu() && out.is_contiguous()) {
+    resample_cpu(frames, plan, t, out);
+  } else if (frames.is_cpu()) {
+    auto tmp = torch::empty(out.sizes(), torch::kFloat32);
+    resample_cpu(frames, plan, t, tmp);
+    out.copy_(tmp);
+  } else {
+    out.copy_(resample_torch(frames, plan, t));
+  }
+}
+
+torch::Tensor resample(const torch::Tensor &frames, const ResizePlan &plan, const Target &t) {
+  auto out = torch::empty({frames.dim() == 4 ? frames.size(0) : 0, 3, t.h, t.w},
+                          torch::TensorOptions().dtype(torch::kFloat32).device(frames.device()));
+  resample(frames, plan, t, out);
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor preprocess_frames(const torch::Tensor &frames, const ClipSpec &spec,
+                                CropOffset crop) {
+  TORCH_CHECK(frames.dim() == 4, "expected RGB uint8 frames [N, H, W, 3], got ", frames.sizes());
+  return resample(frames, plan_resize(frames.size(1), frames.size(2), spec, crop),
+                  model_input(spec));
+}
+
+void preprocess_frames_into(const torch::Tensor &frames, const ClipSpec &spec, torch::Tensor out,
+                            CropOffset crop) {
+  TORCH_CHECK(frames.dim() == 4, "expected RGB uint8 frames [N, H, W, 3], got ", frames.sizes());
+  resample(frames, plan_resize(frames.size(1), frames.size(2), spec, crop), model_input(spec),
+           out);
+}
+
+torch::Tensor resize_frames(const torch::Tensor &frames, int64_t h, int64_t w) {
+  TORCH_CHECK(frames.dim() == 4, "expected RGB uint8 frames [N, H, W, 3], got ", frames.sizes());
+  TORCH_CHECK(h > 0 && w > 0, "resize to ", h, " x ", w, ": sizes must be > 0");
+  ClipSpec stretch;
+  stretch.resize = ResizeMode::kStretch;
+  stretch.height = static_cast<int>(h);
+  stretch.width = static_cast<int>(w);
+  return resample(frames, plan_resize(frames.size(1), frames.size(2), stretch),
+                  {h, w, {0.0f, 0.0f, 0.0f}, {1.0f, 1.0f, 1.0f}});
 }
 
 torch::Tensor preprocess_frame(const torch::Tensor &frame, const ClipSpec &spec) {
   TORCH_CHECK(frame.dim() == 3, "expected an RGB uint8 frame [H, W, 3], got ", frame.sizes());
   return preprocess_frames(frame.unsqueeze(0), spec).squeeze(0);
+}
+
+torch::Tensor complete_clip(const torch::Tensor &clip, int64_t T) {
+  TORCH_CHECK(clip.dim() >= 1 && clip.size(0) >= 1 && clip.size(0) <= T,
+              "a clip of ", clip.dim() >= 1 ? clip.size(0) : 0, " frames cannot be made ", T);
+  if (clip.size(0) == T) return clip;
+  const auto rows = clip_rows(static_cast<uint64_t>(clip.size(0)), static_cast<uint64_t>(T));
+  return clip.index_select(0, torch::tensor(rows, torch::kLong).to(clip.device()));
 }
 
 }  // namespace vidcls

@@ -709,8 +709,46 @@ ImportReport import_resnet(ResNetImpl &model, const NamedTensors &weights) {
   return import_resnet_canonical(model, src);
 }
 
+namespace {
+
+bool is_vidcls_checkpoint(const std::string &path) {
+  try {
+    read_checkpoint_info(path);
+    return true;
+  } catch (const std::exception &) {
+    return false;
+  }
+}
+
+ImportReport import_checkpoint(VideoClassifierImpl &model, const std::string &path) {
+  const auto loaded = load_checkpoint(path);
+  ImportReport report;
+  report.source_format = "vidcls checkpoint (" + loaded.info.architecture +
+                         (loaded.info.preset.empty() ? "" : ", preset " + loaded.info.preset) + ")";
+  const auto tensors = state_of(*loaded.model);
+  std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const std::string &name, torch::Tensor &t) {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || !it->second.sizes().equals(t.sizes())) {
+      report.kept.push_back(name);
+      return;
+    }
+    t.copy_(it->second);
+    report.loaded.push_back(name);
+    by_name.erase(it);
+  };
+  for (auto &p : model.named_parameters()) copy(p.key(), p.value());
+  for (auto &b : model.named_buffers()) copy(b.key(), b.value());
+  for (const auto &[name, t] : by_name) report.skipped.push_back(name);
+  return report;
+}
+
+}  // namespace
+
 ImportReport import_pretrained(VideoClassifierImpl &model, const std::string &path,
                                TubeletInit init) {
+  if (is_vidcls_checkpoint(path)) return import_checkpoint(model, path);
   const auto src = to_canonical(read_pretrained(path), path);
   const std::string kind = src.family->kind == Kind::kViT ? "ViT" : "ResNet";
   if (auto *vivit = dynamic_cast<ViViTImpl *>(&model)) {

@@ -139,6 +139,14 @@ torch::Tensor ViViTImpl::forward(torch::Tensor clips) {
   return forward_trace(std::move(clips), trace, false);
 }
 
+torch::Tensor ViViTImpl::forward_traced(torch::Tensor clips, LastLayerTrace &last) {
+  ViViTTrace trace;
+  auto logits = forward_trace(std::move(clips), trace, true);
+  last.attention = trace.spatial.attention.back();
+  last.hidden = trace.spatial.hidden.back();
+  return logits;
+}
+
 nlohmann::json ViViTImpl::config() const { return cfg_; }
 
 torch::Tensor inflate_patch_kernel(const torch::Tensor &kernel2d, int64_t t, TubeletInit mode) {

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "vidcls/checkpoint.h"
+#include "vidcls/errors.h"
 
 int main(int argc, char **argv) {
   CLI::App app{"Describe a vidcls checkpoint; exits non-zero with the reason if it cannot load."};
@@ -15,7 +16,7 @@ int main(int argc, char **argv) {
   app.add_flag("--json", as_json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
 
-  try {
+  return vidcls::run_tool("vidcls-info", [&] {
     auto ckpt = vidcls::load_checkpoint(path);
     const auto &info = ckpt.info;
     int64_t params = 0, trainable = 0;
@@ -73,10 +74,5 @@ int main(int argc, char **argv) {
     }
     std::printf("\nprovenance:    %s\n", info.provenance.dump().c_str());
     return 0;
-  } catch (const c10::Error &e) {
-    std::fprintf(stderr, "vidcls-info: %s\n", e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "vidcls-info: %s\n", e.what());
-  }
-  return 1;
+  });
 }

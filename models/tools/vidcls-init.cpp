@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
   app.add_option("--out", out, "checkpoint to write (.safetensors)")->required();
   CLI11_PARSE(app, argc, argv);
 
-  try {
+  return vidcls::run_tool("vidcls-init", [&] {
     vidcls::CheckpointInfo info;
     if (!labels_file.empty()) {
       info.labels = read_labels(labels_file);
@@ -97,10 +97,5 @@ int main(int argc, char **argv) {
                 model->architecture().c_str(), static_cast<long long>(params),
                 static_cast<long long>(num_classes));
     return 0;
-  } catch (const c10::Error &e) {
-    std::fprintf(stderr, "vidcls-init: %s\n", e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "vidcls-init: %s\n", e.what());
-  }
-  return 1;
+  });
 }

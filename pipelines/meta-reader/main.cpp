@@ -45,17 +45,18 @@ void print_results(GstBuffer *buffer) {
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state,
                                                   GST_VIDCLS_CLASSIFICATION_META_API_TYPE))) {
     auto *m = reinterpret_cast<GstVidclsClassificationMeta *>(meta);
+    const GstVidclsClip &clip = m->clip;
     // Several consumers may print; one g_print per line keeps lines whole.
     if (m->n_results == 0) {
       g_print("clip %" G_GUINT64_FORMAT " [%" GST_TIME_FORMAT " - %" GST_TIME_FORMAT
               "] %s: (no label above the threshold)%s\n",
-              m->clip_index, GST_TIME_ARGS(m->start), GST_TIME_ARGS(m->end), m->model,
-              m->partial ? " (partial clip)" : "");
+              clip.index, GST_TIME_ARGS(clip.start), GST_TIME_ARGS(clip.end), m->model,
+              clip.partial ? " (partial clip)" : "");
     } else {
       g_print("clip %" G_GUINT64_FORMAT " [%" GST_TIME_FORMAT " - %" GST_TIME_FORMAT
               "] %s: %s %.3f%s\n",
-              m->clip_index, GST_TIME_ARGS(m->start), GST_TIME_ARGS(m->end), m->model, m->labels[0],
-              m->scores[0], m->partial ? " (partial clip)" : "");
+              clip.index, GST_TIME_ARGS(clip.start), GST_TIME_ARGS(clip.end), m->model,
+              m->labels[0], m->scores[0], clip.partial ? " (partial clip)" : "");
     }
   }
 }

@@ -99,10 +99,10 @@ TEST(VividInfer, ScoresEqualTheModelOnTheSameClips) {
       ++results;
       auto probs = reference_probs(ckpt, *clip->clip);
       ASSERT_EQ(res->n_results, 3u);
-      EXPECT_EQ(res->clip_index, clip->clip_index);
-      EXPECT_EQ(res->start, clip->start);
-      EXPECT_EQ(res->end, clip->end);
-      EXPECT_FALSE(res->partial);
+      EXPECT_EQ(res->clip.index, clip->record->index);
+      EXPECT_EQ(res->clip.start, clip->record->start);
+      EXPECT_EQ(res->clip.end, clip->record->end);
+      EXPECT_FALSE(res->clip.partial);
       float prev = 1.0f;
       for (guint i = 0; i < res->n_results; ++i) {
         EXPECT_NEAR(res->scores[i], probs[res->class_ids[i]].item<float>(), 1e-6);

@@ -10,13 +10,23 @@ static const gint kClassIds[] = { 4, 0, 7 };
 
 #define CLIP_START (2 * GST_SECOND)
 #define CLIP_END (3 * GST_SECOND + 66 * GST_MSECOND)
+#define STREAM_ID "0a1b2c/video"
+
+/* A clip record as vidclsclipper makes it. */
+static GstVidclsClip
+clip_of (guint64 index, GstClockTime start, GstClockTime end, gboolean partial)
+{
+  GstVidclsClip clip = { (gchar *) STREAM_ID, -1, index, start, end, partial };
+  return clip;
+}
 
 static GstVidclsClassificationMeta *
 add_three (GstBuffer * buf, guint64 clip_index)
 {
-  return gst_buffer_add_vidcls_classification_meta (buf, clip_index, CLIP_START,
-      CLIP_END, "vivit-tiny", G_N_ELEMENTS (kLabels), kLabels, kScores,
-      kClassIds, FALSE);
+  GstVidclsClip clip = clip_of (clip_index, CLIP_START, CLIP_END, FALSE);
+
+  return gst_buffer_add_vidcls_classification_meta (buf, &clip, "vivit-tiny",
+      G_N_ELEMENTS (kLabels), kLabels, kScores, kClassIds);
 }
 
 /* Every field of a meta made by add_three(). */
@@ -26,12 +36,14 @@ check_three (const GstVidclsClassificationMeta * m, guint64 clip_index)
   guint i;
 
   fail_unless (m != NULL);
-  fail_unless_equals_uint64 (m->clip_index, clip_index);
-  fail_unless_equals_uint64 (m->start, CLIP_START);
-  fail_unless_equals_uint64 (m->end, CLIP_END);
+  fail_unless_equals_uint64 (m->clip.index, clip_index);
+  fail_unless_equals_uint64 (m->clip.start, CLIP_START);
+  fail_unless_equals_uint64 (m->clip.end, CLIP_END);
+  fail_unless_equals_string (m->clip.stream_id, STREAM_ID);
+  fail_unless_equals_int64 (m->clip.object_id, -1);
+  fail_unless (m->clip.partial == FALSE);
   fail_unless_equals_string (m->model, "vivit-tiny");
   fail_unless_equals_int (m->n_results, 3);
-  fail_unless (m->partial == FALSE);
   for (i = 0; i < 3; i++) {
     fail_unless_equals_string (m->labels[i], kLabels[i]);
     fail_unless_equals_float (m->scores[i], kScores[i]);
@@ -67,6 +79,7 @@ GST_START_TEST (test_add_and_read_back)
   fail_unless (gst_buffer_get_vidcls_classification_meta (buf) == added);
   check_three (gst_buffer_get_vidcls_classification_meta (buf), 5);
   /* copies, not references to the caller's arrays */
+  fail_if ((gpointer) added->clip.stream_id == (gpointer) STREAM_ID);
   fail_if ((gpointer) added->labels[0] == (gpointer) kLabels[0]);
   fail_if ((gpointer) added->scores == (gpointer) kScores);
   fail_if ((gpointer) added->class_ids == (gpointer) kClassIds);
@@ -79,11 +92,15 @@ GST_END_TEST;
 GST_START_TEST (test_partial_and_unknown_end)
 {
   GstBuffer *buf = gst_buffer_new ();
-  GstVidclsClassificationMeta *m = gst_buffer_add_vidcls_classification_meta (buf,
-      9, 0, GST_CLOCK_TIME_NONE, "m", 1, kLabels, kScores, kClassIds, TRUE);
+  GstVidclsClip clip = clip_of (9, 0, GST_CLOCK_TIME_NONE, TRUE);
+  GstVidclsClassificationMeta *m;
 
-  fail_unless (m->partial == TRUE);
-  fail_unless (m->end == GST_CLOCK_TIME_NONE);
+  clip.stream_id = NULL;        /* unknown: stored as "" */
+  m = gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 1, kLabels,
+      kScores, kClassIds);
+  fail_unless (m->clip.partial == TRUE);
+  fail_unless (m->clip.end == GST_CLOCK_TIME_NONE);
+  fail_unless_equals_string (m->clip.stream_id, "");
   gst_buffer_unref (buf);
 }
 
@@ -103,6 +120,7 @@ GST_START_TEST (test_copy_is_deep_and_independent)
   fail_if (copied->labels == orig->labels);
   fail_if (copied->labels[0] == orig->labels[0]);
   fail_if (copied->model == orig->model);
+  fail_if (copied->clip.stream_id == orig->clip.stream_id);
   fail_if (copied->scores == orig->scores);
   fail_if (copied->class_ids == orig->class_ids);
 
@@ -143,9 +161,9 @@ GST_START_TEST (test_two_metas_iterate_filtered)
               GST_VIDCLS_CLASSIFICATION_META_API_TYPE))) {
     GstVidclsClassificationMeta *m = (GstVidclsClassificationMeta *) meta;
 
-    fail_unless (m->clip_index == 10 || m->clip_index == 11);
-    check_three (m, m->clip_index);
-    seen |= 1u << (m->clip_index - 10);
+    fail_unless (m->clip.index == 10 || m->clip.index == 11);
+    check_three (m, m->clip.index);
+    seen |= 1u << (m->clip.index - 10);
     n++;
   }
   fail_unless_equals_int (n, 2);
@@ -162,10 +180,11 @@ GST_START_TEST (test_no_results_is_valid)
   GstBuffer *buf = gst_buffer_new ();
   GstBuffer *copy;
   GstVidclsClassificationMeta *m;
+  GstVidclsClip clip = clip_of (3, 0, GST_SECOND, FALSE);
 
   /* e.g. every score below the threshold: labels and scores may be NULL */
-  m = gst_buffer_add_vidcls_classification_meta (buf, 3, 0, GST_SECOND, "m", 0,
-      NULL, NULL, NULL, FALSE);
+  m = gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 0, NULL, NULL,
+      NULL);
   fail_unless (m != NULL);
   fail_unless_equals_int (m->n_results, 0);
   fail_unless (m->labels != NULL);
@@ -178,7 +197,7 @@ GST_START_TEST (test_no_results_is_valid)
   m = gst_buffer_get_vidcls_classification_meta (copy);
   fail_unless (m != NULL);
   fail_unless_equals_int (m->n_results, 0);
-  fail_unless_equals_uint64 (m->clip_index, 3);
+  fail_unless_equals_uint64 (m->clip.index, 3);
   fail_unless (m->labels != NULL && m->labels[0] == NULL);
   gst_buffer_unref (copy);
 }
@@ -189,10 +208,11 @@ GST_START_TEST (test_null_class_ids_store_minus_one)
 {
   GstBuffer *buf = gst_buffer_new ();
   GstVidclsClassificationMeta *m;
+  GstVidclsClip clip = clip_of (0, 0, GST_SECOND, FALSE);
   guint i;
 
-  m = gst_buffer_add_vidcls_classification_meta (buf, 0, 0, GST_SECOND, NULL,
-      G_N_ELEMENTS (kLabels), kLabels, kScores, NULL, FALSE);
+  m = gst_buffer_add_vidcls_classification_meta (buf, &clip, NULL,
+      G_N_ELEMENTS (kLabels), kLabels, kScores, NULL);
   fail_unless (m->class_ids != NULL);
   for (i = 0; i < m->n_results; i++)
     fail_unless_equals_int (m->class_ids[i], -1);
@@ -209,18 +229,21 @@ GST_START_TEST (test_bad_arguments_are_refused)
   GstBuffer *ref = gst_buffer_ref (buf);
   const gchar *with_null[] = { "a", NULL };
   const gfloat scores[] = { 0.5f, 0.5f };
+  GstVidclsClip clip = clip_of (0, 0, 0, FALSE);
 
   /* not writable */
-  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
-          1, kLabels, kScores, NULL, FALSE));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 1,
+          kLabels, kScores, NULL));
   gst_buffer_unref (ref);
-  /* results without labels or scores; a NULL label */
-  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
-          1, NULL, kScores, NULL, FALSE));
-  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
-          1, kLabels, NULL, NULL, FALSE));
-  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, 0, 0, 0, "m",
-          2, with_null, scores, NULL, FALSE));
+  /* no clip; results without labels or scores; a NULL label */
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, NULL, "m", 1,
+          kLabels, kScores, NULL));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 1,
+          NULL, kScores, NULL));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 1,
+          kLabels, NULL, NULL));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 2,
+          with_null, scores, NULL));
   fail_unless (gst_buffer_get_vidcls_classification_meta (buf) == NULL);
   gst_buffer_unref (buf);
 }

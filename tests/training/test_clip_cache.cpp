@@ -95,6 +95,13 @@ class ClipCacheTest : public ::testing::Test {
     return dir_ / "dataset";
   }
   fs::path cache_dir() const { return dir_ / "cache"; }
+  // Every video at one short side and no validation side: what most cases below look at.
+  static vt::CacheOptions plain() {
+    vt::CacheOptions o;
+    o.val_fraction = 0;
+    o.eval_short_side = o.short_side;
+    return o;
+  }
 
   static fs::path root_;
   static bool ok_;
@@ -123,8 +130,8 @@ TEST(ResizeShortSide, KeepsAspectAndScalesTheShortSide) {
 }
 
 TEST_F(ClipCacheTest, RoundTripsFramesExactlyAndSkipsTheCorruptVideo) {
-  vt::CacheOptions options;
-  options.short_side = 40;
+  vt::CacheOptions options = plain();
+  options.short_side = options.eval_short_side = 40;
   const auto report = vt::build_cache(dataset().string(), cache_dir().string(), options);
   EXPECT_TRUE(report.written);
   EXPECT_EQ(report.decoded, 3u);
@@ -178,12 +185,12 @@ TEST_F(ClipCacheTest, RoundTripsFramesExactlyAndSkipsTheCorruptVideo) {
 }
 
 TEST_F(ClipCacheTest, SecondBuildDecodesNothingAndWritesNothing) {
-  vt::build_cache(dataset().string(), cache_dir().string());
+  vt::build_cache(dataset().string(), cache_dir().string(), plain());
   const auto index_mtime = fs::last_write_time(cache_dir() / "index.json");
   const auto before = vt::ClipCache::open(cache_dir().string());
 
   std::vector<std::string> actions;
-  vt::CacheOptions options;
+  vt::CacheOptions options = plain();
   options.progress = [&](const vt::CacheOptions::Event &e) { actions.push_back(e.action); };
   const auto again = vt::build_cache(dataset().string(), cache_dir().string(), options);
   EXPECT_EQ(again.decoded, 0u);
@@ -197,14 +204,14 @@ TEST_F(ClipCacheTest, SecondBuildDecodesNothingAndWritesNothing) {
 
 TEST_F(ClipCacheTest, ChangedAddedAndRemovedVideosAreUpdatedIncrementally) {
   const fs::path ds = own_dataset();
-  vt::build_cache(ds.string(), cache_dir().string());
+  vt::build_cache(ds.string(), cache_dir().string(), plain());
   const auto old = vt::ClipCache::open(cache_dir().string());
   const auto old_first = old.frames(0).clone();
 
   ASSERT_TRUE(make_video(ds / "a01_s03_e02_rgb.avi", 5, "pinwheel", 64, 48));  // changed
   ASSERT_TRUE(make_video(ds / "a02_s05_e02_rgb.avi", 4, "gradient", 64, 48));  // added
   fs::remove(ds / "a02_s02_e01_rgb.avi");                                      // removed
-  const auto report = vt::build_cache(ds.string(), cache_dir().string());
+  const auto report = vt::build_cache(ds.string(), cache_dir().string(), plain());
   EXPECT_EQ(report.decoded, 2u);
   EXPECT_EQ(report.reused, 1u);
   EXPECT_EQ(report.removed, 1u);
@@ -228,7 +235,7 @@ TEST_F(ClipCacheTest, ChangedAddedAndRemovedVideosAreUpdatedIncrementally) {
 }
 
 TEST_F(ClipCacheTest, NewSettingsDecodeAgainAndAnotherSplitOnlyRewritesTheIndex) {
-  vt::CacheOptions options;
+  vt::CacheOptions options = plain();
   options.max_frames = 5;
   auto report = vt::build_cache(dataset().string(), cache_dir().string(), options);
   EXPECT_EQ(report.frames, 15);
@@ -249,8 +256,41 @@ TEST_F(ClipCacheTest, NewSettingsDecodeAgainAndAnotherSplitOnlyRewritesTheIndex)
   EXPECT_EQ(after.indices("train").size() + after.indices("test").size(), 3u);
 }
 
+// Validation and test videos are stored at the clip spec's crop short side (so evaluation clips are
+// the live pipeline's up to rounding), training videos above it (room for random crops); a video
+// that changes side is decoded again at its new size, the others are reused.
+TEST_F(ClipCacheTest, EachSideIsStoredAtItsShortSide) {
+  vt::CacheOptions options;  // 73 for training, 64 for evaluation, a tenth held out
+  auto report = vt::build_cache(dataset().string(), cache_dir().string(), options);
+  EXPECT_EQ(report.decoded, 3u);
+  auto cache = vt::ClipCache::open(cache_dir().string());
+  EXPECT_EQ(cache.short_side(), 73);
+  EXPECT_EQ(cache.eval_short_side(), 64);
+  EXPECT_DOUBLE_EQ(cache.val_fraction(), 0.1);
+  ASSERT_EQ(cache.indices("val").size(), 1u) << "one of the two training subjects";
+  ASSERT_EQ(cache.indices("train").size(), 1u);
+  ASSERT_EQ(cache.indices("test").size(), 1u);
+  const size_t moved = cache.indices("val")[0];
+  for (size_t i = 0; i < cache.size(); ++i) {
+    const auto &v = cache.item(i);
+    SCOPED_TRACE(v.path + " (" + v.side + ")");
+    EXPECT_EQ(std::min(v.height, v.width), v.side == "train" ? 73 : 64);
+    EXPECT_TRUE(torch::equal(cache.frames(i),
+                             vt::resize_short_side(vt::decode_video(v.path).frames,
+                                                   v.side == "train" ? 73 : 64)));
+  }
+  options.val_fraction = 0;  // the validation video goes back to training, at 73
+  report = vt::build_cache(dataset().string(), cache_dir().string(), options);
+  EXPECT_EQ(report.decoded, 1u);
+  EXPECT_EQ(report.reused, 2u);
+  cache = vt::ClipCache::open(cache_dir().string());
+  EXPECT_TRUE(cache.indices("val").empty());
+  EXPECT_EQ(cache.item(moved).side, "train");
+  EXPECT_EQ(std::min(cache.item(moved).height, cache.item(moved).width), 73);
+}
+
 TEST_F(ClipCacheTest, FramesAreViewsIntoTheMapping) {
-  vt::build_cache(dataset().string(), cache_dir().string());
+  vt::build_cache(dataset().string(), cache_dir().string(), plain());
   torch::Tensor view;
   {
     const auto cache = vt::ClipCache::open(cache_dir().string());
@@ -275,7 +315,7 @@ TEST_F(ClipCacheTest, FramesAreViewsIntoTheMapping) {
 }
 
 TEST_F(ClipCacheTest, DamagedCacheIsRejectedOnOpenAndRebuilt) {
-  vt::build_cache(dataset().string(), cache_dir().string());
+  vt::build_cache(dataset().string(), cache_dir().string(), plain());
   const std::string data = vt::ClipCache::open(cache_dir().string()).data_file();
   fs::resize_file(data, fs::file_size(data) / 2);
   try {
@@ -284,7 +324,7 @@ TEST_F(ClipCacheTest, DamagedCacheIsRejectedOnOpenAndRebuilt) {
   } catch (const vidcls::FormatError &e) {
     EXPECT_THAT(e.what(), HasSubstr("bytes, the index says"));
   }
-  const auto report = vt::build_cache(dataset().string(), cache_dir().string());
+  const auto report = vt::build_cache(dataset().string(), cache_dir().string(), plain());
   EXPECT_EQ(report.decoded, 3u);
   EXPECT_NO_THROW(vt::ClipCache::open(cache_dir().string()));
   EXPECT_FALSE(vt::is_clip_cache(dataset().string()));

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <cmath>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -134,7 +136,7 @@ TEST(MsrDataset, CrossSubjectPutsOddSubjectsInTrainAndNoSubjectOnBothSides) {
   TempDir d;
   write_msr(d.path(), msr_names(16, 10));
   write(d.path() / "a01_s01_e01_depth.bin");  // other modalities are not videos of the set
-  const auto ds = vt::read_dataset(d.str());
+  const auto ds = vt::read_dataset(d.str(), "", 0);
   EXPECT_EQ(ds.layout, "msr");
   EXPECT_EQ(ds.split, "cross-subject");
   EXPECT_EQ(ds.classes, vt::msr_action_names());
@@ -156,6 +158,58 @@ TEST(MsrDataset, CrossSubjectPutsOddSubjectsInTrainAndNoSubjectOnBothSides) {
   EXPECT_EQ(ds.train.back().label_name, "sit down");
 }
 
+// The validation side is carved from the training side, by whole subjects: best.safetensors is
+// chosen on people the test side never sees and training never saw.
+TEST(MsrDataset, ValidationTakesWholeTrainingSubjectsNeverATestSubject) {
+  TempDir d;
+  write_msr(d.path(), msr_names(16, 10));
+  const auto ds = vt::read_dataset(d.str());  // the default fraction
+  std::set<int> train_subjects, val_subjects, test_subjects;
+  for (const auto &v : ds.train) train_subjects.insert(v.subject);
+  for (const auto &v : ds.val) val_subjects.insert(v.subject);
+  for (const auto &v : ds.test) test_subjects.insert(v.subject);
+  EXPECT_EQ(val_subjects.size(), 1u) << "round(0.1 x 5 subjects), at least one";
+  EXPECT_EQ(ds.val.size(), 16u) << "every video of the validation subject";
+  EXPECT_EQ(ds.train.size() + ds.val.size(), 160u);
+  EXPECT_EQ(ds.test.size(), 160u);
+  std::set<int> all_train = train_subjects;
+  all_train.insert(val_subjects.begin(), val_subjects.end());
+  EXPECT_EQ(all_train, (std::set<int>{1, 3, 5, 7, 9}));
+  for (int s : val_subjects) {
+    EXPECT_EQ(train_subjects.count(s), 0u) << "subject " << s << " on two sides";
+    EXPECT_EQ(test_subjects.count(s), 0u) << "subject " << s << " in validation and test";
+  }
+  EXPECT_TRUE(sorted_by_path(ds.val));
+  // Reproducible, and a larger fraction takes more subjects.
+  const auto again = vt::read_dataset(d.str());
+  ASSERT_EQ(again.val.size(), ds.val.size());
+  EXPECT_EQ(again.val.front().path, ds.val.front().path);
+  std::set<int> more;
+  for (const auto &v : vt::read_dataset(d.str(), "", 0.4).val) more.insert(v.subject);
+  EXPECT_EQ(more.size(), 2u);
+  EXPECT_THROW(vt::read_dataset(d.str(), "", 1.0), std::invalid_argument);
+}
+
+// Elsewhere a seeded slice of every class, so every class is validated.
+TEST(MsrDataset, Random80ValidationIsASlicePerClass) {
+  TempDir d;
+  write_msr(d.path(), msr_names(4, 10));
+  const auto base = vt::read_dataset(d.str(), "random80", 0);
+  const auto ds = vt::read_dataset(d.str(), "random80", 0.25);
+  EXPECT_EQ(ds.test.size(), base.test.size());
+  EXPECT_EQ(ds.train.size() + ds.val.size(), base.train.size());
+  std::map<int, int> per_class_train, per_class_val;
+  for (const auto &v : base.train) per_class_train[v.label]++;
+  for (const auto &v : ds.val) per_class_val[v.label]++;
+  for (const auto &[label, n] : per_class_train) {
+    EXPECT_EQ(per_class_val[label], std::max<int>(1, static_cast<int>(std::lround(0.25 * n))))
+        << "class " << label;
+  }
+  std::set<std::string> val_paths;
+  for (const auto &v : ds.val) val_paths.insert(v.path);
+  for (const auto &v : ds.train) EXPECT_EQ(val_paths.count(v.path), 0u);
+}
+
 TEST(MsrDataset, ClassesAreTheActionsPresentNamedByLabelsTxt) {
   TempDir d;
   write(d.path() / "labels.txt", "slide left\nslide right\r\ngrow\nshrink\n\n");
@@ -163,7 +217,7 @@ TEST(MsrDataset, ClassesAreTheActionsPresentNamedByLabelsTxt) {
     write(d.path() / msr_name(2, s, 1));
     write(d.path() / msr_name(4, s, 1));
   }
-  const auto ds = vt::read_dataset(d.str());
+  const auto ds = vt::read_dataset(d.str(), "", 0);
   EXPECT_THAT(ds.classes, ElementsAre("slide right", "shrink"));
   ASSERT_EQ(ds.train.size(), 2u);
   EXPECT_EQ(ds.train[0].label, 0);
@@ -172,14 +226,14 @@ TEST(MsrDataset, ClassesAreTheActionsPresentNamedByLabelsTxt) {
   EXPECT_EQ(ds.train[1].label_name, "shrink");
 
   write(d.path() / msr_name(5, 1, 1));  // labels.txt names four actions
-  EXPECT_THROW(vt::read_dataset(d.str()), vidcls::FormatError);
+  EXPECT_THROW(vt::read_dataset(d.str(), "", 0), vidcls::FormatError);
 }
 
 TEST(MsrDataset, WithoutLabelsTxtTheDatasetNamesAreUsed) {
   TempDir d;
   write(d.path() / msr_name(3, 1, 1));
   write(d.path() / msr_name(14, 2, 1));
-  EXPECT_THAT(vt::read_dataset(d.str()).classes, ElementsAre("read book", "play guitar"));
+  EXPECT_THAT(vt::read_dataset(d.str(), "", 0).classes, ElementsAre("read book", "play guitar"));
 }
 
 TEST(MsrDataset, Random80IsReproducibleAndIndependentOfListingOrder) {
@@ -190,9 +244,9 @@ TEST(MsrDataset, Random80IsReproducibleAndIndependentOfListingOrder) {
   std::rotate(names.begin(), names.begin() + 77, names.end());
   write_msr(b.path() / "nested", names);  // other order, other place
 
-  const auto first = vt::read_dataset(a.str(), "random80");
-  const auto again = vt::read_dataset(a.str(), "random80");
-  const auto other = vt::read_dataset(b.str(), "random80");
+  const auto first = vt::read_dataset(a.str(), "random80", 0);
+  const auto again = vt::read_dataset(a.str(), "random80", 0);
+  const auto other = vt::read_dataset(b.str(), "random80", 0);
   EXPECT_EQ(first.split, "random80");
   ASSERT_EQ(first.train.size(), 256u);
   ASSERT_EQ(first.test.size(), 64u);  // the study's 64 test clips
@@ -215,7 +269,7 @@ TEST(MsrDataset, Random80FollowsTheDocumentedShuffle) {
   std::vector<std::string> names;
   for (int a = 1; a <= 5; ++a) names.push_back(msr_name(a, 1, 1));
   write_msr(d.path(), names);
-  const auto ds = vt::read_dataset(d.str(), "random80");
+  const auto ds = vt::read_dataset(d.str(), "random80", 0);
   std::vector<std::string> order = names;
   std::mt19937 rng(42);
   for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
@@ -230,7 +284,7 @@ TEST(MsrDataset, TwoFilesWithOneNameAreAnError) {
   TempDir d;
   write(d.path() / "x" / msr_name(1, 1, 1));
   write(d.path() / "y" / msr_name(1, 1, 1));
-  EXPECT_THROW(vt::read_dataset(d.str()), vidcls::FormatError);
+  EXPECT_THROW(vt::read_dataset(d.str(), "", 0), vidcls::FormatError);
 }
 
 TEST(MsrDataset, UnknownSplitNamesTheKnownOnes) {
@@ -263,7 +317,7 @@ TEST(KineticsDataset, SplitColumnDecidesAndMissingFilesAreReported) {
   write(d.path() / "val" / "abseiling" / "-val0001_000100_000110.mp4");  // split/label folders
   write(d.path() / "val" / "valOnly_000005_000015.mp4");                 // split folder
 
-  const auto ds = vt::read_dataset(d.str());
+  const auto ds = vt::read_dataset(d.str(), "", 0);
   EXPECT_EQ(ds.layout, "kinetics400");
   EXPECT_EQ(ds.split, "val");
   EXPECT_THAT(ds.classes, ElementsAre("abseiling", "passing American football (in game)", "zumba",
@@ -289,7 +343,7 @@ TEST(KineticsDataset, MalformedRowsAreErrorsWithTheLine) {
   TempDir d;
   write(d.path() / "train.csv", std::string(kKineticsHeader) + "abseiling,abc,zero,10,train\n");
   try {
-    vt::read_dataset(d.str());
+    vt::read_dataset(d.str(), "", 0);
     FAIL() << "expected vidcls::FormatError";
   } catch (const vidcls::FormatError &e) {
     EXPECT_THAT(e.what(), HasSubstr("train.csv:2"));
@@ -305,7 +359,7 @@ TEST(FolderDataset, ClassesSortedAndRandom80ByDefault) {
     for (int i = 9; i >= 0; --i) write(d.path() / c / ("v" + std::to_string(i) + ".mp4"));
   write(d.path() / "empty" / "readme.txt");
   write(d.path() / ".hidden" / "x.mp4");
-  const auto ds = vt::read_dataset(d.str());
+  const auto ds = vt::read_dataset(d.str(), "", 0);
   EXPECT_EQ(ds.layout, "folder");
   EXPECT_EQ(ds.split, "random80");
   EXPECT_THAT(ds.classes, ElementsAre("clap", "jump", "walk"));
@@ -317,7 +371,7 @@ TEST(FolderDataset, ClassesSortedAndRandom80ByDefault) {
     EXPECT_EQ(ds.classes[v.label], v.label_name);
     EXPECT_EQ(fs::path(v.path).parent_path().filename(), v.label_name);
   }
-  const auto again = vt::read_dataset(d.str(), "random80");
+  const auto again = vt::read_dataset(d.str(), "random80", 0);
   EXPECT_EQ(ids(ds.test), ids(again.test));
 }
 
@@ -327,7 +381,7 @@ TEST(FolderDataset, TrainAndValFoldersGiveTheSplit) {
   write(d.path() / "train" / "b" / "2.avi");
   write(d.path() / "val" / "a" / "3.avi");
   write(d.path() / "val" / "c" / "4.avi");
-  const auto ds = vt::read_dataset(d.str());
+  const auto ds = vt::read_dataset(d.str(), "", 0);
   EXPECT_EQ(ds.split, "folders");
   EXPECT_THAT(ds.classes, ElementsAre("a", "b", "c"));
   EXPECT_THAT(ids(ds.train), ElementsAre("1", "2"));

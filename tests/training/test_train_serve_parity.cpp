@@ -55,7 +55,7 @@ struct Collected {
 void collect_meta(Collected &c, GstBuffer *buf) {
   if (const GstVidclsClipMeta *m = vidcls_test::find_clip_meta(buf)) {
     std::lock_guard<std::mutex> g(c.lock);
-    c.clips.push_back({m->clip_index, m->first_sample, m->partial != FALSE,
+    c.clips.push_back({m->record->index, m->record->first_sample, m->record->partial != FALSE,
                        m->clip->to(torch::kCPU).clone()});
   }
 }

@@ -72,7 +72,7 @@ TEST(ClipWindows, CompleteClipsAreHopApart) {
 }
 
 TEST(ClipWindows, EndOfStreamClip) {
-  vidcls::ClipWindow c;
+  vidcls::ClipRecord c;
   // 10 sampled, T 8, hop 8: frames 8, 9 are in no clip -> a clip from 8 with 2 frames.
   ASSERT_TRUE(vidcls::eos_clip(10, 8, 8, vidcls::EosPolicy::kPad, c));
   EXPECT_EQ(c.index, 1u);

@@ -317,13 +317,26 @@ std::string split_folder_name(const fs::path &root) {
 
 // ---- splits ----------------------------------------------------------------------------------
 
+// The study's shuffle: Fisher-Yates driven by std::mt19937(42).
+template <typename T>
+void shuffle42(std::vector<T> &items) {
+  std::mt19937 rng(42);
+  for (size_t i = items.size(); i > 1; --i) {
+    const size_t j = static_cast<size_t>(rng() % i);
+    std::swap(items[i - 1], items[j]);
+  }
+}
+
+// How many of n go to validation: round(fraction n), at least one when n >= 2, never all.
+size_t val_count(size_t n, double fraction) {
+  if (n < 2 || !(fraction > 0)) return 0;
+  const auto k = static_cast<size_t>(std::lround(fraction * static_cast<double>(n)));
+  return std::min(std::max<size_t>(k, 1), n - 1);
+}
+
 void split_random80(std::vector<VideoItem> all, DatasetSplit &out) {
   sort_by_path(all);
-  std::mt19937 rng(42);
-  for (size_t i = all.size(); i > 1; --i) {
-    const size_t j = static_cast<size_t>(rng() % i);
-    std::swap(all[i - 1], all[j]);
-  }
+  shuffle42(all);
   const size_t n_train = all.size() * 4 / 5;
   out.train.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n_train));
   out.test.assign(all.begin() + static_cast<std::ptrdiff_t>(n_train), all.end());
@@ -488,7 +501,38 @@ std::string detect_layout(const std::string &dir) {
                     (csv_note.empty() ? "" : " (found" + csv_note + ")"));
 }
 
-DatasetSplit read_dataset(const std::string &dir, const std::string &split) {
+void carve_validation(DatasetSplit &out, double fraction) {
+  if (!(fraction >= 0 && fraction < 1))
+    throw std::invalid_argument("the validation fraction must be in [0, 1), got " +
+                                std::to_string(fraction));
+  std::vector<VideoItem> train = std::move(out.train);
+  out.train.clear();
+  sort_by_path(train);
+  // Groups that go to one side whole: subjects (MSR cross-subject) or single videos per class.
+  const bool by_subject = out.layout == "msr" && out.split == "cross-subject";
+  std::map<int, std::vector<int>> pools;  // class (or -1 for subjects) -> group keys
+  std::map<int, std::vector<size_t>> members;
+  for (size_t i = 0; i < train.size(); ++i) {
+    const int key = by_subject ? train[i].subject : static_cast<int>(i);
+    if (members[key].empty()) pools[by_subject ? -1 : train[i].label].push_back(key);
+    members[key].push_back(i);
+  }
+  std::set<int> val_groups;
+  for (auto &[pool, keys] : pools) {
+    std::sort(keys.begin(), keys.end());
+    shuffle42(keys);
+    keys.resize(val_count(keys.size(), fraction));
+    val_groups.insert(keys.begin(), keys.end());
+  }
+  for (const auto &[key, idx] : members) {
+    for (size_t i : idx) (val_groups.count(key) ? out.val : out.train).push_back(train[i]);
+  }
+  sort_by_path(out.train);
+  sort_by_path(out.val);
+}
+
+DatasetSplit read_dataset(const std::string &dir, const std::string &split,
+                          double val_fraction) {
   const fs::path root = dataset_root(dir);
   const std::string layout = detect_layout(dir);
   DatasetSplit out;
@@ -503,6 +547,7 @@ DatasetSplit read_dataset(const std::string &dir, const std::string &split) {
   }
   sort_by_path(out.train);
   sort_by_path(out.test);
+  carve_validation(out, val_fraction);
   if (out.train.empty() && out.test.empty())
     throw FormatError(dir + ": no videos found for the " + layout + " layout" +
                       (out.missing.empty() ? ""

@@ -173,17 +173,17 @@ void write_curves_png(const std::string &path, const std::vector<CurvePoint> &po
   std::vector<double> tl, vl, ta, va, lr;
   for (const auto &p : points) {
     tl.push_back(p.train_loss);
-    vl.push_back(p.test_loss);
+    vl.push_back(p.val_loss);
     ta.push_back(p.train_acc);
-    va.push_back(p.test_top1);
+    va.push_back(p.val_top1);
     lr.push_back(p.lr);
   }
   const int epochs = static_cast<int>(points.size());
   const cv::Scalar blue(200, 80, 0), red(0, 0, 200), green(0, 140, 0);
   plot_panel(img, cv::Rect(gap, gap, pw, ph), "loss", {{tl, blue}, {vl, red}},
-             {"train", "test"}, epochs);
+             {"train", "validation"}, epochs);
   plot_panel(img, cv::Rect(2 * gap + pw, gap, pw, ph), "accuracy", {{ta, blue}, {va, red}},
-             {"train", "test top-1"}, epochs);
+             {"train", "validation top-1"}, epochs);
   plot_panel(img, cv::Rect(3 * gap + 2 * pw, gap, pw, ph), "learning rate", {{lr, green}}, {},
              epochs);
   char buf[64];

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "vidcls/registry.h"
+#include "vidcls/errors.h"
 #include "vidcls/train/clip_cache.h"
 
 namespace {
@@ -44,13 +45,26 @@ int main(int argc, char **argv) {
   app.add_option("--out", out, "cache folder (created; updated in place when it exists)")
       ->required();
   auto *side = app.add_option("--short-side", options.short_side,
-                              "short side of the stored frames in pixels, aspect kept; 0 keeps "
-                              "the decoded size (default: 73, 8/7 of the 64-px crop of the CPU "
-                              "presets)")
+                              "short side of the stored training frames in pixels, aspect kept; "
+                              "0 keeps the decoded size (default: 73, 8/7 of the 64-px crop of "
+                              "the CPU presets)")
                    ->check(CLI::NonNegativeNumber);
+  auto *eval_side = app.add_option("--eval-short-side", options.eval_short_side,
+                                   "short side of the stored validation and test frames: the "
+                                   "one the clip spec crops from, so evaluation clips are the "
+                                   "live pipeline's up to rounding; 0 keeps the decoded size "
+                                   "(default: 64)")
+                        ->check(CLI::NonNegativeNumber);
   app.add_option("--preset", preset,
-                 "take the short side from a model preset: 8/7 of its crop (256 for 224 px)")
-      ->excludes(side);
+                 "take both short sides from a model preset's clip spec (training: 8/7 of its "
+                 "crop, 256 for 224 px; evaluation: the spec's own)")
+      ->excludes(side)
+      ->excludes(eval_side);
+  app.add_option("--val-fraction", options.val_fraction,
+                 "share of the training side that becomes the validation side (MSR "
+                 "cross-subject: whole subjects; else per class)")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
   app.add_option("--max-frames", options.max_frames,
                  "decode at most this many frames per video (default: 0, all)")
       ->check(CLI::NonNegativeNumber);
@@ -60,11 +74,11 @@ int main(int argc, char **argv) {
   app.add_flag("-q,--quiet", quiet, "print the summary only");
   CLI11_PARSE(app, argc, argv);
 
-  try {
+  return vidcls::run_tool("vidcls-prep", [&] {
     if (!preset.empty()) {
-      const auto &clip = vidcls::find_preset(preset).clip;
-      options.short_side = std::max(
-          clip.short_side, vidcls::train::short_side_for_crop(std::max(clip.width, clip.height)));
+      const auto chosen = vidcls::train::cache_options_for(vidcls::find_preset(preset).clip);
+      options.short_side = chosen.short_side;
+      options.eval_short_side = chosen.eval_short_side;
     }
     options.split = split;
     if (!quiet) {
@@ -87,11 +101,14 @@ int main(int argc, char **argv) {
                 report.written ? "updated" : "up to date, nothing written");
     std::printf("dataset:  %s, %s split, %zu classes\n", cache.layout().c_str(),
                 cache.split().c_str(), cache.classes().size());
-    std::printf("videos:   %zu (decoded %zu, reused %zu, removed %zu); train %zu, test %zu\n",
+    std::printf("videos:   %zu (decoded %zu, reused %zu, removed %zu); train %zu, validation "
+                "%zu, test %zu\n",
                 report.videos, report.decoded, report.reused, report.removed,
-                cache.indices("train").size(), cache.indices("test").size());
-    std::printf("frames:   %lld, short side %d%s\n", static_cast<long long>(report.frames),
-                cache.short_side(), cache.short_side() == 0 ? " (decoded size)" : "");
+                cache.indices("train").size(), cache.indices("val").size(),
+                cache.indices("test").size());
+    std::printf("frames:   %lld, short side %d (validation and test %d; 0: decoded size)\n",
+                static_cast<long long>(report.frames), cache.short_side(),
+                cache.eval_short_side());
     std::printf("bytes:    %s\n", human_bytes(report.bytes).c_str());
     std::printf("seconds:  %.1f\n", report.seconds);
     std::printf("skipped:  %zu\n", report.skipped.size());
@@ -106,10 +123,5 @@ int main(int argc, char **argv) {
       return 1;
     }
     return 0;
-  } catch (const c10::Error &e) {
-    std::fprintf(stderr, "vidcls-prep: %s\n", e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "vidcls-prep: %s\n", e.what());
-  }
-  return 1;
+  });
 }

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "vidcls/train/synth.h"
+#include "vidcls/errors.h"
 
 int main(int argc, char **argv) {
   namespace train = vidcls::train;
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
   CLI11_PARSE(app, argc, argv);
   o.drift = !no_drift;
 
-  try {
+  return vidcls::run_tool("vidcls-synth", [&] {
     o.layout = train::synth_layout_from_string(layout);
     o.validate();
     const auto start = std::chrono::steady_clock::now();
@@ -71,10 +72,5 @@ int main(int argc, char **argv) {
     }
     (void)items;
     return 0;
-  } catch (const c10::Error &e) {
-    std::fprintf(stderr, "vidcls-synth: %s\n", e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "vidcls-synth: %s\n", e.what());
-  }
-  return 1;
+  });
 }

@@ -2,14 +2,16 @@
 //
 //   vidcls-train --model vivit --data DATASET --out runs/vivit
 //
-// writes OUT/best.safetensors, OUT/last.safetensors (with the optimiser state, for --resume),
-// OUT/metrics.csv and OUT/curves.png; a dataset folder is decoded once into OUT/cache.
+// writes OUT/best.safetensors (the epoch best on the validation side), OUT/last.safetensors
+// (with the optimiser state, for --resume), OUT/metrics.csv and OUT/curves.png; a dataset folder
+// is decoded once into its clip cache, which every later run on it finds again.
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "vidcls/train/trainer.h"
+#include "vidcls/errors.h"
 
 int main(int argc, char **argv) {
   namespace train = vidcls::train;
@@ -26,8 +28,15 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"vivit", "mini-vivit", "resnet-vit", "resnet-tvit"}));
   app.add_option("--preset", o.preset,
                  "model preset (default: vivit-xs, mini-vivit-xs, resnet18-tvit-xs)");
-  app.add_option("--data", o.data, "dataset folder (cached into OUT/cache) or clip cache")
+  app.add_option("--data", o.data, "dataset folder (decoded once into its clip cache) or clip cache")
       ->required();
+  app.add_option("--cache", o.cache_dir,
+                 "where the clip cache of a dataset folder lives (default: one per dataset under "
+                 "$VIDCLS_CACHE_DIR or ~/.cache/vidcls/clip-caches)");
+  app.add_option("--val-fraction", o.val_fraction,
+                 "share of the training side held out to choose best.safetensors on (MSR "
+                 "cross-subject: whole subjects; else per class); default 0.1, 0 = none")
+      ->check(CLI::Range(0.0, 0.9));
   app.add_option("--out", o.out, "output folder")->required();
   app.add_option("--split", o.split,
                  "dataset split (msr: cross-subject, random80; kinetics400: val, test; folder: "
@@ -98,7 +107,7 @@ int main(int argc, char **argv) {
   CLI11_PARSE(app, argc, argv);
 
   for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
-  try {
+  return vidcls::run_tool("vidcls-train", [&] {
     const std::string preset = o.preset.empty() ? train::default_preset(o.model) : o.preset;
     o.recipe = train::default_recipe(preset);
     if (epochs) o.recipe.epochs = *epochs;
@@ -127,10 +136,5 @@ int main(int argc, char **argv) {
     }
     train::train(o);
     return 0;
-  } catch (const c10::Error &e) {
-    std::fprintf(stderr, "vidcls-train: %s\n", e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "vidcls-train: %s\n", e.what());
-  }
-  return 1;
+  });
 }

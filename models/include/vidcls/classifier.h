@@ -18,6 +18,29 @@ struct InputShape {
   int64_t width = 0;
 };
 
+// A model whose backbone sees one frame at a time and whose temporal part classifies the sequence
+// of per-frame features (ResNet + Temporal ViT). A frozen backbone's features can be computed
+// once per frame and reused by every clip that holds the frame: resnetvitinfer's feature ring,
+// training's feature cache.
+class PerFrameBackbone {
+ public:
+  virtual ~PerFrameBackbone() = default;
+  // frames [N, C, H, W] -> features [N, D]; without autograd while the backbone is frozen.
+  virtual torch::Tensor frame_features(const torch::Tensor &frames) = 0;
+  // features [B, T, D] -> logits [B, num_classes].
+  virtual torch::Tensor classify_features(const torch::Tensor &features) = 0;
+  virtual bool backbone_frozen() const = 0;
+  virtual void set_backbone_frozen(bool frozen) = 0;
+};
+
+// What the last per-frame (spatial) layer of a model computed, for distillation (MiniViT):
+// attention maps [B', heads, N, N] (after any head mixing) and hidden states [B', N, D], B' the
+// clips times their frames or tubelet slices. Empty for models without such layers.
+struct LastLayerTrace {
+  torch::Tensor attention;
+  torch::Tensor hidden;
+};
+
 class VideoClassifierImpl : public torch::nn::Module {
  public:
   // clips [B, T, C, H, W] float -> logits [B, num_classes].
@@ -28,6 +51,13 @@ class VideoClassifierImpl : public torch::nn::Module {
   virtual nlohmann::json config() const = 0;
   virtual int64_t num_classes() const = 0;
   virtual InputShape input_shape() const = 0;
+
+  // forward that also fills `trace` where the architecture has per-frame token layers.
+  virtual torch::Tensor forward_traced(torch::Tensor clips, LastLayerTrace &trace) {
+    return forward(std::move(clips));
+  }
+  // This model as a per-frame backbone + temporal model, or nullptr when it is not one.
+  virtual PerFrameBackbone *per_frame_backbone() { return nullptr; }
 };
 
 using ClassifierPtr = std::shared_ptr<VideoClassifierImpl>;

@@ -3,9 +3,11 @@
 // functions below, so a clip is the same tensor in training and in a live pipeline.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
@@ -35,6 +37,12 @@ struct ClipSpec {
 
   // Throws std::invalid_argument naming the field when a value is out of range.
   void validate() const;
+
+  // The normalisation on 0..255 pixel values: (x - pixel_mean) / pixel_std per channel.
+  std::array<float, 3> pixel_mean() const;
+  std::array<float, 3> pixel_std() const;
+  // The short side a frame is scaled to before the centre crop (kCrop).
+  int crop_short_side() const { return short_side > 0 ? short_side : std::max(width, height); }
 };
 
 std::string to_string(ResizeMode mode);
@@ -43,12 +51,49 @@ ResizeMode resize_mode_from_string(const std::string &name);  // throws std::inv
 void to_json(nlohmann::json &j, const ClipSpec &spec);
 void from_json(const nlohmann::json &j, ClipSpec &spec);  // missing fields keep defaults
 
-// One decoded frame, RGB uint8 [H, W, 3] (any device), to the model's input [3, height, width]
-// float32 on the same device: resize per `spec.resize` (bilinear, antialiased when shrinking),
-// then (x / 255 - mean) / std.
+// The size of an H x W frame whose short side is scaled to `short_side`, aspect kept (the long
+// side rounded to the nearest pixel, at least 1): {height, width}.
+std::pair<int64_t, int64_t> short_side_size(int64_t H, int64_t W, int64_t short_side);
+
+// Where a crop of kCrop is taken from the scaled frame: offsets of its top-left corner, clamped
+// to the room there is; -1 centres it. Training's random crops and multi-view testing move it;
+// the clip spec's own clips are centred.
+struct CropOffset {
+  int64_t top = -1;
+  int64_t left = -1;
+};
+
+// Where an H x W frame lands in the model's height x width input under `spec.resize`: the whole
+// frame is resized to resized_h x resized_w (bilinear, antialiased when either side shrinks);
+// rows [top, top + rows) and columns [left, left + cols) of that are kept and written at
+// (out_top, out_left) of the input. The rest of the input (letterbox) is the mean colour.
+struct ResizePlan {
+  int64_t resized_h, resized_w;
+  bool antialias;
+  int64_t top, left, rows, cols;
+  int64_t out_top, out_left;
+};
+ResizePlan plan_resize(int64_t H, int64_t W, const ClipSpec &spec, CropOffset crop = {});
+
+// Decoded frames, RGB uint8 [N, H, W, 3] (any device; rows and pixels may be strided, channels
+// adjacent), to the model's input [N, 3, height, width] float32 on the same device: placed per
+// plan_resize, then normalised ((x / 255 - mean) / std). Training's augmentation calls it with a
+// jittered spec and a crop offset, so a training clip is cut and scaled as a live one.
+torch::Tensor preprocess_frames(const torch::Tensor &rgb_nhwc_u8, const ClipSpec &spec,
+                                CropOffset crop = {});
+// The same, written into `out` [N, 3, height, width] float32 (a clip ring's slots): in place when
+// `out` is a contiguous CPU tensor and the frames are on the CPU.
+void preprocess_frames_into(const torch::Tensor &rgb_nhwc_u8, const ClipSpec &spec,
+                            torch::Tensor out, CropOffset crop = {});
+// One frame [H, W, 3] -> [3, height, width].
 torch::Tensor preprocess_frame(const torch::Tensor &rgb_hwc_u8, const ClipSpec &spec);
 
-// Same for a batch of frames [N, H, W, 3] -> [N, 3, height, width].
-torch::Tensor preprocess_frames(const torch::Tensor &rgb_nhwc_u8, const ClipSpec &spec);
+// The same resize without placement or normalisation: uint8 frames [N, H, W, 3] to float pixel
+// values [N, 3, h, w] on 0..255 (what the clip cache stores, rounded).
+torch::Tensor resize_frames(const torch::Tensor &rgb_nhwc_u8, int64_t h, int64_t w);
+
+// A clip of fewer than T frames [n, ...] made whole by the contract's rule (clip_rows: the
+// last frame repeated); a clip of T frames is returned as it is.
+torch::Tensor complete_clip(const torch::Tensor &clip, int64_t T);
 
 }  // namespace vidcls

@@ -1,6 +1,8 @@
 // Errors that name what is wrong with a file a user gave us.
 #pragma once
 
+#include <exception>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -19,5 +21,12 @@ class MismatchError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// The message of an exception as a user should read it: LibTorch's without its C++ backtrace.
+std::string error_message(const std::exception &e);
+
+// Runs a command-line tool's body: an exception that escapes it is printed as "tool: message" on
+// stderr and makes the exit status 1.
+int run_tool(const char *tool, const std::function<int()> &body);
 
 }  // namespace vidcls

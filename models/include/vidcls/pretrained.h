@@ -19,6 +19,7 @@ struct ImportReport {
   std::vector<std::string> loaded;   // our parameter names that were set
   std::vector<std::string> skipped;  // source keys not used (e.g. the image classifier head)
   std::vector<std::string> notes;    // what was adapted: kernel inflation, grid resize, ...
+  std::vector<std::string> kept;     // our tensors left as they were (vidcls checkpoints)
 };
 
 // Reads a pretrained file into a flat list of tensors (format detected by magic bytes).
@@ -39,8 +40,10 @@ ImportReport import_vit(ViViTImpl &model, const NamedTensors &weights, TubeletIn
 // ResNet has one of the same size.
 ImportReport import_resnet(ResNetImpl &model, const NamedTensors &weights);
 
-// Detects the model type and dispatches to the functions above (a ResNet + Temporal ViT takes a
-// ResNet into its backbone; loaded names are then under "backbone."). Errors name `path`.
+// Initialises `model` from the file at `path`. A vidcls checkpoint (any preset) gives every tensor
+// whose name and shape match (the rest is listed in `kept`); image weights go through the
+// functions above by model type (a ResNet + Temporal ViT takes a ResNet into its backbone;
+// loaded names are then under "backbone."). Errors name `path`.
 ImportReport import_pretrained(VideoClassifierImpl &model, const std::string &path,
                                TubeletInit init = TubeletInit::kCentralFrame);
 

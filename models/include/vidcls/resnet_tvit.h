@@ -27,21 +27,22 @@ struct ResNetTViTConfig {
 void to_json(nlohmann::json &j, const ResNetTViTConfig &c);
 void from_json(const nlohmann::json &j, ResNetTViTConfig &c);
 
-class ResNetTViTImpl : public VideoClassifierImpl {
+class ResNetTViTImpl : public VideoClassifierImpl, public PerFrameBackbone {
  public:
   explicit ResNetTViTImpl(const ResNetTViTConfig &cfg);
 
   torch::Tensor forward(torch::Tensor clips) override;
   // frames [N, C, H, W] -> backbone features [N, feature_dim]; without autograd when frozen.
-  torch::Tensor frame_features(const torch::Tensor &frames);
+  torch::Tensor frame_features(const torch::Tensor &frames) override;
   // per-frame features [B, T, feature_dim] -> logits; what runs per clip when the backbone
   // features are cached (feature ring in resnetvitinfer, feature cache in training).
-  torch::Tensor classify_features(const torch::Tensor &features);
+  torch::Tensor classify_features(const torch::Tensor &features) override;
+  PerFrameBackbone *per_frame_backbone() override { return this; }
 
   // Keeps a frozen backbone in eval mode whatever mode the rest is put in.
   void train(bool on = true) override;
-  void set_backbone_frozen(bool frozen);
-  bool backbone_frozen() const { return cfg_.freeze_backbone; }
+  void set_backbone_frozen(bool frozen) override;
+  bool backbone_frozen() const override { return cfg_.freeze_backbone; }
 
   std::string architecture() const override { return "resnet-tvit"; }
   nlohmann::json config() const override;

@@ -83,6 +83,7 @@ class ViViTImpl : public VideoClassifierImpl {
   explicit ViViTImpl(const ViViTConfig &cfg);
 
   torch::Tensor forward(torch::Tensor clips) override;
+  torch::Tensor forward_traced(torch::Tensor clips, LastLayerTrace &trace) override;
   // forward that also fills `trace` (pass keep_layers to collect per-layer states).
   torch::Tensor forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers);
   // tubelet tokens [B, nt, nh*nw, D]

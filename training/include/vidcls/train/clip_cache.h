@@ -1,12 +1,16 @@
 // The decode-once clip cache: every video of a dataset decoded once (GStreamer, as the live
-// pipeline decodes), scaled so its short side is a little above the crop, and stored as uint8
-// RGB frames in one memory-mapped file. Training reads random clips and crops out of the
-// mapping without decoding or copying.
+// pipeline decodes) and stored as uint8 RGB frames in one memory-mapped file. Training videos are
+// scaled so their short side is a little above the crop, for random crops; validation and test
+// videos to the short side the clip spec crops from, so an evaluation clip cut from the cache
+// differs from the live pipeline's only by the rounding of the stored pixels (at most
+// 0.5 / 255 / std per value). Training reads clips out of the mapping without decoding or
+// copying.
 //
 // On disk, CACHE/ holds:
-//   index.json          what is where: dataset (folder, layout, split, classes), resize
-//                       settings, per video its path (relative to the dataset folder), label,
-//                       side of the split, subject, id, frame count, height, width, byte offsets,
+//   index.json          what is where: dataset (folder, layout, split, validation fraction,
+//                       classes), resize settings, per video its path (relative to the dataset
+//                       folder), label, side (train, val, test), subject, id, frame count,
+//                       height, width, byte offsets,
 //                       fps, and the source file's size and mtime; videos that could not be
 //                       decoded under "skipped" with the reason; Kinetics rows without a file
 //                       under "missing".
@@ -20,8 +24,9 @@
 // Rebuilding is incremental: a video whose path, size and mtime match the previous index is
 // reused (its bytes copied from the previous frames file, not decoded again), a new or changed
 // one is decoded, a removed one dropped; a video that failed before and is unchanged is not
-// retried. When nothing changed nothing is written. Changing the short side or the frame limit
-// decodes everything again.
+// retried. When nothing changed nothing is written. A video stored at another size than its side
+// now needs (a changed short side, or a video that moved between training and evaluation) is
+// decoded again; so is everything when the frame limit changes.
 #pragma once
 
 #include <cstddef>
@@ -33,22 +38,29 @@
 
 #include <torch/types.h>
 
+#include "vidcls/clip_spec.h"
+
 namespace vidcls::train {
 
 // The short side frames are stored at for a crop of `crop` pixels: 8/7 of it, the ImageNet
 // ratio 256 / 224, so random crops have room to move (73 for the CPU presets' 64-px crops).
 int short_side_for_crop(int crop);
 constexpr int kDefaultShortSide = 73;
+// The short side evaluation clips crop from in the CPU presets (64-px crops).
+constexpr int kDefaultEvalShortSide = 64;
 
 // Frames uint8 [N, H, W, 3] scaled, aspect kept, so that min(H, W) becomes `short_side`
-// (the other side rounded to the nearest pixel): torch's bilinear interpolation
-// (align_corners false, antialiased when shrinking, as vidcls::preprocess_frames resizes),
-// rounded half to even and clamped to uint8. Returns a contiguous tensor; the input itself
-// when the size already matches or `short_side` is 0.
+// (vidcls::short_side_size), by vidcls::resize_frames (the preprocessing contract's bilinear
+// resize: PyTorch's weights, antialiased when shrinking), rounded half to even and clamped to
+// uint8. Returns a contiguous tensor; the input itself when the size already matches or
+// `short_side` is 0.
 torch::Tensor resize_short_side(const torch::Tensor &frames_nhwc_u8, int short_side);
 
 struct CacheOptions {
-  int short_side = kDefaultShortSide;  // 0 keeps the decoded size
+  int short_side = kDefaultShortSide;  // training videos; 0 keeps the decoded size
+  // Validation and test videos: the clip spec's crop short side; 0 keeps the decoded size.
+  int eval_short_side = kDefaultEvalShortSide;
+  double val_fraction = 0.1;           // of the training side, see carve_validation
   int max_frames = 0;                  // decode at most this many frames per video; 0 = all
   std::string split;                   // the dataset split recorded in the index; "" = default
   // Called after each video with what happened to it, for progress output.
@@ -83,6 +95,17 @@ struct CacheReport {
   bool written = false;               // false: the cache was up to date, nothing was written
 };
 
+// The options that store a dataset for models of `spec`: training frames at short_side_for_crop
+// of the larger crop side, evaluation frames at the spec's crop short side (decoded size for
+// letterbox and stretch, which resize the whole frame).
+CacheOptions cache_options_for(const ClipSpec &spec);
+
+// Where the clip cache of a dataset lives when the user names none: one folder per dataset and
+// storage sizes under $VIDCLS_CACHE_DIR, else $XDG_CACHE_HOME/vidcls/clip-caches, else
+// ~/.cache/vidcls/clip-caches, so every run on the same dataset finds it again (and updates it
+// when the dataset changed).
+std::string default_cache_dir(const std::string &dataset_dir, const CacheOptions &options);
+
 // Reads the dataset in `dataset_dir` (see dataset.h), decodes what the cache in `cache_dir`
 // (created if needed) does not hold yet, and commits the new index. A video that cannot be
 // decoded is skipped and named in the report and the index. Throws vidcls::FormatError when
@@ -99,7 +122,7 @@ struct CachedVideo {
   int label = -1;
   std::string label_name;
   int subject = -1;
-  std::string side;  // "train" or "test" under the split recorded in the index
+  std::string side;  // "train", "val" or "test" under the split recorded in the index
   int64_t frames = 0, height = 0, width = 0;
   int64_t offset = 0;             // byte offset of the frames in the frames file
   int64_t timestamps_offset = 0;  // byte offset of the pts, then durations
@@ -125,7 +148,7 @@ class ClipCache {
   // int64 [N] presentation timestamps and durations in ns, views into the mapping.
   torch::Tensor timestamps_ns(size_t i) const;
   torch::Tensor durations_ns(size_t i) const;
-  // Indices of the videos on one side of the split ("train" or "test"), in path order.
+  // Indices of the videos on one side of the split ("train", "val" or "test"), in path order.
   std::vector<size_t> indices(const std::string &side) const;
 
   const std::vector<std::string> &classes() const;
@@ -134,6 +157,8 @@ class ClipCache {
   const std::string &dataset_dir() const;
   const std::string &cache_dir() const;
   int short_side() const;
+  int eval_short_side() const;
+  double val_fraction() const;
   int max_frames() const;
   const std::vector<SkippedVideo> &skipped() const;
   const std::vector<std::string> &missing() const;

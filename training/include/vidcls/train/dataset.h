@@ -35,7 +35,9 @@ struct VideoItem {
 
 struct DatasetSplit {
   std::vector<std::string> classes;
-  std::vector<VideoItem> train, test;
+  // test: the split's held-out side, reported and never used to choose a model. val: carved
+  // from the training side (carve_validation) to choose one; train: what is left.
+  std::vector<VideoItem> train, val, test;
   std::string layout;  // "msr", "kinetics400", "folder"
   std::string split;   // the split used, never empty
   // Videos the dataset names but that are not on disk (Kinetics rows without a file), one
@@ -62,10 +64,22 @@ std::string detect_layout(const std::string &dir);
 // RandomState(42).randint(0, 2**32, dtype=np.uint64), which yields the same 32-bit stream.
 std::vector<std::string> dataset_splits(const std::string &layout);
 
-// Reads the dataset in `dir` (layout detected) and splits it; `split` empty means the
-// layout's default. Throws vidcls::FormatError for an unknown layout, a malformed CSV or
-// labels.txt, an unknown split, or a dataset without videos.
-DatasetSplit read_dataset(const std::string &dir, const std::string &split = "");
+// The share of the training side that becomes the validation side by default.
+constexpr double kDefaultValFraction = 0.1;
+
+// Moves `fraction` (0 to < 1) of the training side to the validation side, reproducibly (sorted
+// lists shuffled by std::mt19937(42), as random80):
+//   - MSR cross-subject: whole subjects, round(fraction x the training subjects), at least one
+//     when there are two or more, so no subject has videos on two sides;
+//   - otherwise per class: round(fraction x the class's training videos), at least one of a
+//     class with two or more, so every class is validated.
+void carve_validation(DatasetSplit &split, double fraction);
+
+// Reads the dataset in `dir` (layout detected), splits it and carves the validation side;
+// `split` empty means the layout's default. Throws vidcls::FormatError for an unknown layout, a
+// malformed CSV or labels.txt, an unknown split, or a dataset without videos.
+DatasetSplit read_dataset(const std::string &dir, const std::string &split = "",
+                          double val_fraction = kDefaultValFraction);
 
 // True for the file name extensions read as videos in the folder layout (.avi, .mp4, .mkv,
 // .mov, .webm, .m4v, .mpg, .mpeg, .ogv, .flv, .wmv, .ts), in any case.

@@ -45,10 +45,11 @@ class ClassificationMetrics {
 // the share of the true class's row. Throws std::runtime_error when it cannot be written.
 void write_confusion_png(const std::string &path, const ClassificationMetrics &metrics);
 
-// Training curves: loss (train, test), accuracy (train, test top-1) and learning rate per epoch.
+// Training curves: loss (train, validation), accuracy (train, validation top-1) and learning
+// rate per epoch.
 struct CurvePoint {
   int epoch = 0;
-  double lr = 0, train_loss = 0, train_acc = 0, test_loss = 0, test_top1 = 0;
+  double lr = 0, train_loss = 0, train_acc = 0, val_loss = 0, val_top1 = 0;
 };
 void write_curves_png(const std::string &path, const std::vector<CurvePoint> &points);
 

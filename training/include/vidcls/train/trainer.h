@@ -1,5 +1,5 @@
-// vidcls-train's engine: a recipe per preset, the training loop (train_one_epoch / evaluate as
-// free functions over a model, a loader and an optimiser), checkpoints that resume exactly.
+// vidcls-train's engine: a recipe per preset, the training run (data, model, optimiser, epochs;
+// the loop itself is in loop.h), checkpoints that resume exactly, best chosen on validation.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,12 @@ struct TrainOptions {
   std::string data;             // dataset folder or clip cache
   std::string out;
   std::string split;            // "" = the layout's default (or the cache's)
+  // Where the clip cache of a dataset folder lives: "" = default_cache_dir (found again by every
+  // run on the same dataset).
+  std::string cache_dir;
+  // Share of the training side held out to choose best.safetensors on (carve_validation); < 0
+  // = the default, or the cache's when `data` is a cache.
+  double val_fraction = -1;
   std::string pretrained;       // vidcls checkpoint, or ViT / ResNet image weights
   std::string device = "cpu";
   // Mixed precision of the training forward passes (autocast; the weights, the optimiser and
@@ -77,8 +83,17 @@ struct TrainOptions {
   std::string command_line;  // recorded in the provenance
 };
 
-// Runs a training; prints progress to stdout. Returns the best test top-1. Throws on errors
-// (std::runtime_error with a message a user can act on, e.g. for a non-finite loss).
-double train(const TrainOptions &options);
+// What a finished run reports. best.safetensors is the epoch with the best validation top-1;
+// the test side is evaluated every epoch for the record and never used to choose.
+struct TrainResult {
+  int best_epoch = 0;
+  double best_val_top1 = 0;
+  double best_test_top1 = 0;  // of the chosen epoch: the number to report
+  double last_test_top1 = 0;
+};
+
+// Runs a training; prints progress to stdout. Throws on errors (std::runtime_error with a
+// message a user can act on, e.g. for a non-finite loss).
+TrainResult train(const TrainOptions &options);
 
 }  // namespace vidcls::train

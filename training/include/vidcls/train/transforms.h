@@ -22,18 +22,19 @@ std::vector<int64_t> sampled_frame_indices(const int64_t *pts_ns, int64_t n, con
 std::vector<int64_t> sampled_frame_indices(const torch::Tensor &pts_ns, const ClipSpec &spec,
                                            double fps);
 
-// The frame indices of `window` (positions into `sampled`), padded to spec.frames by repeating
-// the last one, as vidclsclipper pads its end-of-stream clip.
+// The frame indices of `window` (positions into `sampled`), completed to `frames` by the
+// contract's rule for short clips (clip_rows: the last frame repeated), as the elements complete
+// an end-of-stream clip whatever the clipper's eos-policy.
 std::vector<int64_t> window_frame_indices(const std::vector<int64_t> &sampled,
-                                          const ClipWindow &window, int64_t frames);
+                                          const ClipRecord &window, int64_t frames);
 
 // The windows an evaluation looks at: the clips vidclsclipper would emit (clip_windows with the
 // pad policy); `temporal_views` of them spread evenly, the first one included (1: the first
 // clip; 0: all of them).
-std::vector<ClipWindow> eval_windows(int64_t n_sampled, const ClipSpec &spec, int temporal_views);
+std::vector<ClipRecord> eval_windows(int64_t n_sampled, const ClipSpec &spec, int temporal_views);
 
 // Clean evaluation clips from frames uint8 [T, H, W, 3]: 1 view is preprocess_frames (the centre
-// crop); 3 views are the two ends and the centre of the long side after the same resize.
+// crop); 3 views are the centre and the two ends of the long side after the same resize.
 // Returns `spatial_views` tensors [T, 3, height, width].
 std::vector<torch::Tensor> eval_crops(const torch::Tensor &frames_u8, const ClipSpec &spec,
                                       int spatial_views);
@@ -47,8 +48,9 @@ struct Augmentation {
 };
 
 // One training clip [T, 3, height, width] from a video's frames uint8 [N, H, W, 3]: a random
-// window of T consecutive sampled frames (padded with the last when the video is short), scaled
-// by a random factor, randomly cropped, optionally flipped, normalised with the spec's mean/std.
+// window of T consecutive sampled frames (completed as short clips are), through
+// preprocess_frames with the short side scaled by a random factor and a random crop, optionally
+// flipped.
 torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64_t> &sampled,
                          const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng);
 

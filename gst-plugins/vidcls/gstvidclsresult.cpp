@@ -1,0 +1,112 @@
+#include "gstvidclsresult.h"
+
+#include <algorithm>
+
+namespace vidcls {
+namespace gst {
+
+std::vector<Classification>
+top_k (const torch::Tensor &probs, const std::vector<ClipRecord> &clips,
+    const std::vector<std::string> &labels, guint k, double threshold, double latency_ms)
+{
+  const int64_t n = std::min<int64_t> (std::max<guint> (k, 1), probs.size (1));
+  auto top = probs.topk (n, -1);
+  const auto values = std::get<0> (top).contiguous ();
+  const auto indices = std::get<1> (top).contiguous ();
+  const float *v = values.data_ptr<float> ();
+  const int64_t *ids = indices.data_ptr<int64_t> ();
+  std::vector<Classification> out;
+  for (size_t b = 0; b < clips.size (); ++b) {
+    Classification c;
+    c.clip = clips[b];
+    c.latency_ms = latency_ms;
+    for (int64_t i = 0; i < n; ++i) {
+      const float score = v[b * n + i];
+      const int64_t id = ids[b * n + i];
+      if (i == 0) {
+        c.top_label = labels.at (id);
+        c.top_score = score;
+      }
+      if (score < threshold)
+        break;
+      c.labels.push_back (labels.at (id));
+      c.scores.push_back (score);
+      c.class_ids.push_back (static_cast<gint> (id));
+    }
+    out.push_back (std::move (c));
+  }
+  return out;
+}
+
+void
+set_clip_fields (GstStructure *s, const ClipRecord &clip)
+{
+  gst_structure_set (s,
+      "stream-id", G_TYPE_STRING, clip.stream.c_str (),
+      "object-id", G_TYPE_INT64, (gint64) clip.object_id,
+      "clip-index", G_TYPE_UINT64, (guint64) clip.index,
+      "start", G_TYPE_UINT64, (guint64) clip.start,
+      "end", G_TYPE_UINT64, (guint64) clip.end,
+      "partial", G_TYPE_BOOLEAN, (gboolean) clip.partial, nullptr);
+}
+
+static void
+append (GValue *array, GType type, const void *value)
+{
+  GValue v = G_VALUE_INIT;
+  g_value_init (&v, type);
+  if (type == G_TYPE_STRING)
+    g_value_set_string (&v, static_cast<const std::string *> (value)->c_str ());
+  else if (type == G_TYPE_DOUBLE)
+    g_value_set_double (&v, *static_cast<const float *> (value));
+  else
+    g_value_set_int (&v, *static_cast<const gint *> (value));
+  gst_value_array_append_and_take_value (array, &v);
+}
+
+GstStructure *
+classification_structure (const Classification &c, const std::string &model)
+{
+  GstStructure *s = gst_structure_new_empty ("vidcls-classification");
+  set_clip_fields (s, c.clip);
+  gst_structure_set (s,
+      "model", G_TYPE_STRING, model.c_str (),
+      "label", G_TYPE_STRING, c.top_label.c_str (),
+      "score", G_TYPE_DOUBLE, (gdouble) c.top_score,
+      "inference-time", G_TYPE_UINT64, (guint64) (c.latency_ms * GST_MSECOND), nullptr);
+  GValue labels = G_VALUE_INIT, scores = G_VALUE_INIT, ids = G_VALUE_INIT;
+  g_value_init (&labels, GST_TYPE_ARRAY);
+  g_value_init (&scores, GST_TYPE_ARRAY);
+  g_value_init (&ids, GST_TYPE_ARRAY);
+  for (size_t i = 0; i < c.labels.size (); ++i) {
+    append (&labels, G_TYPE_STRING, &c.labels[i]);
+    append (&scores, G_TYPE_DOUBLE, &c.scores[i]);
+    append (&ids, G_TYPE_INT, &c.class_ids[i]);
+  }
+  gst_structure_take_value (s, "labels", &labels);
+  gst_structure_take_value (s, "scores", &scores);
+  gst_structure_take_value (s, "class-ids", &ids);
+  return s;
+}
+
+GstVidclsClassificationMeta *
+attach_classification (GstBuffer *buf, const Classification &c, const std::string &model)
+{
+  static_assert (kNoTimestamp == GST_CLOCK_TIME_NONE, "one value for 'no timestamp'");
+  GstVidclsClip clip;
+  clip.stream_id = const_cast<gchar *> (c.clip.stream.c_str ());  /* copied by the meta */
+  clip.object_id = c.clip.object_id;
+  clip.index = c.clip.index;
+  clip.start = c.clip.start;
+  clip.end = c.clip.end;
+  clip.partial = c.clip.partial;
+  std::vector<const gchar *> labels;
+  for (const auto &l : c.labels)
+    labels.push_back (l.c_str ());
+  return gst_buffer_add_vidcls_classification_meta (buf, &clip, model.c_str (),
+      static_cast<guint> (c.labels.size ()), labels.data (), c.scores.data (),
+      c.class_ids.data ());
+}
+
+}  // namespace gst
+}  // namespace vidcls

@@ -1,0 +1,81 @@
+// Clean evaluation of a classifier on whole videos, shared by vidcls-eval and vidcls-train: the
+// clips vidclsclipper would cut (eval_windows) by spatial crops (eval_crops), each scored by the
+// model, a video's score the mean of its views' softmax (multi-view testing).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "vidcls/classifier.h"
+#include "vidcls/clip_record.h"
+#include "vidcls/clip_spec.h"
+#include "vidcls/train/clip_cache.h"
+#include "vidcls/train/metrics.h"
+
+namespace vidcls::train {
+
+// T temporal clips (of the clipper's windows, spread evenly; 0 = all) x S spatial crops (1: the
+// centre, 3: the centre and both ends of the long side).
+struct Views {
+  int temporal = 1;
+  int spatial = 1;
+};
+// "TxS"; throws std::invalid_argument for anything else (T >= 0, S 1 or 3).
+Views parse_views(const std::string &text);
+
+// A video's frames, uint8 [N, H, W, 3], and the ones the clip spec samples.
+struct VideoFrames {
+  torch::Tensor frames;
+  std::vector<int64_t> sampled;
+};
+// Decoded as the live pipeline decodes (decode_video); throws vidcls::FormatError.
+VideoFrames decoded_frames(const std::string &path, const ClipSpec &spec);
+// From a clip cache (frames stored at the cache's short side for the video's side).
+VideoFrames cached_frames(const ClipCache &cache, size_t item, const ClipSpec &spec);
+
+// Every view of a video: clips [windows x spatial, T, 3, height, width], window-major.
+struct VideoViews {
+  torch::Tensor clips;
+  std::vector<ClipRecord> windows;
+  int spatial = 1;
+};
+VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views views);
+
+// One video to evaluate: a file, or an item of a clip cache.
+struct EvalVideo {
+  std::string path;
+  std::string label;
+  std::optional<size_t> cache_item;
+};
+
+// The videos of one side ("train", "val", "test" or "all") of a dataset folder or a clip cache.
+struct EvalSet {
+  std::vector<EvalVideo> videos;
+  std::vector<std::string> classes;  // the dataset's
+  std::string split;
+  std::optional<ClipCache> cache;
+  nlohmann::json skipped;            // [{"path", "reason"}] the cache could not decode
+};
+EvalSet eval_set(const std::string &data, const std::string &split, const std::string &side);
+
+struct EvalReport {
+  ClassificationMetrics metrics;
+  nlohmann::json videos;   // per video: path, label, predicted, score, clips (per window)
+  nlohmann::json skipped;  // [{"path", "reason"}]
+};
+
+// Evaluates `model` (eval mode, on `device`) on every video of `set`. Videos that cannot be
+// decoded are skipped and listed; a dataset class the model does not know is a MismatchError.
+// `progress` is called after each video with its entry of EvalReport::videos.
+EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::string> &labels,
+                        const ClipSpec &spec, const EvalSet &set, Views views,
+                        const torch::Device &device,
+                        const std::function<void(size_t, size_t, const nlohmann::json &)>
+                            &progress = {});
+
+}  // namespace vidcls::train

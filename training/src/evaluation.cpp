@@ -1,0 +1,151 @@
+#include "vidcls/train/evaluation.h"
+
+#include <cstdio>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "vidcls/errors.h"
+#include "vidcls/train/dataset.h"
+#include "vidcls/train/transforms.h"
+#include "vidcls/train/video_reader.h"
+
+using nlohmann::json;
+
+namespace vidcls::train {
+
+Views parse_views(const std::string &text) {
+  Views v;
+  char rest = 0;
+  if (std::sscanf(text.c_str(), "%dx%d%c", &v.temporal, &v.spatial, &rest) != 2 ||
+      v.temporal < 0 || (v.spatial != 1 && v.spatial != 3))
+    throw std::invalid_argument("--views must be TxS with T >= 0 and S 1 or 3, got " + text);
+  return v;
+}
+
+VideoFrames decoded_frames(const std::string &path, const ClipSpec &spec) {
+  auto dv = decode_video(path);
+  VideoFrames v;
+  v.frames = dv.frames;
+  v.sampled = sampled_frame_indices(dv.pts_ns.data(), static_cast<int64_t>(dv.pts_ns.size()),
+                                    spec, dv.fps);
+  return v;
+}
+
+VideoFrames cached_frames(const ClipCache &cache, size_t item, const ClipSpec &spec) {
+  VideoFrames v;
+  v.frames = cache.frames(item);
+  v.sampled = sampled_frame_indices(cache.timestamps_ns(item), spec, cache.item(item).fps);
+  return v;
+}
+
+VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views views) {
+  VideoViews out;
+  out.spatial = views.spatial;
+  out.windows = eval_windows(static_cast<int64_t>(video.sampled.size()), spec, views.temporal);
+  std::vector<torch::Tensor> clips;
+  for (const auto &w : out.windows) {
+    const auto idx =
+        torch::tensor(window_frame_indices(video.sampled, w, spec.frames), torch::kInt64);
+    for (auto &c : eval_crops(video.frames.index_select(0, idx), spec, views.spatial))
+      clips.push_back(c);
+  }
+  out.clips = torch::stack(clips);
+  return out;
+}
+
+EvalSet eval_set(const std::string &data, const std::string &split, const std::string &side) {
+  EvalSet set;
+  const std::vector<std::string> sides = side == "all"
+                                             ? std::vector<std::string>{"train", "val", "test"}
+                                             : std::vector<std::string>{side};
+  set.skipped = json::array();
+  if (is_clip_cache(data)) {
+    set.cache = ClipCache::open(data);
+    set.split = set.cache->split();
+    if (!split.empty() && split != set.split)
+      throw std::invalid_argument("the cache holds split '" + set.split + "', not '" + split +
+                                  "'");
+    set.classes = set.cache->classes();
+    for (const auto &s : sides) {
+      for (size_t i : set.cache->indices(s))
+        set.videos.push_back({set.cache->item(i).path, set.cache->item(i).label_name, i});
+    }
+    for (const auto &s : set.cache->skipped())
+      set.skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+    return set;
+  }
+  const auto ds = read_dataset(data, split);
+  set.split = ds.split;
+  set.classes = ds.classes;
+  for (const auto &s : sides) {
+    const auto &list = s == "train" ? ds.train : s == "val" ? ds.val : ds.test;
+    for (const auto &v : list) set.videos.push_back({v.path, v.label_name, std::nullopt});
+  }
+  return set;
+}
+
+namespace {
+
+json clip_scores(const VideoViews &views, const torch::Tensor &logits, const torch::Tensor &probs,
+                 const std::vector<std::string> &labels) {
+  json out = json::array();
+  for (size_t k = 0; k < views.windows.size(); ++k) {
+    const int64_t row_index = static_cast<int64_t>(k) * views.spatial;
+    const auto row = probs[row_index];
+    const int64_t p = row.argmax().item<int64_t>();
+    const auto l = logits[row_index].contiguous();
+    out.push_back({{"first_sample", views.windows[k].first_sample},
+                   {"partial", views.windows[k].partial},
+                   {"label", labels[p]},
+                   {"score", row[p].item<double>()},
+                   {"logits", std::vector<float>(l.data_ptr<float>(),
+                                                 l.data_ptr<float>() + l.numel())}});
+  }
+  return out;
+}
+
+}  // namespace
+
+EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::string> &labels,
+                        const ClipSpec &spec, const EvalSet &set, Views views,
+                        const torch::Device &device,
+                        const std::function<void(size_t, size_t, const json &)> &progress) {
+  std::map<std::string, int64_t> label_index;
+  for (size_t i = 0; i < labels.size(); ++i) label_index[labels[i]] = static_cast<int64_t>(i);
+  for (const auto &c : set.classes) {
+    if (!label_index.count(c))
+      throw MismatchError("the dataset's class '" + c + "' is not one of the model's " +
+                          std::to_string(labels.size()) + " labels");
+  }
+  EvalReport report{ClassificationMetrics(labels), json::array(), set.skipped};
+  torch::NoGradGuard no_grad;
+  for (size_t vi = 0; vi < set.videos.size(); ++vi) {
+    const auto &v = set.videos[vi];
+    VideoFrames frames;
+    try {
+      frames = v.cache_item ? cached_frames(*set.cache, *v.cache_item, spec)
+                            : decoded_frames(v.path, spec);
+    } catch (const FormatError &e) {
+      report.skipped.push_back({{"path", v.path}, {"reason", e.what()}});
+      continue;
+    }
+    if (frames.sampled.empty()) continue;
+    const auto views_of = video_views(frames, spec, views);
+    const auto logits = model.forward(views_of.clips.to(device)).to(torch::kCPU);
+    const auto probs = torch::softmax(logits, 1);
+    const auto mean = probs.mean(0, true);
+    report.metrics.add(mean.clamp_min(1e-12).log(),
+                       torch::tensor({label_index.at(v.label)}, torch::kInt64));
+    const int64_t pred = mean.argmax(1).item<int64_t>();
+    report.videos.push_back({{"path", v.path},
+                             {"label", v.label},
+                             {"predicted", labels[pred]},
+                             {"score", mean[0][pred].item<double>()},
+                             {"clips", clip_scores(views_of, logits, probs, labels)}});
+    if (progress) progress(vi, set.videos.size(), report.videos.back());
+  }
+  return report;
+}
+
+}  // namespace vidcls::train
