@@ -10,7 +10,7 @@ packages=(
   # LibTorch (CPU) and a fast BLAS for it: with the reference BLAS matrix products run ~25x slower
   libtorch-dev libopenblas0-pthread
   # libraries used by the code
-  nlohmann-json3-dev libcli11-dev libfmt-dev libopencv-dev
+  nlohmann-json3-dev libcli11-dev libopencv-dev
   # GStreamer: development files, plugins for decoding/encoding in tests and demo, tools
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-tools

@@ -231,6 +231,131 @@ volatile std::sig_atomic_t interrupts = 0;
 
 void on_sigint(int) { interrupts = interrupts + 1; }
 
+// True when every element the pipeline needs is there; says what to install when not.
+bool elements_available(const char *infer_name) {
+  for (const char *f : {"vidclsclipper", infer_name}) {
+    if (!have_element(f)) {
+      std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found.\n"
+                << "  Is the vidcls plugin installed? For a build tree, point GST_PLUGIN_PATH at "
+                   "the folder of libgstvidcls.so,\n"
+                << "  e.g. GST_PLUGIN_PATH=$PWD/build/gst-plugins/vidcls; "
+                   "`gst-inspect-1.0 vidcls` says why it does not load.\n";
+      return false;
+    }
+  }
+  for (const char *f : {"filesrc", "decodebin", "videoconvert", "fakesink"}) {
+    if (!have_element(f)) {
+      std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found "
+                << "(install gstreamer1.0-plugins-base)\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// filesrc ! decodebin ! videoconvert ! vidclsclipper ! INFER model=M mode=sync ! fakesink, or
+// nullptr with the reason printed.
+GstElement *build_pipeline(const std::string &video, const std::string &model,
+                           const char *infer_name, Decoding &decoding) {
+  GstElement *pipeline = gst_pipeline_new("vidcls-classify");
+  GstElement *src = make("filesrc"), *decode = make("decodebin"), *convert = make("videoconvert"),
+             *clipper = make("vidclsclipper"), *infer = make(infer_name), *sink = make("fakesink");
+  if (!src || !decode || !convert || !clipper || !infer || !sink) return nullptr;
+
+  // Set as properties, not through a launch line, so any path works (spaces, quotes, '!').
+  g_object_set(src, "location", video.c_str(), nullptr);
+  g_object_set(infer, "model", model.c_str(), nullptr);
+  // Every clip, in order: back-pressure instead of dropping (the default for files anyway).
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(infer), "mode"))
+    gst_util_set_object_arg(G_OBJECT(infer), "mode", "sync");
+
+  gst_bin_add_many(GST_BIN(pipeline), src, decode, convert, clipper, infer, sink, nullptr);
+  if (!gst_element_link(src, decode) ||
+      !gst_element_link_many(convert, clipper, infer, sink, nullptr)) {
+    std::cerr << "vidcls-classify: cannot link the pipeline\n";
+    gst_object_unref(pipeline);
+    return nullptr;
+  }
+  decoding.convert = convert;
+  g_signal_connect(decode, "pad-added", G_CALLBACK(on_pad_added), &decoding);
+  g_signal_connect(decode, "no-more-pads", G_CALLBACK(on_no_more_pads), &decoding);
+  return pipeline;
+}
+
+// Prints a result, an error or a warning; true when the run is over (error or EOS), with
+// `exit_code` set to 1 on an error.
+bool handle_message(GstMessage *msg, bool json, int &exit_code) {
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ELEMENT:
+      if (gst_message_has_name(msg, kMessageName)) {
+        const GstStructure *s = gst_message_get_structure(msg);
+        if (json)
+          print_json(s);
+        else
+          print_text(s);
+      }
+      return false;
+    case GST_MESSAGE_ERROR: {
+      GError *err = nullptr;
+      gchar *debug = nullptr;
+      gst_message_parse_error(msg, &err, &debug);
+      std::cerr << "vidcls-classify: error from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) << ": "
+                << err->message << "\n";
+      if (debug) std::cerr << debug << "\n";
+      g_free(debug);
+      g_error_free(err);
+      exit_code = 1;
+      return true;
+    }
+    case GST_MESSAGE_WARNING: {
+      GError *err = nullptr;
+      gst_message_parse_warning(msg, &err, nullptr);
+      std::cerr << "vidcls-classify: warning from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))
+                << ": " << err->message << "\n";
+      g_error_free(err);
+      return false;
+    }
+    case GST_MESSAGE_EOS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Plays the pipeline to its end (or an error, or a second Ctrl-C); the exit status.
+int run(GstElement *pipeline, bool json) {
+  int exit_code = 0;
+  GstBus *bus = gst_element_get_bus(pipeline);
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE &&
+      !gst_bus_have_pending(bus)) {
+    std::cerr << "vidcls-classify: the pipeline could not start\n";
+    exit_code = 1;
+  } else {
+    bool eos_sent = false;
+    for (bool done = false; !done;) {
+      if (interrupts > 0 && !eos_sent) {
+        // Finish cleanly: clips already complete are still reported.
+        std::cerr << "vidcls-classify: interrupted, finishing (again to quit now)\n";
+        gst_element_send_event(pipeline, gst_event_new_eos());
+        eos_sent = true;
+      } else if (interrupts > 1) {
+        exit_code = 130;
+        break;
+      }
+      GstMessage *msg = gst_bus_timed_pop_filtered(
+          bus, 100 * GST_MSECOND,
+          static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT |
+                                      GST_MESSAGE_WARNING));
+      if (!msg) continue;
+      done = handle_message(msg, json, exit_code);
+      gst_message_unref(msg);
+    }
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  return exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -277,117 +402,12 @@ int main(int argc, char **argv) {
   }
 
   gst_init(nullptr, nullptr);
-
-  for (const char *f : {"vidclsclipper", infer_name}) {
-    if (!have_element(f)) {
-      std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found.\n"
-                << "  Is the vidcls plugin installed? For a build tree, point GST_PLUGIN_PATH at "
-                   "the folder of libgstvidcls.so,\n"
-                << "  e.g. GST_PLUGIN_PATH=$PWD/build/gst-plugins/vidcls; "
-                   "`gst-inspect-1.0 vidcls` says why it does not load.\n";
-      return 1;
-    }
-  }
-  for (const char *f : {"filesrc", "decodebin", "videoconvert", "fakesink"}) {
-    if (!have_element(f)) {
-      std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found "
-                << "(install gstreamer1.0-plugins-base)\n";
-      return 1;
-    }
-  }
-
-  GstElement *pipeline = gst_pipeline_new("vidcls-classify");
-  GstElement *src = make("filesrc"), *decode = make("decodebin"), *convert = make("videoconvert"),
-             *clipper = make("vidclsclipper"), *infer = make(infer_name), *sink = make("fakesink");
-  if (!src || !decode || !convert || !clipper || !infer || !sink) return 1;
-
-  // Set as properties, not through a launch line, so any path works (spaces, quotes, '!').
-  g_object_set(src, "location", video.c_str(), nullptr);
-  g_object_set(infer, "model", model.c_str(), nullptr);
-  // Every clip, in order: back-pressure instead of dropping (the default for files anyway).
-  if (g_object_class_find_property(G_OBJECT_GET_CLASS(infer), "mode"))
-    gst_util_set_object_arg(G_OBJECT(infer), "mode", "sync");
-
-  gst_bin_add_many(GST_BIN(pipeline), src, decode, convert, clipper, infer, sink, nullptr);
-  if (!gst_element_link(src, decode) ||
-      !gst_element_link_many(convert, clipper, infer, sink, nullptr)) {
-    std::cerr << "vidcls-classify: cannot link the pipeline\n";
-    gst_object_unref(pipeline);
-    return 1;
-  }
+  if (!elements_available(infer_name)) return 1;
   Decoding decoding;
-  decoding.convert = convert;
-  g_signal_connect(decode, "pad-added", G_CALLBACK(on_pad_added), &decoding);
-  g_signal_connect(decode, "no-more-pads", G_CALLBACK(on_no_more_pads), &decoding);
-
+  GstElement *pipeline = build_pipeline(video, model, infer_name, decoding);
+  if (pipeline == nullptr) return 1;
   std::signal(SIGINT, on_sigint);
-
-  int exit_code = 0;
-  GstBus *bus = gst_element_get_bus(pipeline);
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE &&
-      !gst_bus_have_pending(bus)) {
-    std::cerr << "vidcls-classify: the pipeline could not start\n";
-    exit_code = 1;
-  } else {
-    bool eos_sent = false;
-    for (bool done = false; !done;) {
-      if (interrupts > 0 && !eos_sent) {
-        // Finish cleanly: clips already complete are still reported.
-        std::cerr << "vidcls-classify: interrupted, finishing (again to quit now)\n";
-        gst_element_send_event(pipeline, gst_event_new_eos());
-        eos_sent = true;
-      } else if (interrupts > 1) {
-        exit_code = 130;
-        break;
-      }
-      GstMessage *msg = gst_bus_timed_pop_filtered(
-          bus, 100 * GST_MSECOND,
-          static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT |
-                                      GST_MESSAGE_WARNING));
-      if (!msg) continue;
-      switch (GST_MESSAGE_TYPE(msg)) {
-        case GST_MESSAGE_ELEMENT:
-          if (gst_message_has_name(msg, kMessageName)) {
-            const GstStructure *s = gst_message_get_structure(msg);
-            if (json)
-              print_json(s);
-            else
-              print_text(s);
-          }
-          break;
-        case GST_MESSAGE_ERROR: {
-          GError *err = nullptr;
-          gchar *debug = nullptr;
-          gst_message_parse_error(msg, &err, &debug);
-          std::cerr << "vidcls-classify: error from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))
-                    << ": " << err->message << "\n";
-          if (debug) std::cerr << debug << "\n";
-          g_free(debug);
-          g_error_free(err);
-          exit_code = 1;
-          done = true;
-          break;
-        }
-        case GST_MESSAGE_WARNING: {
-          GError *err = nullptr;
-          gst_message_parse_warning(msg, &err, nullptr);
-          std::cerr << "vidcls-classify: warning from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))
-                    << ": " << err->message << "\n";
-          g_error_free(err);
-          break;
-        }
-        case GST_MESSAGE_EOS:
-          done = true;
-          break;
-        default:
-          break;
-      }
-      gst_message_unref(msg);
-    }
-  }
-
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
+  const int exit_code = run(pipeline, json);
   gst_object_unref(pipeline);
   return exit_code;
 }

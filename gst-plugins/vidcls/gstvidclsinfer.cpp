@@ -85,6 +85,12 @@ struct InferState
   guint64 classified = 0;
   guint64 dropped = 0;
   double latency_sum_ms = 0.0;
+  /* what the loaded model tells others (the clip-spec query, the latency query), copied here
+   * in start() so that answering never waits for a forward pass under `model_lock` */
+  bool loaded = false;
+  vidcls::ClipSpec clip_spec;
+  std::string model_device, model_name;
+  double warmup_ms = 0.0;
 
   /* the model and its runner, taken in start() and released in stop(); used under
    * `model_lock` */
@@ -221,7 +227,8 @@ classify (GstVidclsInfer * self, std::vector<Job> & jobs, std::vector<Classifica
     std::vector<vidcls::ClipRecord> clips;
     for (const auto &job : jobs)
       clips.push_back (job.record);
-    out = vidcls::gst::top_k (probs, clips, s->model->info.labels, top_k, threshold, ms);
+    out = vidcls::gst::top_k (probs, clips, s->model->name, s->model->info.labels, top_k,
+        threshold, ms);
     return true;
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Inference failed"), ("%s",
@@ -254,24 +261,15 @@ account (GstVidclsInfer * self, const std::vector<Classification> & results, gui
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_DROPPED]);
 }
 
-static std::string
-model_name (GstVidclsInfer * self)
-{
-  InferState *s = state (self);
-  std::lock_guard < std::mutex > g (s->model_lock);
-  return s->model ? s->model->name : std::string ();
-}
-
 /* Posts the bus messages of `results` (those above the threshold) and counts them. */
 static void
 publish (GstVidclsInfer * self, const std::vector<Classification> & results)
 {
-  const std::string name = model_name (self);
   for (const auto &r : results) {
     if (r.labels.empty ())
       continue;
     gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
-            vidcls::gst::classification_structure (r, name)));
+            vidcls::gst::classification_structure (r)));
   }
   account (self, results, 0);
 }
@@ -344,10 +342,9 @@ handle_clip (GstVidclsInfer * self, const GstVidclsClipMeta * m, GstBuffer * buf
   if (!classify (self, jobs, results))
     return GST_FLOW_ERROR;
   if (buf != nullptr) {
-    const std::string name = model_name (self);
     for (const auto &r : results) {
       if (!r.labels.empty ())
-        vidcls::gst::attach_classification (buf, r, name);
+        vidcls::gst::attach_classification (buf, r);
     }
   }
   publish (self, results);
@@ -360,11 +357,10 @@ gst_vidcls_infer_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
   if (s->async) {
-    const std::deque<Classification> ready = s->worker->take_ready ();
-    const std::string name = ready.empty () ? std::string () : model_name (self);
-    for (const auto &r : ready) {
+    /* Never waits for the model: results are complete values. */
+    for (const auto &r : s->worker->take_ready ()) {
       if (!r.labels.empty ())
-        vidcls::gst::attach_classification (buf, r, name);
+        vidcls::gst::attach_classification (buf, r);
     }
   }
   const GstVidclsClipMeta *m = vidcls::gst::get_clip_meta (buf);
@@ -417,14 +413,10 @@ add_own_latency (GstVidclsInfer * self, GstQuery * query)
   {
     std::lock_guard < std::mutex > g (s->lock);
     mode = s->mode;
-    mean = s->classified ? s->latency_sum_ms / s->classified : -1.0;
+    mean = s->classified ? s->latency_sum_ms / s->classified : s->warmup_ms;
   }
   if (mode != GST_VIDCLS_INFER_MODE_SYNC)
     return;
-  if (mean < 0) {
-    std::lock_guard < std::mutex > g (s->model_lock);
-    mean = s->model ? s->model->warmup_ms : 0.0;
-  }
   gboolean live;
   GstClockTime min, max;
   gst_query_parse_latency (query, &live, &min, &max);
@@ -440,11 +432,10 @@ gst_vidcls_infer_query (GstBaseTransform * trans, GstPadDirection direction, Gst
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
   if (direction == GST_PAD_SINK && vidcls::gst::is_clip_spec_query (query)) {
-    std::lock_guard < std::mutex > g (s->model_lock);
-    if (!s->model)
+    std::lock_guard < std::mutex > g (s->lock);
+    if (!s->loaded)
       return FALSE;
-    vidcls::gst::clip_spec_query_answer (query, s->model->info.clip, s->model->device.str (),
-        s->model->name);
+    vidcls::gst::clip_spec_query_answer (query, s->clip_spec, s->model_device, s->model_name);
     return TRUE;
   }
   gboolean ret = GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query);
@@ -558,6 +549,12 @@ gst_vidcls_infer_start (GstBaseTransform * trans)
     GST_INFO_OBJECT (self, "loaded %s (%s) on %s, %s; warm-up clip %.1f ms", path.c_str (),
         s->model->info.architecture.c_str (), s->model->device.str ().c_str (),
         c10::toString (s->model->dtype), s->model->warmup_ms);
+    std::lock_guard < std::mutex > p (s->lock);
+    s->loaded = true;
+    s->clip_spec = s->model->info.clip;
+    s->model_device = s->model->device.str ();
+    s->model_name = s->model->name;
+    s->warmup_ms = s->model->warmup_ms;
   } catch (const std::exception & e) {
     post_load_error (self, path, e);
     s->model.reset ();
@@ -574,6 +571,10 @@ gst_vidcls_infer_stop (GstBaseTransform * trans)
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
   s->worker->stop ();
+  {
+    std::lock_guard < std::mutex > p (s->lock);
+    s->loaded = false;
+  }
   std::lock_guard < std::mutex > g (s->model_lock);
   s->model.reset ();
   s->runner.reset ();

@@ -7,7 +7,8 @@ namespace gst {
 
 std::vector<Classification>
 top_k (const torch::Tensor &probs, const std::vector<ClipRecord> &clips,
-    const std::vector<std::string> &labels, guint k, double threshold, double latency_ms)
+    const std::string &model, const std::vector<std::string> &labels, guint k,
+    double threshold, double latency_ms)
 {
   const int64_t n = std::min<int64_t> (std::max<guint> (k, 1), probs.size (1));
   auto top = probs.topk (n, -1);
@@ -19,6 +20,7 @@ top_k (const torch::Tensor &probs, const std::vector<ClipRecord> &clips,
   for (size_t b = 0; b < clips.size (); ++b) {
     Classification c;
     c.clip = clips[b];
+    c.model = model;
     c.latency_ms = latency_ms;
     for (int64_t i = 0; i < n; ++i) {
       const float score = v[b * n + i];
@@ -65,12 +67,12 @@ append (GValue *array, GType type, const void *value)
 }
 
 GstStructure *
-classification_structure (const Classification &c, const std::string &model)
+classification_structure (const Classification &c)
 {
   GstStructure *s = gst_structure_new_empty ("vidcls-classification");
   set_clip_fields (s, c.clip);
   gst_structure_set (s,
-      "model", G_TYPE_STRING, model.c_str (),
+      "model", G_TYPE_STRING, c.model.c_str (),
       "label", G_TYPE_STRING, c.top_label.c_str (),
       "score", G_TYPE_DOUBLE, (gdouble) c.top_score,
       "inference-time", G_TYPE_UINT64, (guint64) (c.latency_ms * GST_MSECOND), nullptr);
@@ -90,7 +92,7 @@ classification_structure (const Classification &c, const std::string &model)
 }
 
 GstVidclsClassificationMeta *
-attach_classification (GstBuffer *buf, const Classification &c, const std::string &model)
+attach_classification (GstBuffer *buf, const Classification &c)
 {
   static_assert (kNoTimestamp == GST_CLOCK_TIME_NONE, "one value for 'no timestamp'");
   GstVidclsClip clip;
@@ -103,7 +105,7 @@ attach_classification (GstBuffer *buf, const Classification &c, const std::strin
   std::vector<const gchar *> labels;
   for (const auto &l : c.labels)
     labels.push_back (l.c_str ());
-  return gst_buffer_add_vidcls_classification_meta (buf, &clip, model.c_str (),
+  return gst_buffer_add_vidcls_classification_meta (buf, &clip, c.model.c_str (),
       static_cast<guint> (c.labels.size ()), labels.data (), c.scores.data (),
       c.class_ids.data ());
 }

@@ -21,6 +21,7 @@ namespace gst {
 struct Classification
 {
   ClipRecord clip;
+  std::string model;                    /* the model that classified it */
   std::vector<std::string> labels;      /* best first, those at or above the threshold */
   std::vector<float> scores;            /* softmax probabilities, same order */
   std::vector<gint> class_ids;          /* rows of the model's head, same order */
@@ -29,11 +30,11 @@ struct Classification
   double latency_ms = 0.0;              /* inference time per clip */
 };
 
-/* One Classification per row of `probs` [B, classes] (softmax, on the CPU): the k best labels,
- * cut at `threshold`. */
+/* One Classification per row of `probs` [B, classes] (softmax, on the CPU) by `model`: the k best
+ * labels, cut at `threshold`. */
 std::vector<Classification> top_k (const torch::Tensor &probs,
-    const std::vector<ClipRecord> &clips, const std::vector<std::string> &labels, guint k,
-    double threshold, double latency_ms);
+    const std::vector<ClipRecord> &clips, const std::string &model,
+    const std::vector<std::string> &labels, guint k, double threshold, double latency_ms);
 
 /* The clip's fields of a message, named the same in every message vidcls posts: stream-id
  * (string), object-id (gint64), clip-index (guint64), start and end (guint64 ns: PTS of the
@@ -41,11 +42,10 @@ std::vector<Classification> top_k (const torch::Tensor &probs,
 void set_clip_fields (GstStructure *s, const ClipRecord &clip);
 
 /* The "vidcls-classification" element message structure. */
-GstStructure *classification_structure (const Classification &c, const std::string &model);
+GstStructure *classification_structure (const Classification &c);
 
 /* Attaches the result to a writable buffer. */
-GstVidclsClassificationMeta *attach_classification (GstBuffer *buf, const Classification &c,
-    const std::string &model);
+GstVidclsClassificationMeta *attach_classification (GstBuffer *buf, const Classification &c);
 
 }  // namespace gst
 }  // namespace vidcls

@@ -440,164 +440,192 @@ std::string layer_key(int64_t i, const char *part) {
   return "blocks." + std::to_string(i) + "." + part;
 }
 
-ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, TubeletInit init) {
-  const std::string &what = src.what;
-  const auto &cfg = model.cfg();
-  const auto &enc = cfg.spatial;
-  ImportReport report;
-  report.source_format = src.family->name;
-  std::set<std::string> used;
-  Plan plan(model, what);
-  auto take = [&](const std::string &name) -> const torch::Tensor & {
-    used.insert(name);
-    return src.need(name);
-  };
-  auto from = [&](const std::string &name) { return src.source_of(name); };
-
-  // The image model's geometry, read from its tensors (heads cannot be).
-  const auto &patch = take("patch.weight");
-  if (patch.dim() != 4) {
-    throw FormatError(what + ": the patch embedding '" + from("patch.weight") +
-                      "' should be [D, C, p, p], got " + c10::str(patch.sizes()));
-  }
-  const int64_t D = patch.size(0), C = patch.size(1), ph = patch.size(2), pw = patch.size(3);
-  int64_t depth = 0;
-  while (src.has(layer_key(depth, "norm1.weight"))) ++depth;
-  if (depth == 0) throw FormatError(what + ": no transformer layers found");
-  const int64_t mlp_dim = src.need(layer_key(0, "fc1.weight")).size(0);
-
-  if (D != enc.dim) {
-    throw MismatchError(what + ": the image model is " + std::to_string(D) +
-                        "-d but the model's spatial encoder is " + std::to_string(enc.dim) + "-d");
-  }
-  if (mlp_dim != enc.mlp_dim) {
-    throw MismatchError(what + ": the image model's MLP is " + std::to_string(mlp_dim) +
-                        " wide but the model's spatial encoder has mlp_dim " +
-                        std::to_string(enc.mlp_dim));
-  }
-  if (enc.depth > depth) {
-    throw MismatchError(what + ": the image model has " + std::to_string(depth) +
-                        " layers but the model's spatial encoder has " + std::to_string(enc.depth) +
-                        "; it can take at most as many");
-  }
-  if (C != cfg.channels) {
-    throw MismatchError(what + ": the image model takes " + std::to_string(C) +
-                        " channels but the model takes " + std::to_string(cfg.channels));
-  }
-  // Resizing a patch kernel changes what it computes (a 16x16 kernel bicubically shrunk to 8x8
-  // no longer matches the image model's embedding); refuse rather than import something else.
-  if (ph != cfg.tubelet_h || pw != cfg.tubelet_w) {
-    throw MismatchError(what + ": the image model's patches are " + dims(ph, pw) +
-                        " but the model's tubelets are " + std::to_string(cfg.tubelet_t) + "x" +
-                        dims(cfg.tubelet_h, cfg.tubelet_w) +
-                        "; the tubelet's height and width must equal the patch size");
+// One import of image ViT weights into a ViViT: what was taken, what will be set, what to say.
+class VitImport {
+ public:
+  VitImport(ViViTImpl &model, const Canonical &src)
+      : model_(model), cfg_(model.cfg()), enc_(cfg_.spatial), src_(src), what_(src.what),
+        plan_(model, src.what) {
+    report_.source_format = src.family->name;
   }
 
-  // Tubelet embedding.
-  plan.set("tubelet.weight", inflate_patch_kernel(patch, cfg.tubelet_t, init),
-           from("patch.weight"));
-  report.notes.push_back(std::string("tubelet kernel inflated from the ") + dims(ph, pw) +
-                         " patch kernel over " + std::to_string(cfg.tubelet_t) + " frames by " +
-                         (init == TubeletInit::kAverage ? "average" : "central frame"));
-  if (cfg.tubelet_bias_from_image && src.has("patch.bias")) {
-    plan.set("tubelet.bias", take("patch.bias"), from("patch.bias"));
-  } else if (src.has("patch.bias")) {
-    report.notes.push_back(
-        "tubelet bias left at its initialisation: tubelet_bias_from_image is off");
-  }
-
-  // Tokens in front of the patch grid: CLS, and DeiT's distillation token.
-  const auto &cls = take("cls");
-  plan.set("spatial.cls", cls.reshape({1, 1, -1}), from("cls"));
-  int64_t prefix = 1;
-  if (src.has("dist")) {
-    prefix = 2;
-    report.notes.push_back(
-        "DeiT distillation token dropped, with its position-embedding slot: the model has one "
-        "CLS token");
-  }
-  const auto &pos = take("pos");
-  if (pos.dim() != 3 || pos.size(0) != 1 || pos.size(2) != D || pos.size(1) <= prefix) {
-    throw FormatError(what + ": the position embedding '" + from("pos") + "' should be [1, " +
-                      std::to_string(prefix) + " + N, " + std::to_string(D) + "], got " +
-                      c10::str(pos.sizes()));
-  }
-  const int64_t n = pos.size(1) - prefix;
-  const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-  if (g * g != n) {
-    throw FormatError(what + ": the position embedding has " + std::to_string(n) +
-                      " patch slots after " + std::to_string(prefix) +
-                      " prefix token(s), not a square grid");
-  }
-  if (model.spatial->pos_embed.defined() && !cfg.pos_embed_from_image) {
-    used.erase("pos");
-    report.notes.push_back(
-        "spatial position embedding left random: pos_embed_from_image is off (the study's choice)");
-  } else if (model.spatial->pos_embed.defined()) {
-    const int64_t gh = cfg.grid_h(), gw = cfg.grid_w();
-    plan.set("spatial.pos_embed", resize_pos_embed(pos, prefix, g, gh, gw), from("pos"));
-    if (g != gh || g != gw) {
-      report.notes.push_back("spatial position embedding resized bicubically from a " + dims(g, g) +
-                             " to a " + dims(gh, gw) + " grid");
+  ImportReport run(TubeletInit init) {
+    check_geometry();
+    tubelet(init);
+    tokens();
+    blocks();
+    for (const char *p : {"weight", "bias"}) {
+      const auto name = std::string("norm.") + p;
+      plan_.set(std::string("spatial.norm.") + p, take(name), from(name));
     }
-  } else {
-    used.erase("pos");
-    report.notes.push_back(
-        "position embedding unused: the model has no spatial position embedding");
+    plan_.apply(report_);
+    report_unused(src_, used_, report_);
+    return report_;
+  }
+
+ private:
+  const torch::Tensor &take(const std::string &name) {
+    used_.insert(name);
+    return src_.need(name);
+  }
+  std::string from(const std::string &name) const { return src_.source_of(name); }
+  void note(const std::string &text) { report_.notes.push_back(text); }
+
+  // The image model's geometry, read from its tensors (heads cannot be), against the model's.
+  void check_geometry() {
+    const auto &patch = take("patch.weight");
+    if (patch.dim() != 4) {
+      throw FormatError(what_ + ": the patch embedding '" + from("patch.weight") +
+                        "' should be [D, C, p, p], got " + c10::str(patch.sizes()));
+    }
+    D_ = patch.size(0);
+    const int64_t C = patch.size(1), ph = patch.size(2), pw = patch.size(3);
+    while (src_.has(layer_key(depth_, "norm1.weight"))) ++depth_;
+    if (depth_ == 0) throw FormatError(what_ + ": no transformer layers found");
+    const int64_t mlp_dim = src_.need(layer_key(0, "fc1.weight")).size(0);
+    auto refuse = [&](const std::string &text) { throw MismatchError(what_ + ": " + text); };
+    if (D_ != enc_.dim) {
+      refuse("the image model is " + std::to_string(D_) + "-d but the model's spatial encoder is " +
+             std::to_string(enc_.dim) + "-d");
+    }
+    if (mlp_dim != enc_.mlp_dim) {
+      refuse("the image model's MLP is " + std::to_string(mlp_dim) +
+             " wide but the model's spatial encoder has mlp_dim " + std::to_string(enc_.mlp_dim));
+    }
+    if (enc_.depth > depth_) {
+      refuse("the image model has " + std::to_string(depth_) +
+             " layers but the model's spatial encoder has " + std::to_string(enc_.depth) +
+             "; it can take at most as many");
+    }
+    if (C != cfg_.channels) {
+      refuse("the image model takes " + std::to_string(C) + " channels but the model takes " +
+             std::to_string(cfg_.channels));
+    }
+    // Resizing a patch kernel changes what it computes (a 16x16 kernel bicubically shrunk to
+    // 8x8 no longer matches the image model's embedding); refuse rather than import something
+    // else.
+    if (ph != cfg_.tubelet_h || pw != cfg_.tubelet_w) {
+      refuse("the image model's patches are " + dims(ph, pw) + " but the model's tubelets are " +
+             std::to_string(cfg_.tubelet_t) + "x" + dims(cfg_.tubelet_h, cfg_.tubelet_w) +
+             "; the tubelet's height and width must equal the patch size");
+    }
+  }
+
+  void tubelet(TubeletInit init) {
+    const auto &patch = take("patch.weight");
+    plan_.set("tubelet.weight", inflate_patch_kernel(patch, cfg_.tubelet_t, init),
+              from("patch.weight"));
+    note(std::string("tubelet kernel inflated from the ") + dims(patch.size(2), patch.size(3)) +
+         " patch kernel over " + std::to_string(cfg_.tubelet_t) + " frames by " +
+         (init == TubeletInit::kAverage ? "average" : "central frame"));
+    if (cfg_.tubelet_bias_from_image && src_.has("patch.bias")) {
+      plan_.set("tubelet.bias", take("patch.bias"), from("patch.bias"));
+    } else if (src_.has("patch.bias")) {
+      note("tubelet bias left at its initialisation: tubelet_bias_from_image is off");
+    }
+  }
+
+  // Tokens in front of the patch grid (CLS, and DeiT's distillation token), and the position
+  // embedding of the grid.
+  void tokens() {
+    plan_.set("spatial.cls", take("cls").reshape({1, 1, -1}), from("cls"));
+    int64_t prefix = 1;
+    if (src_.has("dist")) {
+      prefix = 2;
+      note("DeiT distillation token dropped, with its position-embedding slot: the model has one "
+           "CLS token");
+    }
+    const auto &pos = take("pos");
+    if (pos.dim() != 3 || pos.size(0) != 1 || pos.size(2) != D_ || pos.size(1) <= prefix) {
+      throw FormatError(what_ + ": the position embedding '" + from("pos") + "' should be [1, " +
+                        std::to_string(prefix) + " + N, " + std::to_string(D_) + "], got " +
+                        c10::str(pos.sizes()));
+    }
+    const int64_t n = pos.size(1) - prefix;
+    const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+    if (g * g != n) {
+      throw FormatError(what_ + ": the position embedding has " + std::to_string(n) +
+                        " patch slots after " + std::to_string(prefix) +
+                        " prefix token(s), not a square grid");
+    }
+    if (!model_.spatial->pos_embed.defined()) {
+      used_.erase("pos");
+      note("position embedding unused: the model has no spatial position embedding");
+    } else if (!cfg_.pos_embed_from_image) {
+      used_.erase("pos");
+      note("spatial position embedding left random: pos_embed_from_image is off (the study's "
+           "choice)");
+    } else {
+      const int64_t gh = cfg_.grid_h(), gw = cfg_.grid_w();
+      plan_.set("spatial.pos_embed", resize_pos_embed(pos, prefix, g, gh, gw), from("pos"));
+      if (g != gh || g != gw) {
+        note("spatial position embedding resized bicubically from a " + dims(g, g) + " to a " +
+             dims(gh, gw) + " grid");
+      }
+    }
   }
 
   // Blocks: layer i keeps its own LayerNorms; a group of `share` layers takes the weights of its
   // first layer.
-  const bool has_qkv_bias = src.has(layer_key(0, "qkv.bias"));
-  if (has_qkv_bias && !enc.qkv_bias) {
-    throw MismatchError(what + ": the image model has qkv biases but the model's spatial " +
-                        "encoder is configured without them (qkv_bias = false)");
-  }
-  for (int64_t i = 0; i < enc.depth; ++i) {
-    const std::string ours = "spatial.blocks." + std::to_string(i) + ".";
-    for (const char *norm : {"norm1", "norm2"}) {
-      for (const char *p : {"weight", "bias"}) {
-        const auto name = layer_key(i, norm) + "." + p;
-        plan.set(ours + norm + "." + p, take(name), from(name));
+  void blocks() {
+    if (src_.has(layer_key(0, "qkv.bias")) && !enc_.qkv_bias) {
+      throw MismatchError(what_ + ": the image model has qkv biases but the model's spatial " +
+                          "encoder is configured without them (qkv_bias = false)");
+    }
+    for (int64_t i = 0; i < enc_.depth; ++i) {
+      const std::string ours = "spatial.blocks." + std::to_string(i) + ".";
+      for (const char *norm : {"norm1", "norm2"}) {
+        for (const char *p : {"weight", "bias"}) {
+          const auto name = layer_key(i, norm) + "." + p;
+          plan_.set(ours + norm + "." + p, take(name), from(name));
+        }
       }
     }
-  }
-  const int64_t groups = static_cast<int64_t>(model.spatial->weights->size());
-  for (int64_t gi = 0; gi < groups; ++gi) {
-    const int64_t i = gi * enc.share;
-    const std::string ours = "spatial.weights." + std::to_string(gi) + ".";
-    for (const char *linear : {"qkv", "proj", "fc1", "fc2"}) {
-      const auto w = layer_key(i, linear) + ".weight";
-      plan.set(ours + linear + ".weight", take(w), from(w));
-      const auto b = layer_key(i, linear) + ".bias";
-      if (!plan.has(ours + linear + ".bias")) continue;
-      if (src.has(b)) {
-        plan.set(ours + linear + ".bias", take(b), from(b));
-      } else {
-        plan.set(ours + linear + ".bias", torch::zeros_like(plan.target(ours + linear + ".bias")),
-                 w + " (no bias: zeros)");
-      }
+    const int64_t groups = static_cast<int64_t>(model_.spatial->weights->size());
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const std::string ours = "spatial.weights." + std::to_string(gi) + ".";
+      for (const char *linear : {"qkv", "proj", "fc1", "fc2"})
+        linear_layer(gi * enc_.share, ours, linear);
     }
-  }
-  if (enc.share > 1) {
-    report.notes.push_back("weight-shared encoder: each group of " + std::to_string(enc.share) +
-                           " layers takes the attention and MLP weights of its first layer");
-  }
-  if (enc.attn_mix || enc.mlp_dwconv) {
-    report.notes.push_back("MiniViT per-layer transformations keep their initialisation");
-  }
-  if (enc.depth < depth) {
-    report.notes.push_back("the first " + std::to_string(enc.depth) + " of the image model's " +
-                           std::to_string(depth) + " layers used");
-  }
-  for (const char *p : {"weight", "bias"}) {
-    const auto name = std::string("norm.") + p;
-    plan.set(std::string("spatial.norm.") + p, take(name), from(name));
+    if (enc_.share > 1) {
+      note("weight-shared encoder: each group of " + std::to_string(enc_.share) +
+           " layers takes the attention and MLP weights of its first layer");
+    }
+    if (enc_.attn_mix || enc_.mlp_dwconv) {
+      note("MiniViT per-layer transformations keep their initialisation");
+    }
+    if (enc_.depth < depth_) {
+      note("the first " + std::to_string(enc_.depth) + " of the image model's " +
+           std::to_string(depth_) + " layers used");
+    }
   }
 
-  plan.apply(report);
-  report_unused(src, used, report);
-  return report;
+  void linear_layer(int64_t i, const std::string &ours, const char *linear) {
+    const auto w = layer_key(i, linear) + ".weight";
+    plan_.set(ours + linear + ".weight", take(w), from(w));
+    const auto b = layer_key(i, linear) + ".bias";
+    const std::string bias = ours + linear + ".bias";
+    if (!plan_.has(bias)) return;
+    if (src_.has(b)) {
+      plan_.set(bias, take(b), from(b));
+    } else {
+      plan_.set(bias, torch::zeros_like(plan_.target(bias)), w + " (no bias: zeros)");
+    }
+  }
+
+  ViViTImpl &model_;
+  const ViViTConfig &cfg_;
+  const EncoderConfig &enc_;
+  const Canonical &src_;
+  const std::string &what_;
+  Plan plan_;
+  ImportReport report_;
+  std::set<std::string> used_;
+  int64_t D_ = 0, depth_ = 0;
+};
+
+ImportReport import_vit_canonical(ViViTImpl &model, const Canonical &src, TubeletInit init) {
+  return VitImport(model, src).run(init);
 }
 
 int64_t resnet_depth(const Canonical &src) {

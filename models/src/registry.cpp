@@ -46,9 +46,8 @@ constexpr std::array<float, 3> kImageNetStd = {0.229f, 0.224f, 0.225f};
 // Google's ViT and scenic's ViViT take inputs scaled to [-1, 1].
 constexpr std::array<float, 3> kHalf = {0.5f, 0.5f, 0.5f};
 
-std::vector<Preset> build_presets() {
-  std::vector<Preset> out;
-
+// The full-size presets: scenic's ViViT-B and the study's three models.
+void add_full_size_presets(std::vector<Preset> &out) {
   {  // scenic's ViViT-B/16x2 factorised encoder (Kinetics-400 config): 32 frames at stride 2.
     ViViTConfig c;
     c.frames = 32;
@@ -111,7 +110,10 @@ std::vector<Preset> build_presets() {
                    "4-layer temporal transformer over 16 frames",
                    c, clip(16, 4, 224, 256, kImageNetMean, kImageNetStd)});
   }
-  // CPU-sized presets for tests and the demo: 8 frames at 64 px.
+}
+
+// CPU-sized presets for tests and the demo: 8 frames at 64 px.
+void add_cpu_presets(std::vector<Preset> &out) {
   {
     ViViTConfig c;
     c.frames = 8;
@@ -151,6 +153,12 @@ std::vector<Preset> build_presets() {
                    "CPU-sized ResNet-18 + Temporal ViT: 512 -> 128, 2 layers, 8 frames at 64 px",
                    c, clip(8, 2, 64, 0, kImageNetMean, kImageNetStd)});
   }
+}
+
+std::vector<Preset> build_presets() {
+  std::vector<Preset> out;
+  add_full_size_presets(out);
+  add_cpu_presets(out);
   return out;
 }
 

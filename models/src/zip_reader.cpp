@@ -40,15 +40,15 @@ bool fits(std::uint64_t offset, std::uint64_t length, std::size_t size) {
 
 }  // namespace
 
-ZipReader::ZipReader(const std::uint8_t *data, std::size_t size, std::string what)
-    : data_(data), size_(size), what_(std::move(what)) {
-  auto fail = [this](const std::string &problem) -> FormatError {
-    return FormatError(what_ + ": not a valid zip archive: " + problem);
-  };
-  if (size_ < kEndOfCentralDirSize) {
-    throw fail("truncated (" + std::to_string(size_) + " bytes, no end of central directory)");
-  }
+FormatError ZipReader::invalid(const std::string &problem) const {
+  return FormatError(what_ + ": not a valid zip archive: " + problem);
+}
 
+ZipReader::Directory ZipReader::find_directory() const {
+  if (size_ < kEndOfCentralDirSize) {
+    throw invalid("truncated (" + std::to_string(size_) +
+                  " bytes, no end of central directory)");
+  }
   // The end-of-central-directory record sits before a comment of at most 64 KiB; scan back
   // for its signature.
   std::size_t eocd = size_;
@@ -62,92 +62,97 @@ ZipReader::ZipReader(const std::uint8_t *data, std::size_t size, std::string wha
       break;
     }
   }
-  if (eocd == size_) throw fail("no end of central directory record (truncated file?)");
+  if (eocd == size_) throw invalid("no end of central directory record (truncated file?)");
 
   const std::uint8_t *e = data_ + eocd;
-  std::uint64_t count = u16(e + 10);
-  std::uint64_t cd_size = u32(e + 12);
-  std::uint64_t cd_offset = u32(e + 16);
-  if (u16(e + 4) != 0 || u16(e + 6) != 0) throw fail("multi-disk archives are not supported");
-
+  Directory d{u16(e + 10), u32(e + 12), u32(e + 16)};
+  if (u16(e + 4) != 0 || u16(e + 6) != 0) throw invalid("multi-disk archives are not supported");
   // Saturated fields mean the real values live in the zip64 end-of-central-directory record,
   // found through the locator just before the classic record.
-  if (count == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) {
+  if (d.count == 0xffff || d.size == 0xffffffff || d.offset == 0xffffffff) {
     if (eocd < kZip64LocatorSize || u32(data_ + eocd - kZip64LocatorSize) != kZip64LocatorSig) {
-      throw fail("zip64 end of central directory locator missing");
+      throw invalid("zip64 end of central directory locator missing");
     }
     const std::uint64_t rec = u64(data_ + eocd - kZip64LocatorSize + 8);
     if (!fits(rec, kZip64EndOfCentralDirSize, size_) ||
         u32(data_ + rec) != kZip64EndOfCentralDirSig) {
-      throw fail("zip64 end of central directory record out of range");
+      throw invalid("zip64 end of central directory record out of range");
     }
     const std::uint8_t *z = data_ + rec;
-    count = u64(z + 32);
-    cd_size = u64(z + 40);
-    cd_offset = u64(z + 48);
+    d = {u64(z + 32), u64(z + 40), u64(z + 48)};
   }
-  if (!fits(cd_offset, cd_size, size_)) {
-    throw fail("central directory (offset " + std::to_string(cd_offset) + ", " +
-               std::to_string(cd_size) + " bytes) out of range of the " + std::to_string(size_) +
-               "-byte file");
+  if (!fits(d.offset, d.size, size_)) {
+    throw invalid("central directory (offset " + std::to_string(d.offset) + ", " +
+                  std::to_string(d.size) + " bytes) out of range of the " +
+                  std::to_string(size_) + "-byte file");
   }
   // Every record takes at least 46 bytes, so the count cannot ask for more than that.
-  if (count > cd_size / kCentralHeaderSize) {
-    throw fail("central directory claims " + std::to_string(count) + " entries in " +
-               std::to_string(cd_size) + " bytes");
+  if (d.count > d.size / kCentralHeaderSize) {
+    throw invalid("central directory claims " + std::to_string(d.count) + " entries in " +
+                  std::to_string(d.size) + " bytes");
   }
+  return d;
+}
 
-  entries_.reserve(count);
-  const std::uint8_t *p = data_ + cd_offset;
-  std::uint64_t left = cd_size;
-  for (std::uint64_t i = 0; i < count; ++i) {
-    if (left < kCentralHeaderSize || u32(p) != kCentralHeaderSig) {
-      throw fail("central directory record " + std::to_string(i) + " is truncated or corrupt");
-    }
-    ZipEntry entry;
-    entry.flags = u16(p + 8);
-    entry.method = u16(p + 10);
-    entry.compressed_size = u32(p + 20);
-    entry.size = u32(p + 24);
-    const std::size_t name_len = u16(p + 28);
-    const std::size_t extra_len = u16(p + 30);
-    const std::size_t comment_len = u16(p + 32);
-    entry.local_header_offset = u32(p + 42);
-    const std::uint64_t record = kCentralHeaderSize + name_len + extra_len + comment_len;
-    if (record > left) {
-      throw fail("central directory record " + std::to_string(i) + " overruns the directory");
-    }
-    entry.name.assign(reinterpret_cast<const char *>(p + kCentralHeaderSize), name_len);
+std::uint64_t ZipReader::read_record(const std::uint8_t *p, std::uint64_t left,
+                                     std::uint64_t i) {
+  if (left < kCentralHeaderSize || u32(p) != kCentralHeaderSig) {
+    throw invalid("central directory record " + std::to_string(i) + " is truncated or corrupt");
+  }
+  ZipEntry entry;
+  entry.flags = u16(p + 8);
+  entry.method = u16(p + 10);
+  entry.compressed_size = u32(p + 20);
+  entry.size = u32(p + 24);
+  const std::size_t name_len = u16(p + 28);
+  const std::size_t extra_len = u16(p + 30);
+  const std::size_t comment_len = u16(p + 32);
+  entry.local_header_offset = u32(p + 42);
+  const std::uint64_t record = kCentralHeaderSize + name_len + extra_len + comment_len;
+  if (record > left) {
+    throw invalid("central directory record " + std::to_string(i) + " overruns the directory");
+  }
+  entry.name.assign(reinterpret_cast<const char *>(p + kCentralHeaderSize), name_len);
 
-    // zip64 extra field: 64-bit values, in this order, for exactly the saturated fields.
-    const std::uint8_t *x = p + kCentralHeaderSize + name_len;
-    std::size_t x_left = extra_len;
-    while (x_left >= 4) {
-      const std::uint16_t id = u16(x);
-      const std::size_t len = u16(x + 2);
-      if (len > x_left - 4) throw fail("extra field of '" + entry.name + "' overruns its record");
-      if (id == kZip64ExtraId) {
-        const std::uint8_t *v = x + 4;
-        std::size_t v_left = len;
-        auto take = [&](std::uint64_t &field) {
-          if (field != 0xffffffff) return;
-          if (v_left < 8) throw fail("zip64 extra field of '" + entry.name + "' is truncated");
-          field = u64(v);
-          v += 8;
-          v_left -= 8;
-        };
-        take(entry.size);
-        take(entry.compressed_size);
-        take(entry.local_header_offset);
-      }
-      x += 4 + len;
-      x_left -= 4 + len;
+  // zip64 extra field: 64-bit values, in this order, for exactly the saturated fields.
+  const std::uint8_t *x = p + kCentralHeaderSize + name_len;
+  std::size_t x_left = extra_len;
+  while (x_left >= 4) {
+    const std::uint16_t id = u16(x);
+    const std::size_t len = u16(x + 2);
+    if (len > x_left - 4) throw invalid("extra field of '" + entry.name + "' overruns its record");
+    if (id == kZip64ExtraId) {
+      const std::uint8_t *v = x + 4;
+      std::size_t v_left = len;
+      auto take = [&](std::uint64_t &field) {
+        if (field != 0xffffffff) return;
+        if (v_left < 8) throw invalid("zip64 extra field of '" + entry.name + "' is truncated");
+        field = u64(v);
+        v += 8;
+        v_left -= 8;
+      };
+      take(entry.size);
+      take(entry.compressed_size);
+      take(entry.local_header_offset);
     }
+    x += 4 + len;
+    x_left -= 4 + len;
+  }
+  if (!index_.emplace(entry.name, entries_.size()).second) {
+    throw invalid("duplicate entry '" + entry.name + "'");
+  }
+  entries_.push_back(std::move(entry));
+  return record;
+}
 
-    if (!index_.emplace(entry.name, entries_.size()).second) {
-      throw fail("duplicate entry '" + entry.name + "'");
-    }
-    entries_.push_back(std::move(entry));
+ZipReader::ZipReader(const std::uint8_t *data, std::size_t size, std::string what)
+    : data_(data), size_(size), what_(std::move(what)) {
+  const Directory d = find_directory();
+  entries_.reserve(d.count);
+  const std::uint8_t *p = data_ + d.offset;
+  std::uint64_t left = d.size;
+  for (std::uint64_t i = 0; i < d.count; ++i) {
+    const std::uint64_t record = read_record(p, left, i);
     p += record;
     left -= record;
   }

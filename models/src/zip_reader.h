@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vidcls/errors.h"
+
 namespace vidcls::detail {
 
 struct ZipEntry {
@@ -40,6 +42,15 @@ class ZipReader {
   ByteSpan read(const ZipEntry &entry) const;
 
  private:
+  // Where the central directory is: its entry count, size and offset (zip64 followed).
+  struct Directory {
+    std::uint64_t count, size, offset;
+  };
+  Directory find_directory() const;
+  // Reads the central directory record at `p` (`left` bytes of the directory remain) into
+  // entries_; returns its size.
+  std::uint64_t read_record(const std::uint8_t *p, std::uint64_t left, std::uint64_t i);
+  FormatError invalid(const std::string &problem) const;
   const std::uint8_t *data_;
   std::size_t size_;
   std::string what_;

@@ -169,7 +169,7 @@ TEST(MsrDataset, ValidationTakesWholeTrainingSubjectsNeverATestSubject) {
   for (const auto &v : ds.val) val_subjects.insert(v.subject);
   for (const auto &v : ds.test) test_subjects.insert(v.subject);
   EXPECT_EQ(val_subjects.size(), 1u) << "round(0.1 x 5 subjects), at least one";
-  EXPECT_EQ(ds.val.size(), 16u) << "every video of the validation subject";
+  EXPECT_EQ(ds.val.size(), 32u) << "every video of the validation subject (16 x 2 settings)";
   EXPECT_EQ(ds.train.size() + ds.val.size(), 160u);
   EXPECT_EQ(ds.test.size(), 160u);
   std::set<int> all_train = train_subjects;

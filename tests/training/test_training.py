@@ -3,9 +3,9 @@
 
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
-CASE is one of: learns, corrupt, reproducible, resume, eval, distill, precision. The cases share
-one dataset and clip cache under DIR (made once, under a lock), so each spends its time on what
-it checks.
+CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision. The
+cases share one dataset and clip cache under DIR (made once, under a lock), so each spends its
+time on what it checks. Default cache locations go under DIR too (VIDCLS_CACHE_DIR).
 """
 import argparse
 import csv
@@ -59,24 +59,26 @@ class Env:
         """The shared dataset (with one corrupt video) and its clip cache, made once."""
         data = os.path.join(self.work, "data")
         cache_run = os.path.join(self.work, "cache-run")
+        cache = os.path.join(self.work, "cache")
         with open(os.path.join(self.work, ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             done = os.path.join(self.work, ".ready")
             recipe = " ".join(SYNTH)  # a work folder left by another version is made again
-            if not os.path.exists(done) or open(done).read() != recipe:
-                for d in (data, cache_run):
+            if (not os.path.exists(done) or open(done).read() != recipe or
+                    not os.path.isfile(os.path.join(cache, "index.json"))):
+                for d in (data, cache_run, cache):
                     shutil.rmtree(d, ignore_errors=True)
                 p = run([self.tool("vidcls-synth"), "--out", data, "--corrupt", "1", "-q"] + SYNTH)
                 check(p.returncode == 0, "vidcls-synth failed")
                 # A one-epoch run builds the cache; its output is the cache report.
                 p = run([self.tool("vidcls-train"), "--model", "vivit", "--data", data, "--out",
-                         cache_run, "--epochs", "1", "--repeats", "1"])
+                         cache_run, "--cache", cache, "--epochs", "1", "--repeats", "1"])
                 check(p.returncode == 0, "vidcls-train failed to build the cache")
                 with open(os.path.join(self.work, "cache-report.txt"), "w") as f:
                     f.write(p.stdout)
                 with open(done, "w") as f:
                     f.write(recipe)
-        return data, os.path.join(cache_run, "cache")
+        return data, cache
 
     def train(self, out, *args, timeout=300):
         data, cache = self.dataset()
@@ -115,6 +117,7 @@ def case_learns(env):
     check(last < 0.8 * first, f"the training loss fell from {first:.3f} only to {last:.3f}")
     check(train_acc >= 0.8, f"training accuracy {train_acc:.3f} < 0.8")
     check(test_last >= 0.75, f"held-out top-1 {test_last:.3f} < 0.75 (chance 0.25)")
+    check(all(0 <= float(r["val_top1"]) <= 1 for r in rows), "validation top-1 missing")
     for f in ("best.safetensors", "last.safetensors", "curves.png"):
         check(os.path.exists(os.path.join(out, f)), f"{f} missing")
 
@@ -129,13 +132,58 @@ def case_corrupt(env):
     check(len(skipped) == 1, f"expected one skipped video, report says {skipped}")
     check("_rgb.avi" in skipped[0], "the skipped line names no file")
     check("epoch   1/1" in report, "training did not go on after the skipped video")
-    # A dataset folder given directly, with the corrupt file: the cache is reused (no decoding).
+    # A dataset folder given directly, the cache left to its default place: the first run decodes
+    # it there, the next run (another model, another output folder) finds it and decodes nothing.
     data, _ = env.dataset()
-    p = run([env.tool("vidcls-train"), "--model", "vivit", "--data", data, "--out",
-             os.path.join(env.work, "cache-run"), "--epochs", "1", "--repeats", "1"])
-    check(p.returncode == 0, "second run failed")
-    check("0 decoded" in p.stdout and "skipped" in p.stdout,
-          "an unchanged dataset was decoded again or the skipped video not reported")
+    caches = os.path.join(env.work, "default-caches")
+    shutil.rmtree(caches, ignore_errors=True)
+    runs = []
+    for model, out in (("vivit", "default-a"), ("mini-vivit", "default-b")):
+        runs.append(run([env.tool("vidcls-train"), "--model", model, "--data", data, "--out",
+                         os.path.join(env.work, out), "--epochs", "1", "--repeats", "1"],
+                        env=dict(os.environ, VIDCLS_CACHE_DIR=caches)))
+        check(runs[-1].returncode == 0, f"{model} run on the dataset folder failed")
+    check("(0 decoded" not in runs[0].stdout, "the first run found a cache that was not there")
+    check(os.path.dirname(re.search(r"clip cache of \S+: (\S+)", runs[0].stdout).group(1)) ==
+          caches, "the default cache is not under VIDCLS_CACHE_DIR")
+    check("(0 decoded" in runs[1].stdout and "skipped" in runs[1].stdout,
+          "the next run on the unchanged dataset decoded it again, or lost the skipped video")
+
+
+def case_select(env):
+    """best.safetensors is the epoch with the best validation top-1 (ties: lower validation loss);
+    metrics.csv records validation and test apart; validation subjects are whole training
+    subjects, never a test subject."""
+    data, cache = env.dataset()
+    with open(os.path.join(cache, "index.json")) as f:
+        index = json.load(f)
+    subjects = {}
+    for v in index["videos"]:
+        subjects.setdefault(v["split"], set()).add(v["subject"])
+    print({k: sorted(v) for k, v in subjects.items()})
+    check(set(subjects) == {"train", "val", "test"}, f"sides {sorted(subjects)}")
+    check(not (subjects["val"] & subjects["test"]), "a subject in validation and test")
+    check(not (subjects["val"] & subjects["train"]), "a subject in validation and training")
+    check(all(s % 2 == 1 for s in subjects["val"]), "validation is not from the training side")
+    p = env.train("select", "--epochs", "4", "--repeats", "1", "--seed", "9")
+    check(p.returncode == 0, "training failed")
+    out = os.path.join(env.work, "select")
+    rows = read_metrics(os.path.join(out, "metrics.csv"))
+    for col in ("val_loss", "val_top1", "val_top5", "test_loss", "test_top1", "test_top5"):
+        check(col in rows[0], f"metrics.csv has no {col}")
+    chosen = max(rows, key=lambda r: (float(r["val_top1"]), -float(r["val_loss"])))
+    info = run([env.tool("../models/vidcls-info"), os.path.join(out, "best.safetensors"), "--json"])
+    prov = json.loads(info.stdout)["provenance"]
+    print(f"best epoch {prov['epochs']}, by validation {chosen['epoch']}; test top-1 per epoch",
+          [r["test_top1"] for r in rows])
+    check(prov["epochs"] == int(chosen["epoch"]), "best.safetensors is not the best validation "
+          f"epoch ({prov['epochs']} vs {chosen['epoch']})")
+    check(prov["selected_on"] == "validation", "the provenance does not say what chose it")
+    check(abs(prov["metrics"]["test_top1"] - float(chosen["test_top1"])) < 1e-6 and
+          abs(prov["metrics"]["val_top1"] - float(chosen["val_top1"])) < 1e-6,
+          "best.safetensors' metrics are not its epoch's")
+    check(f"best.safetensors: epoch {chosen['epoch']}" in p.stdout,
+          "the run does not report the chosen epoch")
 
 
 def case_reproducible(env):
@@ -223,8 +271,8 @@ def case_eval(env):
     check(p.returncode == 0, "vidcls-eval on the cache failed")
     with open(jpath) as f:
         j = json.load(f)
-    rows = read_metrics(os.path.join(out, "metrics.csv"))
-    best = max(float(r["test_top1"]) for r in rows)
+    info = run([env.tool("../models/vidcls-info"), ckpt, "--json"])
+    best = json.loads(info.stdout)["provenance"]["metrics"]["test_top1"]
     check(abs(j["top1"] - best) < 1e-9, f"eval top-1 {j['top1']} != training's {best}")
     # Multi-view testing runs and keeps the fields.
     p = run([env.tool("vidcls-eval"), "--model", ckpt, "--data", cache, "--views", "2x3", "-q"])
@@ -295,7 +343,8 @@ def case_precision(env):
     check(r.returncode == 1 and "needs --device cuda" in r.stdout, "fp16 on the CPU was taken")
 
 
-CASES = {"learns": case_learns, "corrupt": case_corrupt, "reproducible": case_reproducible,
+CASES = {"learns": case_learns, "corrupt": case_corrupt, "select": case_select,
+         "reproducible": case_reproducible,
          "resume": case_resume, "eval": case_eval, "distill": case_distill,
          "precision": case_precision}
 

@@ -117,4 +117,64 @@ TEST(ClipWindows, CoverEverySampledFrameWhenHopAtMostT) {
   }
 }
 
+TEST(ClipRows, ShortClipsRepeatTheirLastFrame) {
+  EXPECT_EQ(vidcls::clip_rows(3, 5), (std::vector<int64_t>{0, 1, 2, 2, 2}));
+  EXPECT_EQ(vidcls::clip_rows(5, 5), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(vidcls::clip_rows(0, 2), (std::vector<int64_t>{0, 0}));
+}
+
+// The live cutter gives the records clip_windows gives a file, with the time spans of the frames.
+TEST(ClipCutter, RecordsAreTheFilesWindowsWithTheirTimeSpans) {
+  for (uint64_t hop : {2, 4, 6}) {
+    SCOPED_TRACE("hop " + std::to_string(hop));
+    vidcls::ClipCutter cutter;
+    cutter.set_stream("s0");
+    cutter.configure(4, hop);
+    const uint64_t n = 15;
+    std::vector<vidcls::ClipRecord> got;
+    for (uint64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(cutter.next_sample(), i);
+      vidcls::ClipRecord r;
+      if (cutter.add(100 * i, 100 * i + 40, r)) got.push_back(r);
+    }
+    vidcls::ClipRecord last;
+    if (cutter.finish(vidcls::EosPolicy::kPad, last)) got.push_back(last);
+    vidcls::ClipRecord again;
+    EXPECT_FALSE(cutter.finish(vidcls::EosPolicy::kPad, again)) << "sent once";
+    const auto want = vidcls::clip_windows(n, 4, hop, vidcls::EosPolicy::kPad);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_EQ(got[k].index, want[k].index);
+      EXPECT_EQ(got[k].first_sample, want[k].first_sample);
+      EXPECT_EQ(got[k].n_frames, want[k].n_frames);
+      EXPECT_EQ(got[k].partial, want[k].partial);
+      EXPECT_EQ(got[k].stream, "s0");
+      EXPECT_EQ(got[k].object_id, vidcls::kWholeFrame);
+      EXPECT_EQ(got[k].start, 100 * got[k].first_sample);
+      EXPECT_EQ(got[k].end, 100 * (got[k].first_sample + got[k].n_frames - 1) + 40);
+    }
+    // Frames between clips (hop > T) are in none.
+    EXPECT_EQ(cutter.in_a_clip(4), hop <= 4);
+  }
+}
+
+TEST(ClipCutter, ResetStartsANewEpochAndRestartGoesBackToZero) {
+  vidcls::ClipCutter cutter;
+  cutter.configure(2, 2);
+  vidcls::ClipRecord r;
+  EXPECT_FALSE(cutter.add(0, 1, r));
+  cutter.reset();
+  EXPECT_EQ(cutter.epoch(), 1u);
+  EXPECT_FALSE(cutter.add(10, 11, r));
+  ASSERT_TRUE(cutter.add(20, 21, r));
+  EXPECT_EQ(r.epoch, 1u);
+  EXPECT_EQ(r.index, 0u);
+  EXPECT_EQ(r.start, 10u);
+  cutter.configure(3, 3);  // same epoch, from the next frame
+  EXPECT_EQ(cutter.epoch(), 1u);
+  EXPECT_EQ(cutter.sampled(), 0u);
+  cutter.restart();
+  EXPECT_EQ(cutter.epoch(), 0u);
+}
+
 }  // namespace

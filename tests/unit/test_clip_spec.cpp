@@ -66,7 +66,8 @@ TEST(ClipSpec, BatchEqualsFrameByFrame) {
 // The contract written with plain torch ops: float, bilinear interpolate (antialiased when either
 // side shrinks), crop / pad, normalise. The library's CPU path resizes straight from the uint8
 // pixels and must agree with it up to float rounding.
-torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s) {
+torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s,
+                        int64_t top = -1, int64_t left = -1) {
   namespace F = torch::nn::functional;
   const int64_t H = frames.size(1), W = frames.size(2), h = s.height, w = s.width;
   int64_t nh = h, nw = w;
@@ -96,7 +97,7 @@ torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s) 
     return F::pad(x, F::PadFuncOptions({(w - nw) / 2, w - nw - (w - nw) / 2, (h - nh) / 2,
                                         h - nh - (h - nh) / 2}));
   }
-  return x.narrow(2, (nh - h) / 2, h).narrow(3, (nw - w) / 2, w);
+  return x.narrow(2, top < 0 ? (nh - h) / 2 : top, h).narrow(3, left < 0 ? (nw - w) / 2 : left, w);
 }
 
 TEST(ClipSpec, AgreesWithTorchInterpolateForEverySizeAndMode) {
@@ -150,6 +151,75 @@ TEST(ClipSpec, JsonRoundTripAndValidation) {
   EXPECT_THROW(vidcls::resize_mode_from_string("fill"), std::invalid_argument);
   EXPECT_THROW(vidcls::preprocess_frame(torch::zeros({4, 4, 3}), vidcls::ClipSpec{}),
                c10::Error);  // float frames are not the contract
+}
+
+// Training's random crops and multi-view testing move the crop through the contract itself: the
+// crop at an offset is the same resized frame, cut elsewhere; offsets beyond the room are clamped.
+TEST(ClipSpec, CropOffsetCutsTheSameResizedFrameElsewhere) {
+  torch::manual_seed(5);
+  auto s = spec(32, 32, vidcls::ResizeMode::kCrop);
+  s.short_side = 40;
+  const auto frames = torch::randint(0, 256, {2, 60, 90, 3}, torch::kUInt8);
+  const auto plan = vidcls::plan_resize(60, 90, s);
+  EXPECT_EQ(plan.resized_h, 40);
+  EXPECT_EQ(plan.resized_w, 60);
+  EXPECT_EQ(plan.top, 4);
+  EXPECT_EQ(plan.left, 14);
+  for (auto [top, left] : {std::pair<int64_t, int64_t>{0, 0}, {8, 28}, {3, 11}}) {
+    const auto got = vidcls::preprocess_frames(frames, s, {top, left});
+    EXPECT_LT((got - reference(frames, s, top, left)).abs().max().item<double>(), 2e-5)
+        << top << ", " << left;
+  }
+  // Centred by default, clamped to the room (8 rows, 28 columns) when asked for more.
+  EXPECT_TRUE(torch::equal(vidcls::preprocess_frames(frames, s, {-1, -1}),
+                           vidcls::preprocess_frames(frames, s)));
+  EXPECT_TRUE(torch::equal(vidcls::preprocess_frames(frames, s, {100, 100}),
+                           vidcls::preprocess_frames(frames, s, {8, 28})));
+}
+
+// The clip cache stores frames resized by the same weights, without normalisation.
+TEST(ClipSpec, ResizeFramesIsTheContractWithoutNormalisation) {
+  torch::manual_seed(6);
+  const auto frames = torch::randint(0, 256, {2, 50, 70, 3}, torch::kUInt8);
+  const auto [h, w] = vidcls::short_side_size(50, 70, 36);
+  EXPECT_EQ(h, 36);
+  EXPECT_EQ(w, 50);  // 70 * 36 / 50 = 50.4
+  const auto portrait = vidcls::short_side_size(70, 50, 36);
+  EXPECT_EQ(portrait.first, 50);
+  EXPECT_EQ(portrait.second, 36);
+  auto stretch = spec(static_cast<int>(w), static_cast<int>(h), vidcls::ResizeMode::kStretch);
+  stretch.mean = {0, 0, 0};
+  stretch.std = {1.0f / 255, 1.0f / 255, 1.0f / 255};
+  const auto got = vidcls::resize_frames(frames, h, w);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, 3, h, w}));
+  EXPECT_LT((got - reference(frames, stretch)).abs().max().item<double>(), 5e-3);
+  EXPECT_GE(got.min().item<float>(), 0.0f);
+  EXPECT_LE(got.max().item<float>(), 255.0f);
+}
+
+// A clip ring's slot is written in place, with what preprocess_frames returns.
+TEST(ClipSpec, PreprocessIntoARingSlotWritesTheSameTensor) {
+  torch::manual_seed(7);
+  const auto s = spec(16, 12, vidcls::ResizeMode::kLetterbox);
+  const auto frame = torch::randint(0, 256, {1, 30, 50, 3}, torch::kUInt8);
+  auto ring = torch::full({4, 3, 12, 16}, 7.0f);
+  const float *before = ring.data_ptr<float>();
+  vidcls::preprocess_frames_into(frame, s, ring.narrow(0, 2, 1));
+  EXPECT_EQ(ring.data_ptr<float>(), before);
+  EXPECT_TRUE(torch::equal(ring[2], vidcls::preprocess_frames(frame, s)[0]));
+  EXPECT_TRUE(torch::equal(ring[1], torch::full({3, 12, 16}, 7.0f)));  // the others untouched
+  EXPECT_THROW(vidcls::preprocess_frames_into(frame, s, ring.narrow(0, 0, 2)), c10::Error);
+}
+
+// The one rule for a clip shorter than T: its last frame repeated.
+TEST(ClipSpec, ShortClipsAreCompletedWithTheirLastFrame) {
+  const auto clip = torch::arange(3, torch::kFloat32).view({3, 1, 1, 1}).expand({3, 3, 2, 2});
+  const auto whole = vidcls::complete_clip(clip, 5);
+  ASSERT_EQ(whole.size(0), 5);
+  const std::vector<float> firsts = {0, 1, 2, 2, 2};
+  for (int64_t t = 0; t < 5; ++t) EXPECT_EQ(whole[t][0][0][0].item<float>(), firsts[t]);
+  EXPECT_TRUE(vidcls::complete_clip(whole, 5).is_same(whole));
+  EXPECT_THROW(vidcls::complete_clip(whole, 4), c10::Error);
 }
 
 }  // namespace

@@ -178,6 +178,57 @@ cv::Mat make_background(Rng &rng, int width, int height) {
   return out;
 }
 
+// Where the object is at progress u in [0, 1] (frame pixels at t = 0).
+struct Pose {
+  double x, y, radius, angle;
+};
+
+// The path of motion `m` through a w x h frame (s: its short side), drawn from `rng`.
+std::function<Pose(double)> motion_path(int m, Rng &rng, double s, int w, int h, double angle0) {
+  const double pad = 0.04 * s;
+  std::function<Pose(double)> pose;
+  if (m <= kSlideDown) {
+    const double r = rng.uniform(0.10, 0.16) * s;
+    const bool horizontal = m == kSlideLeft || m == kSlideRight;
+    const double along = horizontal ? w : h, across = horizontal ? h : w;
+    const double lo = r + pad, usable = along - 2 * lo;
+    const double distance = rng.uniform(0.5, 0.85) * usable;
+    const double start = lo + rng.uniform(0, usable - distance);
+    const double cross = rng.uniform(r + pad, across - r - pad);
+    const double sign = (m == kSlideRight || m == kSlideDown) ? 1 : -1;
+    const double from = sign > 0 ? start : start + distance;
+    pose = [=](double u) {
+      const double a = from + sign * distance * u;
+      return horizontal ? Pose{a, cross, r, angle0} : Pose{cross, a, r, angle0};
+    };
+  } else if (m == kRotateCw || m == kRotateCcw) {
+    const double r = rng.uniform(0.15, 0.22) * s;
+    const double cx = rng.uniform(r + pad, w - r - pad), cy = rng.uniform(r + pad, h - r - pad);
+    const double turn = rng.uniform(120, 240) * (m == kRotateCw ? 1 : -1);
+    pose = [=](double u) { return Pose{cx, cy, r, angle0 + turn * u}; };
+  } else if (m == kGrow || m == kShrink) {
+    const double r0 = rng.uniform(0.07, 0.10) * s, factor = rng.uniform(1.8, 2.4);
+    const double r1 = r0 * factor;
+    const double cx = rng.uniform(r1 + pad, w - r1 - pad), cy = rng.uniform(r1 + pad, h - r1 - pad);
+    const bool grow = m == kGrow;
+    pose = [=](double u) {
+      return Pose{cx, cy, (grow ? r0 : r1) * std::pow(factor, grow ? u : -u), angle0};
+    };
+  } else {
+    const double r = rng.uniform(0.08, 0.11) * s, orbit = rng.uniform(0.16, 0.24) * s;
+    const double reach = r + orbit + pad;
+    const double cx = rng.uniform(reach, std::max(reach, w - reach));
+    const double cy = rng.uniform(reach, std::max(reach, h - reach));
+    const double phase = rng.uniform(0, 2 * kPi);
+    const double arc = rng.uniform(180, 300) * kPi / 180 * (m == kOrbitCw ? 1 : -1);
+    pose = [=](double u) {
+      return Pose{cx + orbit * std::cos(phase + arc * u), cy + orbit * std::sin(phase + arc * u),
+                  r, angle0};
+    };
+  }
+  return pose;
+}
+
 }  // namespace
 
 const std::vector<std::string> &synth_motion_names() {
@@ -219,53 +270,8 @@ SynthVideo render_synth_video(const SynthScene &scene) {
   const Sprite object =
       make_sprite(rng.integer(0, kNumShapes - 1), colour, colour_away_from(rng, colour, 110));
   const double angle0 = rng.uniform(0, 360);
-  const double pad = 0.04 * s;
 
-  // Where the object is at progress u in [0, 1] (frame pixels at t = 0).
-  struct Pose {
-    double x, y, radius, angle;
-  };
-  std::function<Pose(double)> pose;
-  const int m = scene.motion;
-  if (m <= kSlideDown) {
-    const double r = rng.uniform(0.10, 0.16) * s;
-    const bool horizontal = m == kSlideLeft || m == kSlideRight;
-    const double along = horizontal ? w : h, across = horizontal ? h : w;
-    const double lo = r + pad, usable = along - 2 * lo;
-    const double distance = rng.uniform(0.5, 0.85) * usable;
-    const double start = lo + rng.uniform(0, usable - distance);
-    const double cross = rng.uniform(r + pad, across - r - pad);
-    const double sign = (m == kSlideRight || m == kSlideDown) ? 1 : -1;
-    const double from = sign > 0 ? start : start + distance;
-    pose = [=](double u) {
-      const double a = from + sign * distance * u;
-      return horizontal ? Pose{a, cross, r, angle0} : Pose{cross, a, r, angle0};
-    };
-  } else if (m == kRotateCw || m == kRotateCcw) {
-    const double r = rng.uniform(0.15, 0.22) * s;
-    const double cx = rng.uniform(r + pad, w - r - pad), cy = rng.uniform(r + pad, h - r - pad);
-    const double turn = rng.uniform(120, 240) * (m == kRotateCw ? 1 : -1);
-    pose = [=](double u) { return Pose{cx, cy, r, angle0 + turn * u}; };
-  } else if (m == kGrow || m == kShrink) {
-    const double r0 = rng.uniform(0.07, 0.10) * s, factor = rng.uniform(1.8, 2.4);
-    const double r1 = r0 * factor;
-    const double cx = rng.uniform(r1 + pad, w - r1 - pad), cy = rng.uniform(r1 + pad, h - r1 - pad);
-    const bool grow = m == kGrow;
-    pose = [=](double u) {
-      return Pose{cx, cy, (grow ? r0 : r1) * std::pow(factor, grow ? u : -u), angle0};
-    };
-  } else {
-    const double r = rng.uniform(0.08, 0.11) * s, orbit = rng.uniform(0.16, 0.24) * s;
-    const double reach = r + orbit + pad;
-    const double cx = rng.uniform(reach, std::max(reach, w - reach));
-    const double cy = rng.uniform(reach, std::max(reach, h - reach));
-    const double phase = rng.uniform(0, 2 * kPi);
-    const double arc = rng.uniform(180, 300) * kPi / 180 * (m == kOrbitCw ? 1 : -1);
-    pose = [=](double u) {
-      return Pose{cx + orbit * std::cos(phase + arc * u), cy + orbit * std::sin(phase + arc * u),
-                  r, angle0};
-    };
-  }
+  const std::function<Pose(double)> pose = motion_path(scene.motion, rng, s, w, h, angle0);
   const double noise_sigma = rng.uniform(0, 4);
   cv::RNG noise_rng(rng.bits());
 
@@ -394,23 +400,23 @@ void write_corrupt(const Job &job, const fs::path &path, const SynthOptions &o, 
   if (!f) throw std::runtime_error("cannot write " + path.string());
 }
 
-}  // namespace
+// Every file of the dataset: name, label, subject or split, and the scene to render.
+struct JobPlan {
+  std::vector<Job> jobs;
+  std::vector<std::string> ids;            // kinetics400, per job
+  std::vector<std::pair<int, int>> times;  // kinetics400, per job
+};
 
-std::vector<SynthItem> write_synth_dataset(const SynthOptions &o,
-                                           const std::function<void(int, int)> &progress) {
-  o.validate();
+JobPlan plan_jobs(const SynthOptions &o) {
   const auto &names = synth_motion_names();
-  const fs::path out(o.out);
-  const VideoCodec codec = o.layout == SynthLayout::kMsr           ? VideoCodec::kMjpegAvi
-                           : o.layout == SynthLayout::kKinetics400 ? VideoCodec::kMpeg4Mp4
-                                                                   : VideoCodec::kVp8Webm;
   const int seconds = std::max(1, (o.frames + o.fps - 1) / o.fps);
   const int val_per_class = o.videos_per_class >= 2 ? std::max(1, o.videos_per_class / 5) : 0;
   const int repetitions = (o.videos_per_class + o.subjects - 1) / o.subjects;
 
-  std::vector<Job> jobs;
-  std::vector<std::string> ids;                // kinetics400, per job
-  std::vector<std::pair<int, int>> times;      // kinetics400, per job
+  JobPlan plan;
+  auto &jobs = plan.jobs;
+  auto &ids = plan.ids;
+  auto &times = plan.times;
   std::set<std::string> used_ids;
   Rng id_rng(splitmix64(o.seed ^ 0x4B494E4554494353ull));
   const int total = o.classes * o.videos_per_class + o.corrupt;
@@ -458,18 +464,14 @@ std::vector<SynthItem> write_synth_dataset(const SynthOptions &o,
     jobs.push_back(std::move(job));
   }
 
-  fs::create_directories(out);
-  for (const auto &job : jobs) fs::create_directories((out / job.item.file).parent_path());
-  {
-    std::ofstream labels(out / "labels.txt");
-    for (int c = 0; c < o.classes; ++c) labels << names[c] << '\n';
-    if (!labels) throw std::runtime_error("cannot write " + (out / "labels.txt").string());
-  }
-  if (o.layout == SynthLayout::kKinetics400) {
-    write_csv(out / "train.csv", jobs, "train", ids, times);
-    write_csv(out / "val.csv", jobs, "val", ids, times);
-  }
+  return plan;
+}
 
+// Renders and encodes every job on o.jobs threads; rethrows the first failure.
+void render_jobs(const std::vector<Job> &jobs, const SynthOptions &o, VideoCodec codec,
+                 const std::function<void(int, int)> &progress) {
+  const fs::path out(o.out);
+  const int total = static_cast<int>(jobs.size());
   std::atomic<int> next{0};
   std::mutex mutex;  // guards done, error and progress calls
   int done = 0;
@@ -507,8 +509,33 @@ std::vector<SynthItem> write_synth_dataset(const SynthOptions &o,
   for (auto &t : threads) t.join();
   if (error) std::rethrow_exception(error);
 
+}
+
+}  // namespace
+
+std::vector<SynthItem> write_synth_dataset(const SynthOptions &o,
+                                           const std::function<void(int, int)> &progress) {
+  o.validate();
+  const auto &names = synth_motion_names();
+  const fs::path out(o.out);
+  const VideoCodec codec = o.layout == SynthLayout::kMsr           ? VideoCodec::kMjpegAvi
+                           : o.layout == SynthLayout::kKinetics400 ? VideoCodec::kMpeg4Mp4
+                                                                   : VideoCodec::kVp8Webm;
+  JobPlan plan = plan_jobs(o);
+  fs::create_directories(out);
+  for (const auto &job : plan.jobs) fs::create_directories((out / job.item.file).parent_path());
+  {
+    std::ofstream labels(out / "labels.txt");
+    for (int c = 0; c < o.classes; ++c) labels << names[c] << '\n';
+    if (!labels) throw std::runtime_error("cannot write " + (out / "labels.txt").string());
+  }
+  if (o.layout == SynthLayout::kKinetics400) {
+    write_csv(out / "train.csv", plan.jobs, "train", plan.ids, plan.times);
+    write_csv(out / "val.csv", plan.jobs, "val", plan.ids, plan.times);
+  }
+  render_jobs(plan.jobs, o, codec, progress);
   std::vector<SynthItem> items;
-  for (auto &job : jobs) items.push_back(std::move(job.item));
+  for (auto &job : plan.jobs) items.push_back(std::move(job.item));
   return items;
 }
 

@@ -6,23 +6,30 @@
 // (with the optimiser state, for --resume), OUT/metrics.csv and OUT/curves.png; a dataset folder
 // is decoded once into its clip cache, which every later run on it finds again.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "vidcls/train/trainer.h"
 #include "vidcls/errors.h"
+#include "vidcls/train/trainer.h"
 
-int main(int argc, char **argv) {
-  namespace train = vidcls::train;
-  train::TrainOptions o;
+namespace {
+
+namespace train = vidcls::train;
+
+// The recipe values the user gave; the rest come from the preset's recipe.
+struct RecipeOverrides {
   std::optional<int> epochs, batch_size, repeats;
-  std::optional<double> lr, wd, warmup, smoothing, clip;
+  std::optional<double> lr, weight_decay, warmup, smoothing, clip;
   std::optional<std::string> optimizer;
+};
 
-  CLI::App app{"Train a video classifier (ViViT, Mini-ViViT, ResNet + Temporal ViT) on a "
-               "dataset folder (MSR DailyActivity3D, Kinetics-400 or a folder per class) or a "
-               "clip cache. Each preset has a default recipe; the options override it."};
+struct SamplingOptions {
+  CLI::Option *stride = nullptr, *rate = nullptr;
+};
+
+void add_data_options(CLI::App &app, train::TrainOptions &o) {
   app.add_option("--model", o.model, "vivit, mini-vivit or resnet-vit")
       ->required()
       ->check(CLI::IsMember({"vivit", "mini-vivit", "resnet-vit", "resnet-tvit"}));
@@ -41,31 +48,37 @@ int main(int argc, char **argv) {
   app.add_option("--split", o.split,
                  "dataset split (msr: cross-subject, random80; kinetics400: val, test; folder: "
                  "random80, folders); default: the layout's first");
-  app.add_option("--epochs", epochs, "epochs (default: the preset's recipe, 30 for xs)");
-  app.add_option("--batch-size", batch_size, "clips per step (default 16)");
-  app.add_option("--lr", lr,
+}
+
+void add_recipe_options(CLI::App &app, RecipeOverrides &r) {
+  app.add_option("--epochs", r.epochs, "epochs (default: the preset's recipe, 30 for xs)");
+  app.add_option("--batch-size", r.batch_size, "clips per step (default 16)");
+  app.add_option("--lr", r.lr,
                  "peak learning rate after warmup (default: 2e-4 for vivit-xs and "
                  "mini-vivit-xs, 1e-3 for resnet18-tvit-xs)");
-  app.add_option("--weight-decay", wd, "decoupled weight decay (default 0.05)");
-  app.add_option("--warmup-epochs", warmup, "linear warmup, then cosine decay per step (default 2)");
-  app.add_option("--label-smoothing", smoothing, "(default 0.1)");
-  app.add_option("--clip-grad", clip, "max gradient norm, 0 = off (default 1.0)");
-  app.add_option("--optimizer", optimizer, "adamw (default) or sgd (momentum 0.9, nesterov)")
+  app.add_option("--weight-decay", r.weight_decay, "decoupled weight decay (default 0.05)");
+  app.add_option("--warmup-epochs", r.warmup, "linear warmup, then cosine decay per step (default 2)");
+  app.add_option("--label-smoothing", r.smoothing, "(default 0.1)");
+  app.add_option("--clip-grad", r.clip, "max gradient norm, 0 = off (default 1.0)");
+  app.add_option("--optimizer", r.optimizer, "adamw (default) or sgd (momentum 0.9, nesterov)")
       ->check(CLI::IsMember({"adamw", "sgd"}));
-  app.add_option("--repeats", repeats,
+  app.add_option("--repeats", r.repeats,
                  "random clips per training video per epoch (default: enough for 720 clips per "
                  "epoch, at least 4)");
+}
+
+void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &sampling) {
   app.add_option("--pretrained", o.pretrained,
                  "initial weights: a vidcls checkpoint (tensors of the same name and shape), or "
                  "ViT/DeiT (vivit) or ResNet (resnet-vit) image weights");
   app.add_flag("--resume", o.resume, "continue from OUT/last.safetensors after its epoch");
-  auto *stride_opt = app.add_option(
+  sampling.stride = app.add_option(
       "--frame-stride", o.frame_stride,
       "clips take every k-th frame (default: the preset's clip spec, 2 for xs); written into the "
       "checkpoint, so the elements sample the same way");
-  auto *rate_opt = app.add_option("--sample-rate", o.sample_rate,
+  sampling.rate = app.add_option("--sample-rate", o.sample_rate,
                  "clips take frames at this rate (fps) on timestamps instead of every k-th frame")
-      ->excludes(stride_opt);
+      ->excludes(sampling.stride);
   app.add_option("--seed", o.seed, "seed of the initialisation and of the sampling")
       ->capture_default_str();
   app.add_option("--device", o.device, "cpu or cuda")->capture_default_str();
@@ -95,6 +108,9 @@ int main(int argc, char **argv) {
                  "weight of the attention and hidden-state terms (0 = soft labels only)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+}
+
+void add_benchmark_options(CLI::App &app, train::TrainOptions &o) {
   app.add_option("--prefetch", o.prefetch, "batches prepared ahead by the loader thread")
       ->capture_default_str();
   app.add_flag("--decode-every-step", o.decode_every_step,
@@ -104,36 +120,58 @@ int main(int argc, char **argv) {
                "training on cached per-frame features");
   app.add_option("--stop-after", o.stop_after,
                  "stop after this epoch, as a kill would (for testing --resume)");
+}
+
+// The preset's recipe with the user's values; a usage error (exit status 2) when one is out of
+// range, printed.
+int apply_recipe(train::TrainOptions &o, const RecipeOverrides &r, const SamplingOptions &sampling) {
+  const std::string preset = o.preset.empty() ? train::default_preset(o.model) : o.preset;
+  o.recipe = train::default_recipe(preset);
+  if (r.epochs) o.recipe.epochs = *r.epochs;
+  if (r.batch_size) o.recipe.batch_size = *r.batch_size;
+  if (r.repeats) o.recipe.repeats = *r.repeats;
+  if (r.lr) o.recipe.lr = *r.lr;
+  if (r.weight_decay) o.recipe.weight_decay = *r.weight_decay;
+  if (r.warmup) o.recipe.warmup_epochs = *r.warmup;
+  if (r.smoothing) o.recipe.label_smoothing = *r.smoothing;
+  if (r.clip) o.recipe.clip_grad = *r.clip;
+  if (r.optimizer) o.recipe.optimizer = *r.optimizer;
+  if (!(o.distill_temperature > 0)) {
+    std::fprintf(stderr, "vidcls-train: --distill-temperature must be positive\n");
+    return 2;
+  }
+  if ((sampling.stride->count() > 0 && o.frame_stride < 1) ||
+      (sampling.rate->count() > 0 && !(o.sample_rate > 0))) {
+    std::fprintf(stderr, "vidcls-train: --frame-stride and --sample-rate must be positive\n");
+    return 2;
+  }
+  if (o.recipe.epochs < 1 || o.recipe.batch_size < 1 || (r.repeats && *r.repeats < 1) ||
+      !(o.recipe.lr > 0)) {
+    std::fprintf(stderr, "vidcls-train: --epochs, --batch-size, --repeats and --lr must be "
+                         "positive\n");
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  train::TrainOptions o;
+  RecipeOverrides recipe;
+  SamplingOptions sampling;
+  CLI::App app{"Train a video classifier (ViViT, Mini-ViViT, ResNet + Temporal ViT) on a "
+               "dataset folder (MSR DailyActivity3D, Kinetics-400 or a folder per class) or a "
+               "clip cache. Each preset has a default recipe; the options override it."};
+  add_data_options(app, o);
+  add_recipe_options(app, recipe);
+  add_model_options(app, o, sampling);
+  add_benchmark_options(app, o);
   CLI11_PARSE(app, argc, argv);
 
   for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
   return vidcls::run_tool("vidcls-train", [&] {
-    const std::string preset = o.preset.empty() ? train::default_preset(o.model) : o.preset;
-    o.recipe = train::default_recipe(preset);
-    if (epochs) o.recipe.epochs = *epochs;
-    if (batch_size) o.recipe.batch_size = *batch_size;
-    if (repeats) o.recipe.repeats = *repeats;
-    if (lr) o.recipe.lr = *lr;
-    if (wd) o.recipe.weight_decay = *wd;
-    if (warmup) o.recipe.warmup_epochs = *warmup;
-    if (smoothing) o.recipe.label_smoothing = *smoothing;
-    if (clip) o.recipe.clip_grad = *clip;
-    if (optimizer) o.recipe.optimizer = *optimizer;
-    if (!(o.distill_temperature > 0)) {
-      std::fprintf(stderr, "vidcls-train: --distill-temperature must be positive\n");
-      return 2;
-    }
-    if ((stride_opt->count() > 0 && o.frame_stride < 1) ||
-        (rate_opt->count() > 0 && !(o.sample_rate > 0))) {
-      std::fprintf(stderr, "vidcls-train: --frame-stride and --sample-rate must be positive\n");
-      return 2;
-    }
-    if (o.recipe.epochs < 1 || o.recipe.batch_size < 1 || (repeats && *repeats < 1) ||
-        !(o.recipe.lr > 0)) {
-      std::fprintf(stderr, "vidcls-train: --epochs, --batch-size, --repeats and --lr must be "
-                           "positive\n");
-      return 2;
-    }
+    if (const int usage = apply_recipe(o, recipe, sampling); usage != 0) return usage;
     train::train(o);
     return 0;
   });
