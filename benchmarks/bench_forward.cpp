@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  const int threads = vidcls::configure_threads();
+  const int threads = vidcls::configure_runtime();
   torch::manual_seed(0);
   torch::NoGradGuard no_grad;
   nlohmann::json results = nlohmann::json::array();

@@ -12,7 +12,7 @@
 // For resnetvitinfer the model-only loop runs the full model on every clip (the backbone again
 // for every window), so the ratio shows what the feature ring saves (ideal: T / hop).
 //
-//   bench-pipeline --plugin-dir DIR [--frames N] [--repeats N]
+//   bench-pipeline --plugin-dir DIR [--frames N] [--repeats N] [--only PRESET,...]
 #include <gst/gst.h>
 
 #include <algorithm>
@@ -168,14 +168,17 @@ int main(int argc, char **argv) {
   std::string plugin_dir;
   int frames = 480;
   int repeats = 3;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--plugin-dir" && i + 1 < argc) plugin_dir = argv[++i];
     else if (a == "--frames" && i + 1 < argc) frames = std::atoi(argv[++i]);
     else if (a == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--only" && i + 1 < argc) only = "," + std::string(argv[++i]) + ",";
   }
   if (plugin_dir.empty()) {
-    std::fprintf(stderr, "usage: %s --plugin-dir DIR [--frames N] [--repeats N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s --plugin-dir DIR [--frames N] [--repeats N] [--only P,...]\n",
+                 argv[0]);
     return 2;
   }
   const auto tmp = fs::temp_directory_path() / ("vidcls-bench-" + std::to_string(::getpid()));
@@ -183,7 +186,7 @@ int main(int argc, char **argv) {
   setenv("GST_PLUGIN_PATH", plugin_dir.c_str(), 1);
   setenv("GST_REGISTRY", (tmp / "registry.bin").c_str(), 1);
   gst_init(&argc, &argv);
-  const int threads = vidcls::configure_threads();
+  const int threads = vidcls::configure_runtime();
 
   const std::string caps320 = "video/x-raw,format=I420,width=320,height=240,framerate=30/1";
   const std::vector<Case> cases = {
@@ -208,6 +211,7 @@ int main(int argc, char **argv) {
               "clips", "pipeline f/s", "model-only f/s", "ratio", "runs: range",
               "clipper us/smp");
   for (const auto &c : cases) {
+    if (!only.empty() && only.find("," + c.preset + ",") == std::string::npos) continue;
     const auto ckpt = (tmp / (c.preset + ".safetensors")).string();
     if (!fs::exists(ckpt)) {
       torch::manual_seed(0);

@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
   app.add_option("--classes", classes)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  vidcls::configure_threads();
+  vidcls::configure_runtime();
   torch::manual_seed(0);
   auto model = vidcls::make_preset_model(preset, classes);
   model->train();

@@ -538,7 +538,7 @@ gst_vidcls_infer_start (GstBaseTransform * trans)
     s->classified = s->dropped = 0;
     s->latency_sum_ms = 0.0;
   }
-  vidcls::configure_threads ();
+  vidcls::configure_runtime ();
   std::lock_guard < std::mutex > g (s->model_lock);
   try {
     if (!check_model_file (self, path))

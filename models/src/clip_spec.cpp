@@ -233,68 +233,74 @@ std::shared_ptr<const Taps> taps(int64_t in, int64_t out, bool antialias) {
   return cache.emplace(key, t).first->second;
 }
 
+// One resized row: row[q] = sum_k wy[k] * src[k * s_row + q] over `bytes` contiguous bytes of
+// pixels (RGB, or RGBx read whole: faster than picking three bytes of four).
+void vertical_pass(const uint8_t *src, int64_t s_row, const float *wy, int64_t taps,
+                   int64_t bytes, float *row) {
+  for (int64_t q = 0; q < bytes; ++q) row[q] = 0.0f;
+  for (int64_t k = 0; k < taps; ++k) {
+    const float wk = wy[k];
+    if (wk == 0.0f) continue;
+    const uint8_t *s = src + k * s_row;
+    for (int64_t q = 0; q < bytes; ++q) row[q] += wk * static_cast<float>(s[q]);
+  }
+}
+
+// One output row of each channel from a resized row of pixels S values apart, normalised.
+template <int64_t S>
+void horizontal_pass(const float *row, const Taps &tx, int64_t x0, int64_t left, int64_t cols,
+                     const float *mean, const float *std, float *d0, float *d1, float *d2) {
+  for (int64_t col = 0; col < cols; ++col) {
+    const int64_t oc = left + col;
+    const float *wx = &tx.weight[oc * tx.width];
+    const float *s = row + (tx.first[oc] - x0) * S;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
+    for (int64_t k = 0; k < tx.width; ++k, s += S) {
+      a0 += wx[k] * s[0];
+      a1 += wx[k] * s[1];
+      a2 += wx[k] * s[2];
+    }
+    d0[col] = (a0 - mean[0]) / std[0];
+    d1[col] = (a1 - mean[1]) / std[1];
+    d2[col] = (a2 - mean[2]) / std[2];
+  }
+}
+
 // CPU path: the separable resize straight from the uint8 pixels, rows first and only the rows and
 // columns that are kept, then the normalisation, into [N, 3, h, w]. A frame never becomes float
 // at its full size.
 void resample_cpu(const torch::Tensor &frames_in, const ResizePlan &p, const Target &t,
                   torch::Tensor &out) {
   // Rows and pixels may be strided (a packed RGBx frame viewed as RGB); channels are adjacent.
-  const auto frames = frames_in.stride(3) == 1 ? frames_in : frames_in.contiguous();
+  const auto frames = frames_in.stride(3) == 1 && (frames_in.stride(2) == 3 ||
+                                                   frames_in.stride(2) == 4)
+                          ? frames_in
+                          : frames_in.contiguous();
   const int64_t N = frames.size(0), H = frames.size(1), W = frames.size(2);
   const int64_t s_frame = frames.stride(0), s_row = frames.stride(1), s_px = frames.stride(2);
   const int64_t h = t.h, w = t.w;
   const auto ty = taps(H, p.resized_h, p.antialias), tx = taps(W, p.resized_w, p.antialias);
-  // Source columns the kept output columns read.
+  // Source columns the kept output columns read, and their bytes (the last pixel's three).
   const int64_t x0 = tx->first[p.left];
   const int64_t x1 = tx->first[p.left + p.cols - 1] + tx->width;
-  const int64_t span = (x1 - x0) * 3;
-  const auto &mean = t.mean, &std = t.std;
+  const int64_t bytes = (x1 - x0 - 1) * s_px + 3;
   if (p.rows != h || p.cols != w) out.zero_();  // letterbox: normalised, the mean colour is 0
   const uint8_t *src = frames.data_ptr<uint8_t>();
   float *dst = out.data_ptr<float>();
   // Threads only where there is enough work: a 320x240 frame to 64x64 is ~0.1 ms, less than an
   // OpenMP team costs to wake (and its spinning competes with the model's threads).
-  const int64_t per_row = span * ty->width + p.cols * 3 * tx->width;
+  const int64_t per_row = bytes * ty->width + p.cols * 3 * tx->width;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, per_row));
   at::parallel_for(0, N * p.rows, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(span);
+    std::vector<float> row(bytes + 1);
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t n = job / p.rows, r = job % p.rows;
-      // Vertical pass: one resized row, over the needed source columns, all three channels.
-      std::fill(row.begin(), row.end(), 0.0f);
-      const int64_t o = p.top + r;
-      const float *wy = &ty->weight[o * ty->width];
-      for (int64_t k = 0; k < ty->width; ++k) {
-        const float wk = wy[k];
-        if (wk == 0.0f) continue;
-        const uint8_t *s = src + n * s_frame + (ty->first[o] + k) * s_row + x0 * s_px;
-        if (s_px == 3) {
-          for (int64_t q = 0; q < span; ++q) row[q] += wk * static_cast<float>(s[q]);
-        } else {
-          for (int64_t x = 0; x < x1 - x0; ++x, s += s_px) {
-            row[3 * x] += wk * static_cast<float>(s[0]);
-            row[3 * x + 1] += wk * static_cast<float>(s[1]);
-            row[3 * x + 2] += wk * static_cast<float>(s[2]);
-          }
-        }
-      }
-      // Horizontal pass and normalisation.
-      float *d[3];
-      for (int c = 0; c < 3; ++c) {
-        d[c] = dst + ((n * 3 + c) * h + p.out_top + r) * w + p.out_left;
-      }
-      for (int64_t col = 0; col < p.cols; ++col) {
-        const int64_t oc = p.left + col;
-        const float *wx = &tx->weight[oc * tx->width];
-        const float *s = row.data() + (tx->first[oc] - x0) * 3;
-        float acc[3] = {0.0f, 0.0f, 0.0f};
-        for (int64_t k = 0; k < tx->width; ++k) {
-          acc[0] += wx[k] * s[3 * k];
-          acc[1] += wx[k] * s[3 * k + 1];
-          acc[2] += wx[k] * s[3 * k + 2];
-        }
-        for (int c = 0; c < 3; ++c) d[c][col] = (acc[c] - mean[c]) / std[c];
-      }
+      const int64_t n = job / p.rows, r = job % p.rows, o = p.top + r;
+      vertical_pass(src + n * s_frame + ty->first[o] * s_row + x0 * s_px, s_row,
+                    &ty->weight[o * ty->width], ty->width, bytes, row.data());
+      float *d = dst + (n * 3 * h + p.out_top + r) * w + p.out_left;
+      auto pass = s_px == 3 ? horizontal_pass<3> : horizontal_pass<4>;
+      pass(row.data(), *tx, x0, p.left, p.cols, t.mean.data(), t.std.data(), d, d + h * w,
+           d + 2 * h * w);
     }
   });
 }

@@ -77,7 +77,7 @@ void ResNetConfig::validate() const {
 }
 
 ResNetImpl::ResNetImpl(const ResNetConfig &cfg) : cfg_(cfg) {
-  configure_threads();
+  configure_runtime();
   cfg_.validate();
   const bool bottleneck = cfg_.depth >= 50;
   const auto units = units_per_stage(cfg_.depth);

@@ -19,7 +19,7 @@ void ResNetTViTConfig::validate() const {
 }
 
 ResNetTViTImpl::ResNetTViTImpl(const ResNetTViTConfig &cfg) : cfg_(cfg) {
-  configure_threads();
+  configure_runtime();
   cfg_.validate();
   backbone = register_module("backbone", ResNet(cfg_.backbone));
   proj = register_module("proj", torch::nn::Linear(cfg_.backbone.feature_dim(), cfg_.temporal.dim));

@@ -1,8 +1,12 @@
 #include "vidcls/runtime.h"
 
 #include <sched.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <cstdlib>
+#include <string>
 #include <mutex>
 #include <thread>
 
@@ -31,11 +35,30 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+bool env_set(const char *name) {
+  const char *value = std::getenv(name);
+  return value != nullptr && *value != '\0';
+}
+
+void keep_freed_memory() {
+#ifdef __GLIBC__
+  if (env_set("MALLOC_TRIM_THRESHOLD_") || env_set("MALLOC_MMAP_THRESHOLD_") ||
+      env_set("GLIBC_TUNABLES"))
+    return;
+  if (const char *v = std::getenv("VIDCLS_MALLOC"); v != nullptr && std::string(v) == "system")
+    return;
+  // Setting either threshold also stops glibc's dynamic adjustment of both.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc takes on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
+
 }  // namespace
 
-int configure_threads() {
+int configure_runtime() {
   static std::once_flag once;
   std::call_once(once, [] {
+    keep_freed_memory();
     int n = env_threads("VIDCLS_NUM_THREADS");
     if (n == 0) n = env_threads("OMP_NUM_THREADS");
     if (n == 0) n = available_cores();

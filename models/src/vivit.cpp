@@ -40,7 +40,7 @@ void ViViTConfig::validate() const {
 }
 
 ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
-  configure_threads();
+  configure_runtime();
   cfg_.validate();
   const int64_t D = cfg_.spatial.dim;
   tubelet = register_module(

@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     }
     args[key.substr(2)] = argv[i + 1];
   }
-  vidcls::configure_threads();
+  vidcls::configure_runtime();
   try {
     return run(argv[1], args);
   } catch (const c10::Error &e) {

@@ -337,7 +337,7 @@ TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
 }
 
 TEST(Runtime, ThreadsFollowTheAvailableCores) {
-  const int n = vidcls::configure_threads();
+  const int n = vidcls::configure_runtime();
   if (std::getenv("OMP_NUM_THREADS") == nullptr && std::getenv("VIDCLS_NUM_THREADS") == nullptr) {
     cpu_set_t set;
     ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);

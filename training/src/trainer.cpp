@@ -556,7 +556,7 @@ void TrainingRun::print_epoch(const EpochRow &row, const EpochResult &tr, bool i
 }
 
 TrainResult TrainingRun::run() {
-  configure_threads();
+  configure_runtime();
   setup();
   open_data();
   build_model();

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   return vidcls::run_tool("vidcls-eval", [&] {
-    vidcls::configure_threads();
+    vidcls::configure_runtime();
     const auto device = vidcls::parse_device(device_name, false);
     auto ckpt = vidcls::load_checkpoint(model_path);
     ckpt.model->to(device);
