@@ -103,6 +103,7 @@ std::string fmt3(double v) {
 struct PipelineRun {
   double seconds = -1;          // PLAYING to EOS; -1 on an error
   double clipper_seconds = 0;   // inside vidclsclipper
+  double model_seconds = 0;     // inference inside the pipeline (the element's mean-latency)
   guint64 sampled = 0;          // frames the clipper sampled
 };
 
@@ -148,6 +149,12 @@ PipelineRun run_pipeline(const std::string &desc, const std::vector<GstBuffer *>
   const bool ok = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
   gst_message_unref(msg);
   g_object_get(clipper, "frames-sampled", &result.sampled, nullptr);
+  GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
+  guint64 classified = 0;
+  double latency_ms = 0;
+  g_object_get(infer, "clips-classified", &classified, "mean-latency", &latency_ms, nullptr);
+  result.model_seconds = classified * latency_ms / 1e3;
+  gst_object_unref(infer);
   result.clipper_seconds = timer.seconds;
   gst_object_unref(clipper_sink);
   gst_object_unref(clipper_src);
@@ -207,9 +214,9 @@ int main(int argc, char **argv) {
   std::printf("%d frames of 320x240 I420 per case (rendered beforehand, pushed by appsrc), %d "
               "threads, sync mode, no clock\n",
               frames, threads);
-  std::printf("%-15s %-17s %-14s %6s %13s %15s %9s %13s %14s\n", "element", "preset", "clipper",
-              "clips", "pipeline f/s", "model-only f/s", "ratio", "runs: range",
-              "clipper us/smp");
+  std::printf("%-15s %-17s %-14s %6s %13s %15s %9s %13s %14s %12s\n", "element", "preset",
+              "clipper", "clips", "pipeline f/s", "model-only f/s", "ratio", "runs: range",
+              "clipper us/smp", "model in/out");
   for (const auto &c : cases) {
     if (!only.empty() && only.find("," + c.preset + ",") == std::string::npos) continue;
     const auto ckpt = (tmp / (c.preset + ".safetensors")).string();
@@ -223,12 +230,12 @@ int main(int argc, char **argv) {
     }
     const std::string desc = "appsrc name=src format=time max-bytes=0 caps=\"" + c.caps +
                              "\" ! vidclsclipper name=clipper eos-policy=drop " + c.clipper +
-                             " ! " + c.element + " mode=sync model=" + ckpt +
+                             " ! " + c.element + " name=infer mode=sync model=" + ckpt +
                              " ! fakesink name=sink sync=false";
     auto loaded = vidcls::load_checkpoint(ckpt);
     // Pipeline and model-only loop alternate, `repeats` times for models fast enough (this
     // machine's speed drifts by tens of percent within a minute); the median ratio is printed.
-    std::vector<double> t_pipes, t_models, ratios, clipper_us;
+    std::vector<double> t_pipes, t_models, ratios, clipper_us, model_in_pipe;
     size_t n_clips = 0;
     for (int r = 0; r < repeats; ++r) {
       std::vector<torch::Tensor> clips;
@@ -236,6 +243,7 @@ int main(int argc, char **argv) {
       if (run.seconds < 0) return 1;
       const double t_pipe = run.seconds;
       clipper_us.push_back(1e6 * run.clipper_seconds / std::max<guint64>(run.sampled, 1));
+      model_in_pipe.push_back(run.model_seconds);
       torch::NoGradGuard no_grad;
       if (!clips.empty()) loaded.model->forward(clips[0].unsqueeze(0));  // warm-up, as start()
       const auto t0 = Clock::now();
@@ -252,17 +260,19 @@ int main(int argc, char **argv) {
       return v[v.size() / 2];
     };
     const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
-    std::printf("%-15s %-17s %-14s %6zu %13.1f %15.1f %9.3f %13s %14.1f\n", c.element.c_str(),
+    std::printf("%-15s %-17s %-14s %6zu %13.1f %15.1f %9.3f %13s %14.1f %12.3f\n",
+                c.element.c_str(),
                 c.preset.c_str(), c.clipper.empty() ? "(checkpoint)" : c.clipper.c_str(), n_clips,
                 frames / median(t_pipes), frames / median(t_models), median(ratios),
                 (std::to_string(ratios.size()) + ": " + fmt3(*lo) + "-" + fmt3(*hi)).c_str(),
-                median(clipper_us));
+                median(clipper_us), median(model_in_pipe) / median(t_models));
     std::fflush(stdout);
   }
   std::printf("ratio = pipeline time / model-only time: vividinfer rows show the pipeline's "
               "overhead (goal <= 1.10); resnetvitinfer rows compare the feature ring with "
               "recomputing the backbone for every window (goal about hop / T); clipper us/smp = time "
-              "inside vidclsclipper per sampled frame (median run)\n");
+              "inside vidclsclipper per sampled frame (median run); model in/out = inference time inside "
+              "the pipeline (the element's mean-latency) / the model-only loop's\n");
   for (GstBuffer *b : source) gst_buffer_unref(b);
   fs::remove_all(tmp);
   return 0;

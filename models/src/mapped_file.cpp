@@ -1,4 +1,4 @@
-#include "mapped_file.h"
+#include "vidcls/mapped_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,7 +10,7 @@
 
 #include "vidcls/errors.h"
 
-namespace vidcls::detail {
+namespace vidcls {
 
 MappedFile::MappedFile(const std::string &path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -42,4 +42,4 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<std::uint8_t *>(data_), size_);
 }
 
-}  // namespace vidcls::detail
+}  // namespace vidcls

@@ -16,7 +16,7 @@
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 
-#include "mapped_file.h"
+#include "vidcls/mapped_file.h"
 #include "vidcls/errors.h"
 
 namespace vidcls {
@@ -286,7 +286,7 @@ SafetensorsFile parse_safetensors(const std::uint8_t *data, std::size_t size,
 }
 
 SafetensorsFile read_safetensors(const std::string &path) {
-  const detail::MappedFile file(path);
+  const MappedFile file(path);
   return parse_safetensors(file.data(), file.size(), path);
 }
 

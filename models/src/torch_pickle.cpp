@@ -11,7 +11,7 @@
 
 #include <torch/types.h>
 
-#include "mapped_file.h"
+#include "vidcls/mapped_file.h"
 #include "vidcls/errors.h"
 #include "zip_reader.h"
 
@@ -829,7 +829,7 @@ NamedTensors parse_torch_state_dict(const std::uint8_t *data, std::size_t size,
 }
 
 NamedTensors read_torch_state_dict(const std::string &path, bool unwrap) {
-  const detail::MappedFile file(path);
+  const MappedFile file(path);
   return parse_torch_state_dict(file.data(), file.size(), path, unwrap);
 }
 

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,32 +29,8 @@ fs::path absolute_dir(const std::string &dir) {
 
 // ---- files -----------------------------------------------------------------------------------
 
-Mapping::~Mapping() {
-  if (data != nullptr) ::munmap(const_cast<uint8_t *>(data), size);
-}
-
-std::shared_ptr<Mapping> map_read_only(const std::string &path) {
-  auto m = std::make_shared<Mapping>();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw FormatError(system_error("cannot open clip cache file", path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const std::string msg = system_error("cannot read", path);
-    ::close(fd);
-    throw FormatError(msg);
-  }
-  m->size = static_cast<size_t>(st.st_size);
-  if (m->size > 0) {
-    void *p = ::mmap(nullptr, m->size, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-      const std::string msg = system_error("cannot map", path);
-      ::close(fd);
-      throw FormatError(msg);
-    }
-    m->data = static_cast<const uint8_t *>(p);
-  }
-  ::close(fd);  // the mapping keeps the file
-  return m;
+std::shared_ptr<const MappedFile> map_read_only(const std::string &path) {
+  return std::make_shared<const MappedFile>(path);
 }
 
 int stat_source(const std::string &path, SourceStat &out) {

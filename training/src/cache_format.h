@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vidcls/mapped_file.h"
 #include "vidcls/train/clip_cache.h"
 
 namespace vidcls::train::cache {
@@ -31,16 +32,9 @@ bool ends_with(const std::string &s, const std::string &suffix);
 
 // ---- files -----------------------------------------------------------------------------------
 
-// A read-only mapping of a whole file, unmapped when the last holder lets go.
-struct Mapping {
-  const uint8_t *data = nullptr;
-  size_t size = 0;
-  Mapping() = default;
-  Mapping(const Mapping &) = delete;
-  Mapping &operator=(const Mapping &) = delete;
-  ~Mapping();
-};
-std::shared_ptr<Mapping> map_read_only(const std::string &path);  // FormatError naming the file
+// The frames file, mapped read-only, unmapped when the last holder (tensors included) lets go;
+// FormatError naming the file when it cannot be.
+std::shared_ptr<const MappedFile> map_read_only(const std::string &path);
 
 struct SourceStat {
   int64_t size = -1, mtime_ns = 0;

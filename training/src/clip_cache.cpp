@@ -15,7 +15,7 @@ struct ClipCache::State {
   cache::Index index;
   std::string cache_dir;
   std::string dataset_dir;
-  std::shared_ptr<cache::Mapping> mapping;
+  std::shared_ptr<const MappedFile> mapping;
 };
 
 bool is_clip_cache(const std::string &dir) {
@@ -44,8 +44,8 @@ ClipCache ClipCache::open(const std::string &cache_dir) {
   }
   state->dataset_dir = state->index.dataset_dir.string();
   const std::string data_path = (dir / state->index.data_file).string();
-  if (static_cast<int64_t>(state->mapping->size) != state->index.data_size)
-    throw FormatError(data_path + " has " + std::to_string(state->mapping->size) +
+  if (static_cast<int64_t>(state->mapping->size()) != state->index.data_size)
+    throw FormatError(data_path + " has " + std::to_string(state->mapping->size()) +
                       " bytes, the index says " + std::to_string(state->index.data_size));
   for (const auto &v : state->index.videos) cache::check_video(v, state->index, index_path.string());
   ClipCache cache;
@@ -65,7 +65,7 @@ torch::Tensor ClipCache::frames(size_t i) const {
   // The deleter holds the mapping, so a view outliving this object stays valid.
   auto keep = state_->mapping;
   return torch::from_blob(
-      const_cast<uint8_t *>(keep->data + v.offset), {v.frames, v.height, v.width, 3},
+      const_cast<uint8_t *>(keep->data() + v.offset), {v.frames, v.height, v.width, 3},
       [keep](void *) {}, torch::TensorOptions().dtype(torch::kUInt8));
 }
 
@@ -73,7 +73,7 @@ torch::Tensor ClipCache::timestamps_ns(size_t i) const {
   const CachedVideo &v = item(i);
   auto keep = state_->mapping;
   return torch::from_blob(
-      const_cast<uint8_t *>(keep->data + v.timestamps_offset), {v.frames}, [keep](void *) {},
+      const_cast<uint8_t *>(keep->data() + v.timestamps_offset), {v.frames}, [keep](void *) {},
       torch::TensorOptions().dtype(torch::kInt64));
 }
 
@@ -81,7 +81,7 @@ torch::Tensor ClipCache::durations_ns(size_t i) const {
   const CachedVideo &v = item(i);
   auto keep = state_->mapping;
   return torch::from_blob(
-      const_cast<uint8_t *>(keep->data + v.timestamps_offset + 8 * v.frames), {v.frames},
+      const_cast<uint8_t *>(keep->data() + v.timestamps_offset + 8 * v.frames), {v.frames},
       [keep](void *) {}, torch::TensorOptions().dtype(torch::kInt64));
 }
 
@@ -119,8 +119,8 @@ const std::vector<std::string> &ClipCache::missing() const {
 std::string ClipCache::data_file() const {
   return state_ ? (fs::path(state_->cache_dir) / state_->index.data_file).string() : "";
 }
-const uint8_t *ClipCache::data() const { return state_ ? state_->mapping->data : nullptr; }
-size_t ClipCache::data_size() const { return state_ ? state_->mapping->size : 0; }
+const uint8_t *ClipCache::data() const { return state_ ? state_->mapping->data() : nullptr; }
+size_t ClipCache::data_size() const { return state_ ? state_->mapping->size() : 0; }
 
 
 }  // namespace vidcls::train

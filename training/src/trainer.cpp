@@ -22,6 +22,7 @@
 #include "vidcls/runtime.h"
 #include "vidcls/train/clip_cache.h"
 #include "vidcls/train/dataset.h"
+#include "vidcls/train/evaluation.h"
 #include "vidcls/train/prefetch.h"
 #include "vidcls/train/transforms.h"
 #include "vidcls/train/video_reader.h"
@@ -220,11 +221,14 @@ EvalInputs eval_inputs(const RunData &d, const std::vector<Sample> &side, const 
   std::vector<torch::Tensor> xs;
   std::vector<int64_t> ys;
   for (const auto &s : side) {
-    const auto w = eval_windows(static_cast<int64_t>(s.sampled.size()), spec, 1).at(0);
-    const auto idx = torch::tensor(window_frame_indices(s.sampled, w, spec.frames), torch::kInt64);
-    xs.push_back(d.features.empty()
-                     ? preprocess_frames(d.cache.frames(s.video).index_select(0, idx), spec)
-                     : d.features[s.video].index_select(0, idx));
+    if (d.features.empty()) {
+      // What vidcls-eval --views 1x1 looks at: the clipper's first window, the centre crop.
+      xs.push_back(video_views({d.cache.frames(s.video), s.sampled}, spec, {1, 1}).clips[0]);
+    } else {
+      const auto w = eval_windows(static_cast<int64_t>(s.sampled.size()), spec, 1).at(0);
+      const auto idx = window_frame_indices(s.sampled, w, spec.frames);
+      xs.push_back(d.features[s.video].index_select(0, torch::tensor(idx, torch::kInt64)));
+    }
     ys.push_back(s.label);
   }
   in.x = torch::stack(xs);

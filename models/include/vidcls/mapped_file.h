@@ -1,12 +1,12 @@
-// A whole file mapped read-only into memory, so that parsers see one byte buffer and copy
-// tensor data out of it once. Private to libvidcls.
+// A whole file mapped read-only into memory: the checkpoint and weight parsers see one byte
+// buffer and copy tensor data out of it once; the clip cache hands out tensors that view it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-namespace vidcls::detail {
+namespace vidcls {
 
 class MappedFile {
  public:
@@ -25,4 +25,4 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
-}  // namespace vidcls::detail
+}  // namespace vidcls
