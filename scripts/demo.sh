@@ -49,8 +49,9 @@ mkdir -p "$work"
   --videos-per-class 1 --subjects 1 --frames 64 --size 96 --fps 15 --seed 4242 -q
 
 epochs=${VIDCLS_DEMO_EPOCHS:-12}
-step "3/4 training vivit-xs ($epochs epochs; cross-subject split: odd subjects train, even test)"
-"$bin/vidcls-train" --model vivit --data "$work/data" --out "$work/run" --seed 1 --epochs "$epochs"
+step "3/4 training vivit-xs ($epochs epochs; cross-subject: odd subjects train, one of them validates, even test)"
+"$bin/vidcls-train" --model vivit --data "$work/data" --cache "$work/cache" --out "$work/run" \
+  --seed 1 --epochs "$epochs"
 model=$work/run/best.safetensors
 
 step "4/4 classifying unseen videos through gst-launch-1.0"

@@ -79,7 +79,7 @@ bool eos_clip(uint64_t n_sampled, uint64_t T, uint64_t hop, EosPolicy policy, Cl
   if (policy == EosPolicy::kDrop || T == 0 || hop == 0) return false;
   const uint64_t full = complete_clips(n_sampled, T, hop);
   const uint64_t first = full * hop;
-  if (n_sampled <= first) return false;                          // in a clip or between clips
+  if (n_sampled <= first) return false;                             // in a clip or between clips
   if (full > 0 && n_sampled <= (full - 1) * hop + T) return false;  // overlapping clips hold all
   out.index = full;
   out.first_sample = first;

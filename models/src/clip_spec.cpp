@@ -12,9 +12,9 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 #include <torch/nn/functional/padding.h>
 #include <torch/nn/functional/upsampling.h>
+#include <nlohmann/json.hpp>
 
 namespace F = torch::nn::functional;
 
@@ -36,9 +36,12 @@ void ClipSpec::validate() const {
 
 std::string to_string(ResizeMode mode) {
   switch (mode) {
-    case ResizeMode::kCrop: return "crop";
-    case ResizeMode::kLetterbox: return "letterbox";
-    case ResizeMode::kStretch: return "stretch";
+    case ResizeMode::kCrop:
+      return "crop";
+    case ResizeMode::kLetterbox:
+      return "letterbox";
+    case ResizeMode::kStretch:
+      return "stretch";
   }
   return "crop";
 }
@@ -78,7 +81,8 @@ void from_json(const nlohmann::json &j, ClipSpec &s) {
   opt("width", s.width);
   opt("height", s.height);
   opt("short_side", s.short_side);
-  if (auto it = j.find("resize"); it != j.end()) s.resize = resize_mode_from_string(it->get<std::string>());
+  if (auto it = j.find("resize"); it != j.end())
+    s.resize = resize_mode_from_string(it->get<std::string>());
   opt("mean", s.mean);
   opt("std", s.std);
   if (auto it = j.find("layout"); it != j.end() && it->get<std::string>() != ClipSpec::kLayout) {
@@ -188,12 +192,11 @@ Taps make_taps(int64_t in, int64_t out, bool antialias) {
     const int64_t n = std::min(kChunk, in - i);
     auto basis = torch::zeros({n, in}, torch::kFloat32);
     basis.narrow(1, i, n).copy_(torch::eye(n, torch::kFloat32));
-    const auto r = F::interpolate(basis.view({1, n, 1, in}),
-                                  F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{1, out})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(false)
-                                      .antialias(antialias));
+    const auto r = F::interpolate(basis.view({1, n, 1, in}), F::InterpolateFuncOptions()
+                                                                 .size(std::vector<int64_t>{1, out})
+                                                                 .mode(torch::kBilinear)
+                                                                 .align_corners(false)
+                                                                 .antialias(antialias));
     m.narrow(0, i, n).copy_(r.view({n, out}));
   }
   auto a = m.accessor<float, 2>();
@@ -235,8 +238,8 @@ std::shared_ptr<const Taps> taps(int64_t in, int64_t out, bool antialias) {
 
 // One resized row: row[q] = sum_k wy[k] * src[k * s_row + q] over `bytes` contiguous bytes of
 // pixels (RGB, or RGBx read whole: faster than picking three bytes of four).
-void vertical_pass(const uint8_t *src, int64_t s_row, const float *wy, int64_t taps,
-                   int64_t bytes, float *row) {
+void vertical_pass(const uint8_t *src, int64_t s_row, const float *wy, int64_t taps, int64_t bytes,
+                   float *row) {
   for (int64_t q = 0; q < bytes; ++q) row[q] = 0.0f;
   for (int64_t k = 0; k < taps; ++k) {
     const float wk = wy[k];
@@ -272,10 +275,10 @@ void horizontal_pass(const float *row, const Taps &tx, int64_t x0, int64_t left,
 void resample_cpu(const torch::Tensor &frames_in, const ResizePlan &p, const Target &t,
                   torch::Tensor &out) {
   // Rows and pixels may be strided (a packed RGBx frame viewed as RGB); channels are adjacent.
-  const auto frames = frames_in.stride(3) == 1 && (frames_in.stride(2) == 3 ||
-                                                   frames_in.stride(2) == 4)
-                          ? frames_in
-                          : frames_in.contiguous();
+  const auto frames =
+      frames_in.stride(3) == 1 && (frames_in.stride(2) == 3 || frames_in.stride(2) == 4)
+          ? frames_in
+          : frames_in.contiguous();
   const int64_t N = frames.size(0), H = frames.size(1), W = frames.size(2);
   const int64_t s_frame = frames.stride(0), s_row = frames.stride(1), s_px = frames.stride(2);
   const int64_t h = t.h, w = t.w;
@@ -348,8 +351,7 @@ torch::Tensor preprocess_frames(const torch::Tensor &frames, const ClipSpec &spe
 void preprocess_frames_into(const torch::Tensor &frames, const ClipSpec &spec, torch::Tensor out,
                             CropOffset crop) {
   TORCH_CHECK(frames.dim() == 4, "expected RGB uint8 frames [N, H, W, 3], got ", frames.sizes());
-  resample(frames, plan_resize(frames.size(1), frames.size(2), spec, crop), model_input(spec),
-           out);
+  resample(frames, plan_resize(frames.size(1), frames.size(2), spec, crop), model_input(spec), out);
 }
 
 torch::Tensor resize_frames(const torch::Tensor &frames, int64_t h, int64_t w) {
@@ -369,8 +371,8 @@ torch::Tensor preprocess_frame(const torch::Tensor &frame, const ClipSpec &spec)
 }
 
 torch::Tensor complete_clip(const torch::Tensor &clip, int64_t T) {
-  TORCH_CHECK(clip.dim() >= 1 && clip.size(0) >= 1 && clip.size(0) <= T,
-              "a clip of ", clip.dim() >= 1 ? clip.size(0) : 0, " frames cannot be made ", T);
+  TORCH_CHECK(clip.dim() >= 1 && clip.size(0) >= 1 && clip.size(0) <= T, "a clip of ",
+              clip.dim() >= 1 ? clip.size(0) : 0, " frames cannot be made ", T);
   if (clip.size(0) == T) return clip;
   const auto rows = clip_rows(static_cast<uint64_t>(clip.size(0)), static_cast<uint64_t>(T));
   return clip.index_select(0, torch::tensor(rows, torch::kLong).to(clip.device()));

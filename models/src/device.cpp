@@ -13,8 +13,7 @@ c10::Device parse_device(const std::string &name, bool allow_auto) {
   try {
     device = c10::Device(name);
   } catch (const c10::Error &) {
-    throw DeviceError(DeviceError::Kind::kUnknown,
-                      "unknown device '" + name + "': use " + choices);
+    throw DeviceError(DeviceError::Kind::kUnknown, "unknown device '" + name + "': use " + choices);
   }
   if (device.is_cpu()) return c10::Device(c10::kCPU);
   if (!device.is_cuda()) {
@@ -23,9 +22,10 @@ c10::Device parse_device(const std::string &name, bool allow_auto) {
   }
   if (!torch::cuda::is_available()) {
     throw DeviceError(DeviceError::Kind::kUnavailable,
-                      "device '" + name + "' was asked for, but this LibTorch sees no CUDA device "
-                      "(no CUDA support, or no GPU visible): use cpu, or a CUDA build of "
-                      "LibTorch (meson -Dtorch_dir=...)");
+                      "device '" + name +
+                          "' was asked for, but this LibTorch sees no CUDA device "
+                          "(no CUDA support, or no GPU visible): use cpu, or a CUDA build of "
+                          "LibTorch (meson -Dtorch_dir=...)");
   }
   const auto count = static_cast<int>(torch::cuda::device_count());
   const int index = device.has_index() ? device.index() : 0;

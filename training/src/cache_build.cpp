@@ -100,8 +100,8 @@ Planned plan_video(const VideoItem &item, const std::string &side, const Previou
       p.old = &v;
     }
   } else if (auto s = prev.skipped.find(item.path);
-             s != prev.skipped.end() && unchanged(s->second->source_size,
-                                                  s->second->source_mtime_ns)) {
+             s != prev.skipped.end() &&
+             unchanged(s->second->source_size, s->second->source_mtime_ns)) {
     p.action = Planned::Action::kSkipAgain;
     p.reason = s->second->reason;
   }
@@ -111,8 +111,8 @@ Planned plan_video(const VideoItem &item, const std::string &side, const Previou
 std::vector<Planned> make_plan(const DatasetSplit &ds, const Previous &prev,
                                const CacheOptions &options) {
   std::vector<Planned> plan;
-  for (const auto &[side, items] : {std::pair{"train", &ds.train}, std::pair{"val", &ds.val},
-                                    std::pair{"test", &ds.test}}) {
+  for (const auto &[side, items] :
+       {std::pair{"train", &ds.train}, std::pair{"val", &ds.val}, std::pair{"test", &ds.test}}) {
     for (const auto &item : *items) plan.push_back(plan_video(item, side, prev, options));
   }
   std::sort(plan.begin(), plan.end(),
@@ -266,8 +266,8 @@ class Builder {
       const auto *data = prev_.cache.data();
       v.offset = writer_->write_block(data + old.offset,
                                       static_cast<size_t>(v.frames * v.height * v.width * 3));
-      v.timestamps_offset = writer_->write_block(data + old.timestamps_offset,
-                                                 static_cast<size_t>(16 * v.frames));
+      v.timestamps_offset =
+          writer_->write_block(data + old.timestamps_offset, static_cast<size_t>(16 * v.frames));
     }
     ++report_.reused;
     ix_.videos.push_back(v);
@@ -279,8 +279,8 @@ class Builder {
     const int64_t mark = writer_->size();
     CachedVideo v = describe(p);
     try {
-      decode_into(p.item.path, wanted_short_side(p.side, options_), options_.max_frames,
-                  *writer_, v);
+      decode_into(p.item.path, wanted_short_side(p.side, options_), options_.max_frames, *writer_,
+                  v);
     } catch (const std::exception &e) {
       writer_->rollback(mark);
       skip(i, total, p, short_reason(e, p.item.path));

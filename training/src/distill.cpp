@@ -59,9 +59,10 @@ Distiller::Terms Distiller::operator()(VideoClassifierImpl &student, const torch
       kl_rows(torch::log_softmax(t_logits / T, -1), torch::log_softmax(r.logits / T, -1)) * (T * T);
   r.loss = alpha_ * kd;
   if (alpha_ < 1) {
-    r.loss = r.loss + (1 - alpha_) * F::cross_entropy(r.logits, y,
-                                                      F::CrossEntropyFuncOptions()
-                                                          .label_smoothing(label_smoothing));
+    r.loss =
+        r.loss + (1 - alpha_) * F::cross_entropy(
+                                    r.logits, y,
+                                    F::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
   }
   r.kd = kd.item<double>();
   if (layers) {
@@ -82,8 +83,10 @@ std::unique_ptr<Distiller> make_distiller(const TrainOptions &o, VideoClassifier
                                           const ClipSpec &spec, const torch::Device &device) {
   const auto s_trace = probe(student, device);
   if (!s_trace.hidden.defined())
-    throw std::invalid_argument("--teacher: distillation trains a ViViT or Mini-ViViT student, "
-                                "not " + student.architecture());
+    throw std::invalid_argument(
+        "--teacher: distillation trains a ViViT or Mini-ViViT student, "
+        "not " +
+        student.architecture());
   auto loaded = load_checkpoint(o.teacher);
   auto teacher = loaded.model;
   teacher->to(device);
@@ -93,8 +96,10 @@ std::unique_ptr<Distiller> make_distiller(const TrainOptions &o, VideoClassifier
                         " checkpoint; the teacher must be a ViViT or Mini-ViViT");
   if (loaded.info.labels != classes)
     throw MismatchError("--teacher " + o.teacher + " was trained on other classes (" +
-                        std::to_string(loaded.info.labels.size()) + " labels); it must have the "
-                        "dataset's " + std::to_string(classes.size()) + " in the same order");
+                        std::to_string(loaded.info.labels.size()) +
+                        " labels); it must have the "
+                        "dataset's " +
+                        std::to_string(classes.size()) + " in the same order");
   const auto ts = teacher->input_shape(), ss = student.input_shape();
   if (ts.frames != ss.frames || ts.height != ss.height || ts.width != ss.width ||
       loaded.info.clip.width != spec.width || loaded.info.clip.height != spec.height)
@@ -111,9 +116,10 @@ std::unique_ptr<Distiller> make_distiller(const TrainOptions &o, VideoClassifier
   const int64_t t_tokens = t_trace.hidden.size(1), s_tokens = s_trace.hidden.size(1);
   d->layers_ = t_tokens == s_tokens;
   if (!d->layers_ && d->beta_ > 0)
-    std::printf("--teacher: the teacher has %lld tokens per frame, the student %lld: attention "
-                "and hidden-state terms off, soft labels only\n",
-                static_cast<long long>(t_tokens), static_cast<long long>(s_tokens));
+    std::printf(
+        "--teacher: the teacher has %lld tokens per frame, the student %lld: attention "
+        "and hidden-state terms off, soft labels only\n",
+        static_cast<long long>(t_tokens), static_cast<long long>(s_tokens));
   teacher->eval();
   for (auto &p : teacher->parameters()) p.set_requires_grad(false);
   std::printf("distilling from %s (%s, preset %s): T %.2g, alpha %.2g, beta %.2g\n",

@@ -17,8 +17,8 @@ namespace vidcls::train {
 Views parse_views(const std::string &text) {
   Views v;
   char rest = 0;
-  if (std::sscanf(text.c_str(), "%dx%d%c", &v.temporal, &v.spatial, &rest) != 2 ||
-      v.temporal < 0 || (v.spatial != 1 && v.spatial != 3))
+  if (std::sscanf(text.c_str(), "%dx%d%c", &v.temporal, &v.spatial, &rest) != 2 || v.temporal < 0 ||
+      (v.spatial != 1 && v.spatial != 3))
     throw std::invalid_argument("--views must be TxS with T >= 0 and S 1 or 3, got " + text);
   return v;
 }
@@ -27,8 +27,8 @@ VideoFrames decoded_frames(const std::string &path, const ClipSpec &spec) {
   auto dv = decode_video(path);
   VideoFrames v;
   v.frames = dv.frames;
-  v.sampled = sampled_frame_indices(dv.pts_ns.data(), static_cast<int64_t>(dv.pts_ns.size()),
-                                    spec, dv.fps);
+  v.sampled =
+      sampled_frame_indices(dv.pts_ns.data(), static_cast<int64_t>(dv.pts_ns.size()), spec, dv.fps);
   return v;
 }
 
@@ -64,8 +64,7 @@ EvalSet eval_set(const std::string &data, const std::string &split, const std::s
     set.cache = ClipCache::open(data);
     set.split = set.cache->split();
     if (!split.empty() && split != set.split)
-      throw std::invalid_argument("the cache holds split '" + set.split + "', not '" + split +
-                                  "'");
+      throw std::invalid_argument("the cache holds split '" + set.split + "', not '" + split + "'");
     set.classes = set.cache->classes();
     for (const auto &s : sides) {
       for (size_t i : set.cache->indices(s))
@@ -95,12 +94,12 @@ json clip_scores(const VideoViews &views, const torch::Tensor &logits, const tor
     const auto row = probs[row_index];
     const int64_t p = row.argmax().item<int64_t>();
     const auto l = logits[row_index].contiguous();
-    out.push_back({{"first_sample", views.windows[k].first_sample},
-                   {"partial", views.windows[k].partial},
-                   {"label", labels[p]},
-                   {"score", row[p].item<double>()},
-                   {"logits", std::vector<float>(l.data_ptr<float>(),
-                                                 l.data_ptr<float>() + l.numel())}});
+    out.push_back(
+        {{"first_sample", views.windows[k].first_sample},
+         {"partial", views.windows[k].partial},
+         {"label", labels[p]},
+         {"score", row[p].item<double>()},
+         {"logits", std::vector<float>(l.data_ptr<float>(), l.data_ptr<float>() + l.numel())}});
   }
   return out;
 }

@@ -29,10 +29,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Recipe &recipe,
   }
   if (recipe.optimizer == "sgd") {
     return std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(recipe.lr)
-                    .momentum(0.9)
-                    .nesterov(true)
-                    .weight_decay(recipe.weight_decay));
+        params, torch::optim::SGDOptions(recipe.lr).momentum(0.9).nesterov(true).weight_decay(
+                    recipe.weight_decay));
   }
   throw std::invalid_argument("unknown optimiser '" + recipe.optimizer + "' (adamw, sgd)");
 }

@@ -80,8 +80,9 @@ torch::ScalarType precision_dtype(const std::string &precision, const torch::Dev
   if (precision == "bf16") return torch::kBFloat16;
   if (precision == "fp16") {
     if (!device.is_cuda()) {
-      throw std::invalid_argument("--precision fp16 needs --device cuda (on the CPU, autocast "
-                                  "computes in bf16 only: use --precision bf16)");
+      throw std::invalid_argument(
+          "--precision fp16 needs --device cuda (on the CPU, autocast "
+          "computes in bf16 only: use --precision bf16)");
     }
     return torch::kHalf;
   }

@@ -53,10 +53,10 @@ std::vector<EpochRow> read_metrics(const fs::path &path, int up_to_epoch) {
   while (std::getline(in, line)) {
     EpochRow r;
     long long step = 0;
-    if (std::sscanf(line.c_str(), "%d,%lld,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf",
-                    &r.epoch, &step, &r.lr, &r.train_loss, &r.train_acc, &r.val_loss,
-                    &r.val_top1, &r.val_top5, &r.test_loss, &r.test_top1, &r.test_top5,
-                    &r.epoch_seconds, &r.data_wait_share) == 13 &&
+    if (std::sscanf(line.c_str(), "%d,%lld,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch,
+                    &step, &r.lr, &r.train_loss, &r.train_acc, &r.val_loss, &r.val_top1,
+                    &r.val_top5, &r.test_loss, &r.test_top1, &r.test_top5, &r.epoch_seconds,
+                    &r.data_wait_share) == 13 &&
         r.epoch <= up_to_epoch) {
       r.step = step;
       rows.push_back(r);
@@ -142,10 +142,8 @@ void add_run_position(NamedTensors &extra, const RunPosition &pos) {
   extra.emplace_back("train.epoch", torch::tensor({static_cast<int64_t>(pos.epoch)}));
   extra.emplace_back("train.step", torch::tensor({pos.step}));
   extra.emplace_back("train.best_epoch", torch::tensor({static_cast<int64_t>(pos.best.epoch)}));
-  extra.emplace_back("train.best_val_top1",
-                     torch::tensor({pos.best.val_top1}, torch::kFloat64));
-  extra.emplace_back("train.best_val_loss",
-                     torch::tensor({pos.best.val_loss}, torch::kFloat64));
+  extra.emplace_back("train.best_val_top1", torch::tensor({pos.best.val_top1}, torch::kFloat64));
+  extra.emplace_back("train.best_val_loss", torch::tensor({pos.best.val_loss}, torch::kFloat64));
 }
 
 RunPosition read_run_position(const std::map<std::string, torch::Tensor> &extra,
@@ -153,7 +151,8 @@ RunPosition read_run_position(const std::map<std::string, torch::Tensor> &extra,
   auto get = [&](const char *key) {
     auto it = extra.find(key);
     if (it == extra.end())
-      throw MismatchError(what + " holds no '" + key + "': it was not written by this "
+      throw MismatchError(what + " holds no '" + key +
+                          "': it was not written by this "
                           "vidcls-train (start a new run in another folder)");
     return it->second;
   };

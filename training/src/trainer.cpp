@@ -105,23 +105,24 @@ std::string format_duration(double s) {
 }
 
 void print_cache_report(const CacheReport &r) {
-  std::printf("cache %s: %zu videos (%zu decoded, %zu reused, %zu removed), %lld frames, "
-              "%.1f MB, %.1f s%s\n",
-              r.cache_dir.c_str(), r.videos, r.decoded, r.reused, r.removed,
-              static_cast<long long>(r.frames), r.bytes / 1e6, r.seconds,
-              r.written ? "" : " (up to date)");
+  std::printf(
+      "cache %s: %zu videos (%zu decoded, %zu reused, %zu removed), %lld frames, "
+      "%.1f MB, %.1f s%s\n",
+      r.cache_dir.c_str(), r.videos, r.decoded, r.reused, r.removed,
+      static_cast<long long>(r.frames), r.bytes / 1e6, r.seconds, r.written ? "" : " (up to date)");
   for (const auto &s : r.skipped)
     std::printf("  skipped %s: %s\n", s.path.c_str(), s.reason.c_str());
   for (const auto &m : r.missing) std::printf("  missing %s\n", m.c_str());
   std::fflush(stdout);
 }
 
-
 // How a clip spec samples frames, for messages: "frame stride 2" or "7.5 fps".
 std::string sampling(const ClipSpec &c) {
   char buf[64];
-  if (c.sample_rate > 0) std::snprintf(buf, sizeof buf, "%.3g fps", c.sample_rate);
-  else std::snprintf(buf, sizeof buf, "frame stride %d", c.frame_stride);
+  if (c.sample_rate > 0)
+    std::snprintf(buf, sizeof buf, "%.3g fps", c.sample_rate);
+  else
+    std::snprintf(buf, sizeof buf, "frame stride %d", c.frame_stride);
   return buf;
 }
 
@@ -166,7 +167,7 @@ ClipCache open_cache(const TrainOptions &o, const ClipSpec &spec) {
 }
 
 struct Sample {
-  size_t video = 0;              // cache index
+  size_t video = 0;  // cache index
   int64_t label = 0;
   std::vector<int64_t> sampled;  // frame indices FrameSampler takes
 };
@@ -307,19 +308,23 @@ void TrainingRun::open_data() {
   const auto train = cache.indices("train"), val = cache.indices("val"),
              test = cache.indices("test");
   if (train.empty()) throw std::runtime_error("the split has no training videos");
-  std::printf("data: %s layout, split %s, %zu classes, %zu train / %zu validation / %zu test "
-              "videos (best.safetensors is chosen on validation)\n",
-              cache.layout().c_str(), cache.split().c_str(), cache.classes().size(), train.size(),
-              val.size(), test.size());
+  std::printf(
+      "data: %s layout, split %s, %zu classes, %zu train / %zu validation / %zu test "
+      "videos (best.safetensors is chosen on validation)\n",
+      cache.layout().c_str(), cache.split().c_str(), cache.classes().size(), train.size(),
+      val.size(), test.size());
   if (val.empty())
-    std::printf("no validation videos (validation fraction %g): best.safetensors follows the "
-                "last epoch\n", cache.val_fraction());
+    std::printf(
+        "no validation videos (validation fraction %g): best.safetensors follows the "
+        "last epoch\n",
+        cache.val_fraction());
   const int eval_side = cache_options_for(spec_).eval_short_side;
   if (cache.eval_short_side() != eval_side)
-    std::printf("note: the cache stores validation and test frames at short side %d, not the "
-                "clip spec's %d: their clips differ from the live pipeline's by more than "
-                "rounding (give the dataset folder to store them as the spec needs)\n",
-                cache.eval_short_side(), eval_side);
+    std::printf(
+        "note: the cache stores validation and test frames at short side %d, not the "
+        "clip spec's %d: their clips differ from the live pipeline's by more than "
+        "rounding (give the dataset folder to store them as the spec needs)\n",
+        cache.eval_short_side(), eval_side);
   data_.train = make_samples(cache, train, spec_);
   data_.val = make_samples(cache, val, spec_);
   data_.test = make_samples(cache, test, spec_);
@@ -355,8 +360,8 @@ void TrainingRun::resume() {
   }
   if (loaded.info.clip.frame_stride != spec_.frame_stride ||
       loaded.info.clip.sample_rate != spec_.sample_rate) {
-    throw MismatchError(last_path.string() + " sampled its clips at " +
-                        sampling(loaded.info.clip) + ", not " + sampling(spec_) +
+    throw MismatchError(last_path.string() + " sampled its clips at " + sampling(loaded.info.clip) +
+                        ", not " + sampling(spec_) +
                         "; --resume needs the same --frame-stride / --sample-rate");
   }
   load_state(*model_, state_of(*loaded.model), last_path.string());
@@ -402,16 +407,15 @@ void TrainingRun::build_optimiser() {
 void TrainingRun::print_setup() const {
   int64_t n_params = 0;
   for (const auto &p : trainee_.params) n_params += p.numel();
-  std::printf("model %s (%s), %lld trainable parameters%s; recipe: %s lr %.3g, wd %.3g, warmup "
-              "%.3g epochs, cosine, label smoothing %.2f, clip %.2f, batch %d, %d epochs x %lld "
-              "steps (%d clips per video), seed %llu, %s\n",
-              preset_name_.c_str(), preset_->architecture.c_str(),
-              static_cast<long long>(n_params),
-              use_features_ ? " (on cached backbone features)" : "", recipe_.optimizer.c_str(),
-              recipe_.lr, recipe_.weight_decay, recipe_.warmup_epochs, recipe_.label_smoothing,
-              recipe_.clip_grad, recipe_.batch_size, recipe_.epochs,
-              static_cast<long long>(batches_), recipe_.repeats,
-              static_cast<unsigned long long>(o_.seed), o_.device.c_str());
+  std::printf(
+      "model %s (%s), %lld trainable parameters%s; recipe: %s lr %.3g, wd %.3g, warmup "
+      "%.3g epochs, cosine, label smoothing %.2f, clip %.2f, batch %d, %d epochs x %lld "
+      "steps (%d clips per video), seed %llu, %s\n",
+      preset_name_.c_str(), preset_->architecture.c_str(), static_cast<long long>(n_params),
+      use_features_ ? " (on cached backbone features)" : "", recipe_.optimizer.c_str(), recipe_.lr,
+      recipe_.weight_decay, recipe_.warmup_epochs, recipe_.label_smoothing, recipe_.clip_grad,
+      recipe_.batch_size, recipe_.epochs, static_cast<long long>(batches_), recipe_.repeats,
+      static_cast<unsigned long long>(o_.seed), o_.device.c_str());
   if (trainee_.precision != torch::kFloat32) {
     std::printf("mixed precision: forward passes autocast to %s%s\n", o_.precision.c_str(),
                 trainee_.scaler.on ? ", dynamic loss scaling" : "");
@@ -453,9 +457,9 @@ EpochRow TrainingRun::run_epoch(int epoch) {
   std::vector<size_t> order(per_epoch_);
   for (int64_t i = 0; i < per_epoch_; ++i) order[i] = i % data_.train.size();
   std::shuffle(order.begin(), order.end(), std::mt19937_64(mix(o_.seed, epoch, 2)));
-  PrefetchLoader loader(static_cast<size_t>(batches_),
-                        [&](size_t b) { return make_batch(epoch, b, order); },
-                        static_cast<size_t>(std::max(1, o_.prefetch)));
+  PrefetchLoader loader(
+      static_cast<size_t>(batches_), [&](size_t b) { return make_batch(epoch, b, order); },
+      static_cast<size_t>(std::max(1, o_.prefetch)));
   const int64_t skipped_before = trainee_.scaler.skipped;
   const auto tr = train_one_epoch(trainee_, loader, recipe_, schedule_, pos_.step, epoch);
   if (trainee_.scaler.skipped > skipped_before) {
@@ -510,11 +514,16 @@ nlohmann::json TrainingRun::provenance(const EpochRow &row) const {
   p["epochs"] = row.epoch;
   p["schedule_epochs"] = recipe_.epochs;
   p["seed"] = o_.seed;
-  p["recipe"] = {{"optimizer", recipe_.optimizer}, {"lr", recipe_.lr},
-                 {"weight_decay", recipe_.weight_decay}, {"warmup_epochs", recipe_.warmup_epochs},
-                 {"label_smoothing", recipe_.label_smoothing}, {"clip_grad", recipe_.clip_grad},
-                 {"batch_size", recipe_.batch_size}, {"repeats", recipe_.repeats},
-                 {"flip", o_.flip}, {"scale", {recipe_.min_scale, recipe_.max_scale}},
+  p["recipe"] = {{"optimizer", recipe_.optimizer},
+                 {"lr", recipe_.lr},
+                 {"weight_decay", recipe_.weight_decay},
+                 {"warmup_epochs", recipe_.warmup_epochs},
+                 {"label_smoothing", recipe_.label_smoothing},
+                 {"clip_grad", recipe_.clip_grad},
+                 {"batch_size", recipe_.batch_size},
+                 {"repeats", recipe_.repeats},
+                 {"flip", o_.flip},
+                 {"scale", {recipe_.min_scale, recipe_.max_scale}},
                  {"precision", o_.precision}};
   p["metrics"] = {{"train_loss", row.train_loss}, {"train_acc", row.train_acc},
                   {"val_loss", row.val_loss},     {"val_top1", row.val_top1},
@@ -523,8 +532,10 @@ nlohmann::json TrainingRun::provenance(const EpochRow &row) const {
   p["selected_on"] = "validation";
   if (distiller_ != nullptr)
     p["distillation"] = {{"teacher", distiller_->teacher_path()},
-                         {"temperature", o_.distill_temperature}, {"alpha", o_.distill_alpha},
-                         {"beta", o_.distill_beta}, {"layer_terms", distiller_->layer_terms()}};
+                         {"temperature", o_.distill_temperature},
+                         {"alpha", o_.distill_alpha},
+                         {"beta", o_.distill_beta},
+                         {"layer_terms", distiller_->layer_terms()}};
   if (!revision_.empty()) p["git_revision"] = revision_;
   if (!o_.command_line.empty()) p["command"] = o_.command_line;
   return p;
@@ -551,12 +562,13 @@ void TrainingRun::print_epoch(const EpochRow &row, const EpochResult &tr, bool i
   const double elapsed = seconds_since(start_);
   const int done = row.epoch - first_epoch_ + 1;
   const double eta = elapsed / done * (recipe_.epochs - row.epoch);
-  std::printf("epoch %3d/%d  loss %.4f  train %5.1f%%  val top-1 %5.1f%%%s  test top-1 %5.1f%% "
-              "top-5 %5.1f%%  lr %.2e  %.0f clips/s  data wait %.1f%%  %.1f s  ETA %s\n",
-              row.epoch, recipe_.epochs, row.train_loss, 100 * row.train_acc, 100 * row.val_top1,
-              improved ? " *" : "  ", 100 * row.test_top1, 100 * row.test_top5, row.lr,
-              tr.seconds > 0 ? tr.samples / tr.seconds : 0.0, 100 * row.data_wait_share,
-              row.epoch_seconds, format_duration(eta).c_str());
+  std::printf(
+      "epoch %3d/%d  loss %.4f  train %5.1f%%  val top-1 %5.1f%%%s  test top-1 %5.1f%% "
+      "top-5 %5.1f%%  lr %.2e  %.0f clips/s  data wait %.1f%%  %.1f s  ETA %s\n",
+      row.epoch, recipe_.epochs, row.train_loss, 100 * row.train_acc, 100 * row.val_top1,
+      improved ? " *" : "  ", 100 * row.test_top1, 100 * row.test_top5, row.lr,
+      tr.seconds > 0 ? tr.samples / tr.seconds : 0.0, 100 * row.data_wait_share, row.epoch_seconds,
+      format_duration(eta).c_str());
 }
 
 TrainResult TrainingRun::run() {
@@ -572,9 +584,10 @@ TrainResult TrainingRun::run() {
     const auto t0 = Clock::now();
     frame_features(*backbone_, data_.cache, {&data_.train, &data_.val, &data_.test}, spec_,
                    trainee_.device, data_.features);
-    std::printf("backbone features of %zu videos cached in %.1f s (frozen backbone: the temporal "
-                "model trains on features of the clean frames, temporal jitter only)\n",
-                data_.train.size() + data_.val.size() + data_.test.size(), seconds_since(t0));
+    std::printf(
+        "backbone features of %zu videos cached in %.1f s (frozen backbone: the temporal "
+        "model trains on features of the clean frames, temporal jitter only)\n",
+        data_.train.size() + data_.val.size() + data_.test.size(), seconds_since(t0));
   }
   data_.val_inputs = eval_inputs(data_, data_.val, spec_);
   data_.test_inputs = eval_inputs(data_, data_.test, spec_);
@@ -601,11 +614,12 @@ TrainResult TrainingRun::report() const {
     if (row.epoch == pos_.best.epoch) r.best_test_top1 = row.test_top1;
   }
   if (!rows_.empty()) r.last_test_top1 = rows_.back().test_top1;
-  std::printf("best.safetensors: epoch %d, chosen on validation top-1 %.1f%%, its test top-1 "
-              "%.1f%% (the test side chose nothing); last.safetensors: epoch %d, test top-1 "
-              "%.1f%%\n",
-              r.best_epoch, 100 * std::max(0.0, r.best_val_top1), 100 * r.best_test_top1,
-              rows_.empty() ? 0 : rows_.back().epoch, 100 * r.last_test_top1);
+  std::printf(
+      "best.safetensors: epoch %d, chosen on validation top-1 %.1f%%, its test top-1 "
+      "%.1f%% (the test side chose nothing); last.safetensors: epoch %d, test top-1 "
+      "%.1f%%\n",
+      r.best_epoch, 100 * std::max(0.0, r.best_val_top1), 100 * r.best_test_top1,
+      rows_.empty() ? 0 : rows_.back().epoch, 100 * r.last_test_top1);
   return r;
 }
 

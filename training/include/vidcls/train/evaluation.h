@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "vidcls/classifier.h"
 #include "vidcls/clip_record.h"
@@ -59,7 +59,7 @@ struct EvalSet {
   std::vector<std::string> classes;  // the dataset's
   std::string split;
   std::optional<ClipCache> cache;
-  nlohmann::json skipped;            // [{"path", "reason"}] the cache could not decode
+  nlohmann::json skipped;  // [{"path", "reason"}] the cache could not decode
 };
 EvalSet eval_set(const std::string &data, const std::string &split, const std::string &side);
 
@@ -72,10 +72,9 @@ struct EvalReport {
 // Evaluates `model` (eval mode, on `device`) on every video of `set`. Videos that cannot be
 // decoded are skipped and listed; a dataset class the model does not know is a MismatchError.
 // `progress` is called after each video with its entry of EvalReport::videos.
-EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::string> &labels,
-                        const ClipSpec &spec, const EvalSet &set, Views views,
-                        const torch::Device &device,
-                        const std::function<void(size_t, size_t, const nlohmann::json &)>
-                            &progress = {});
+EvalReport evaluate_set(
+    VideoClassifierImpl &model, const std::vector<std::string> &labels, const ClipSpec &spec,
+    const EvalSet &set, Views views, const torch::Device &device,
+    const std::function<void(size_t, size_t, const nlohmann::json &)> &progress = {});
 
 }  // namespace vidcls::train
