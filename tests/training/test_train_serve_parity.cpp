@@ -90,6 +90,10 @@ struct Case {
   const char *eos_policy;
 };
 
+void PrintTo(const Case &c, std::ostream *os) {
+  *os << c.name << " (eos-policy=" << c.eos_policy << ")";
+}
+
 // The clips vidclsclipper hands to vividinfer for `video`, and the bus messages.
 struct PipelineRun {
   Collected clips;

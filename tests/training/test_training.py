@@ -150,11 +150,33 @@ def case_corrupt(env):
           "the next run on the unchanged dataset decoded it again, or lost the skipped video")
 
 
+def swapped_test_side(data, out):
+    """A copy of the dataset whose test videos (even subjects) carry the labels of their pairs
+    (actions 1 <-> 2, 3 <-> 4): the better a model learns, the worse it does on the test side."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    swap = {1: 2, 2: 1, 3: 4, 4: 3}
+    for name in os.listdir(data):
+        m = re.match(r"a(\d+)_s(\d+)_(e\d+_rgb\.avi)$", name)
+        target = name
+        if m and int(m.group(2)) % 2 == 0:
+            target = f"a{swap[int(m.group(1))]:02d}_s{m.group(2)}_{m.group(3)}"
+        shutil.copy(os.path.join(data, name), os.path.join(out, target))
+    return out
+
+
 def case_select(env):
-    """best.safetensors is the epoch with the best validation top-1 (ties: lower validation loss);
-    metrics.csv records validation and test apart; validation subjects are whole training
-    subjects, never a test subject."""
-    data, cache = env.dataset()
+    """best.safetensors is the epoch with the best validation top-1 (ties: lower validation loss),
+    never the test side's choice; metrics.csv records validation and test apart; validation
+    subjects are whole training subjects, never a test subject. The test side here is made
+    adversarial (its labels swapped in pairs), so choosing on it would pick another epoch."""
+    data, _ = env.dataset()
+    swapped = swapped_test_side(data, os.path.join(env.work, "swapped"))
+    cache = os.path.join(env.work, "swapped-cache")
+    p = run([env.tool("vidcls-train"), "--model", "vivit", "--data", swapped, "--cache", cache,
+             "--out", os.path.join(env.work, "select"), "--epochs", "5", "--repeats", "2",
+             "--seed", "9"])
+    check(p.returncode == 0, "training failed")
     with open(os.path.join(cache, "index.json")) as f:
         index = json.load(f)
     subjects = {}
@@ -165,17 +187,21 @@ def case_select(env):
     check(not (subjects["val"] & subjects["test"]), "a subject in validation and test")
     check(not (subjects["val"] & subjects["train"]), "a subject in validation and training")
     check(all(s % 2 == 1 for s in subjects["val"]), "validation is not from the training side")
-    p = env.train("select", "--epochs", "4", "--repeats", "1", "--seed", "9")
-    check(p.returncode == 0, "training failed")
     out = os.path.join(env.work, "select")
     rows = read_metrics(os.path.join(out, "metrics.csv"))
     for col in ("val_loss", "val_top1", "val_top5", "test_loss", "test_top1", "test_top5"):
         check(col in rows[0], f"metrics.csv has no {col}")
     chosen = max(rows, key=lambda r: (float(r["val_top1"]), -float(r["val_loss"])))
+    on_test = max(rows, key=lambda r: float(r["test_top1"]))
     info = run([env.tool("../models/vidcls-info"), os.path.join(out, "best.safetensors"), "--json"])
     prov = json.loads(info.stdout)["provenance"]
-    print(f"best epoch {prov['epochs']}, by validation {chosen['epoch']}; test top-1 per epoch",
-          [r["test_top1"] for r in rows])
+    print(f"best.safetensors: epoch {prov['epochs']}; by validation {chosen['epoch']}, by test "
+          f"{on_test['epoch']}; validation {[r['val_top1'] for r in rows]}, test "
+          f"{[r['test_top1'] for r in rows]}")
+    check(float(chosen["val_top1"]) >= 0.5, "the model did not learn (chance 0.25): nothing to "
+          "choose from")
+    check(float(on_test["test_top1"]) > float(chosen["test_top1"]),
+          "the adversarial test side would have chosen the same epoch: this run tells nothing")
     check(prov["epochs"] == int(chosen["epoch"]), "best.safetensors is not the best validation "
           f"epoch ({prov['epochs']} vs {chosen['epoch']})")
     check(prov["selected_on"] == "validation", "the provenance does not say what chose it")
