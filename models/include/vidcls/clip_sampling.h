@@ -91,8 +91,6 @@ class ClipCutter {
   // it was sent). Its frames are the last out.n_frames sampled ones.
   bool finish(EosPolicy policy, ClipRecord &out);
 
-  uint64_t frames() const { return T_; }
-  uint64_t hop() const { return hop_; }
   uint64_t epoch() const { return epoch_; }
   uint64_t sampled() const { return n_sampled_; }
 

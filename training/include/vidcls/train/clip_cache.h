@@ -39,6 +39,7 @@
 #include <torch/types.h>
 
 #include "vidcls/clip_spec.h"
+#include "vidcls/train/dataset.h"
 
 namespace vidcls::train {
 
@@ -60,7 +61,7 @@ struct CacheOptions {
   int short_side = kDefaultShortSide;  // training videos; 0 keeps the decoded size
   // Validation and test videos: the clip spec's crop short side; 0 keeps the decoded size.
   int eval_short_side = kDefaultEvalShortSide;
-  double val_fraction = 0.1;           // of the training side, see carve_validation
+  double val_fraction = kDefaultValFraction;  // of the training side, see carve_validation
   int max_frames = 0;                  // decode at most this many frames per video; 0 = all
   std::string split;                   // the dataset split recorded in the index; "" = default
   // Called after each video with what happened to it, for progress output.
