@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that building, testing and running vidcls needs.
+# Installs every Debian 12 or Debian 13 package that building, testing and running vidcls needs.
 # Idempotent: does nothing (and needs no network) when all of them are already installed.
 # Run as root, or with sudo available.
 set -euo pipefail
@@ -13,11 +13,15 @@ packages=(
   nlohmann-json3-dev libcli11-dev libopencv-dev
   # GStreamer: development files, plugins for decoding/encoding in tests and demo, tools
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  # the analytics library (GstAnalyticsRelationMeta, ClsMtd) ships here from GStreamer 1.24
+  # (Debian 13); on 1.22 (Debian 12) the package has no analytics library and the build leaves it out
+  libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-tools
   # tests: GoogleTest/GoogleMock, and the Python reference implementations for parity tests
   libgtest-dev libgmock-dev python3 python3-torch python3-torchvision python3-numpy
-  # fuzzing (meson -Dfuzz=true with CXX=clang++): libFuzzer runtime
-  clang libclang-rt-14-dev
+  # fuzzing (meson -Dfuzz=true with CXX=clang++): libFuzzer runtime of the distribution's default
+  # clang (14 on Debian 12, 19 on Debian 13), through the unversioned package
+  clang libclang-rt-dev
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "vidcls/layers.h"
 
+#include <atomic>
 #include <cmath>
 
 #include <torch/nn/functional/activation.h>
@@ -29,7 +30,15 @@ torch::nn::Linear identity_mix(int64_t heads) {
   return mix;
 }
 
+std::atomic<AttentionPath> g_attention_path{AttentionPath::kAuto};
+
 }  // namespace
+
+void set_attention_path(AttentionPath path) { g_attention_path.store(path); }
+
+AttentionPath attention_path() { return g_attention_path.load(); }
+
+bool fused_attention_available() { return TORCH_VERSION_MAJOR >= 2; }
 
 torch::Tensor trunc_normal_(torch::Tensor t, double std) {
   // Inverse-CDF sampling: uniform over the CDF range of [-2, 2] standard deviations.
@@ -95,7 +104,7 @@ torch::Tensor BlockImpl::attention(const torch::Tensor &x, BlockWeights &w,
   const double p = is_training() ? attn_dropout_ : 0.0;
   torch::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
-  if (!mix_pre && attn_out == nullptr) {
+  if (!mix_pre && attn_out == nullptr && attention_path() == AttentionPath::kAuto) {
     out = at::scaled_dot_product_attention(q, k, v, {}, p);
   }
 #endif

@@ -3,12 +3,17 @@
 #include <sched.h>
 
 #include <cstdlib>
+#include <set>
+#include <string>
 
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/function.h>
 #include <torch/nn/functional/conv.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
+#include "vidcls/layers.h"
 #include "vidcls/registry.h"
 #include "vidcls/resnet_tvit.h"
 #include "vidcls/runtime.h"
@@ -334,6 +339,107 @@ TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
   auto r = vidcls::preset_config("resnet18-tvit-xs");
   r["backbone"]["depth"] = 20;
   EXPECT_THROW(vidcls::make_model("resnet-tvit", r), c10::Error);
+}
+
+// Restores the process-wide attention path when a test ends, pass or fail.
+struct AttentionPathScope {
+  explicit AttentionPathScope(vidcls::AttentionPath p) { vidcls::set_attention_path(p); }
+  ~AttentionPathScope() { vidcls::set_attention_path(vidcls::AttentionPath::kAuto); }
+};
+
+struct BlockRun {
+  torch::Tensor out, grad_in;
+  std::vector<torch::Tensor> grads;
+  std::string graph;  // names of the autograd nodes that made `out`
+};
+
+std::string autograd_graph(const torch::Tensor &out) {
+  std::string names;
+  std::vector<std::shared_ptr<torch::autograd::Node>> todo{out.grad_fn()};
+  std::set<torch::autograd::Node *> seen;
+  while (!todo.empty()) {
+    auto node = todo.back();
+    todo.pop_back();
+    if (!node || !seen.insert(node.get()).second) continue;
+    names += node->name() + " ";
+    for (const auto &edge : node->next_edges()) todo.push_back(edge.function);
+  }
+  return names;
+}
+
+BlockRun run_block(vidcls::Block &block, vidcls::BlockWeights &w, const torch::Tensor &x,
+                   const torch::Tensor &upstream, vidcls::AttentionPath path) {
+  AttentionPathScope scope(path);
+  block->zero_grad();
+  w->zero_grad();
+  auto in = x.detach().clone().requires_grad_(true);
+  auto out = block->forward(in, w, 1, 4, 4);
+  const std::string graph = autograd_graph(out);
+  (out * upstream).sum().backward();
+  BlockRun r{out.detach(), in.grad().detach(), {}, graph};
+  for (const auto &p : w->parameters()) r.grads.push_back(p.grad().detach().clone());
+  for (const auto &p : block->parameters()) r.grads.push_back(p.grad().detach().clone());
+  return r;
+}
+
+// LibTorch >= 2.0 computes attention with the fused scaled-dot-product kernel; the explicit
+// softmax path stays for 1.13, for Mini-ViViT's attention-map mixing and for tracing. Both must
+// give one model: the same outputs and the same gradients, in float32 and float64.
+TEST(Attention, FusedKernelMatchesTheMathPath) {
+  if (!vidcls::fused_attention_available())
+    GTEST_SKIP() << "this LibTorch (" << TORCH_VERSION << ") has no scaled_dot_product_attention";
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    torch::manual_seed(0);
+    vidcls::EncoderConfig cfg;
+    cfg.dim = 64;
+    cfg.heads = 4;
+    cfg.mlp_dim = 128;
+    vidcls::Block block(cfg, 0.0);
+    vidcls::BlockWeights w(cfg);
+    block->to(dtype);
+    w->to(dtype);
+    block->train();
+    // 1 CLS token + a 4x4 grid, batch 3: q, k and v reach the kernel as strided views.
+    auto x = torch::randn({3, 17, cfg.dim}, torch::dtype(dtype));
+    auto upstream = torch::randn({3, 17, cfg.dim}, torch::dtype(dtype));
+    auto fused = run_block(block, w, x, upstream, vidcls::AttentionPath::kAuto);
+    auto math = run_block(block, w, x, upstream, vidcls::AttentionPath::kMath);
+    const double tol = dtype == torch::kFloat64 ? 1e-10 : 2e-5;
+    EXPECT_TRUE(torch::allclose(fused.out, math.out, tol, tol)) << dtype;
+    // The two runs did take different kernels.
+    EXPECT_TRUE(fused.graph.find("ScaledDotProduct") != std::string::npos) << fused.graph;
+    EXPECT_TRUE(math.graph.find("ScaledDotProduct") == std::string::npos) << math.graph;
+    EXPECT_TRUE(math.graph.find("Softmax") != std::string::npos) << math.graph;
+    EXPECT_TRUE(torch::allclose(fused.grad_in, math.grad_in, tol, tol)) << dtype;
+    ASSERT_EQ(fused.grads.size(), math.grads.size());
+    for (size_t i = 0; i < fused.grads.size(); ++i)
+      EXPECT_TRUE(torch::allclose(fused.grads[i], math.grads[i], tol, tol))
+          << dtype << " parameter " << i << " differs by "
+          << (fused.grads[i] - math.grads[i]).abs().max().item<double>();
+  }
+}
+
+// The whole ViViT (spatial then temporal encoder) gives the same logits either way, so a
+// checkpoint trained on Debian 12 (math path) classifies alike on Debian 13 (fused path).
+TEST(Attention, ViViTLogitsAgreeAcrossPaths) {
+  if (!vidcls::fused_attention_available())
+    GTEST_SKIP() << "this LibTorch (" << TORCH_VERSION << ") has no scaled_dot_product_attention";
+  torch::manual_seed(0);
+  auto model = vidcls::make_preset_model("vivit-xs", 6);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto clip = random_clip(model->input_shape());
+  torch::Tensor fused, math;
+  {
+    AttentionPathScope scope(vidcls::AttentionPath::kAuto);
+    fused = model->forward(clip);
+  }
+  {
+    AttentionPathScope scope(vidcls::AttentionPath::kMath);
+    math = model->forward(clip);
+  }
+  EXPECT_TRUE(torch::allclose(fused, math, 1e-4, 1e-5))
+      << "max difference " << (fused - math).abs().max().item<double>();
 }
 
 TEST(Runtime, ThreadsFollowTheAvailableCores) {

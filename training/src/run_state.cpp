@@ -39,9 +39,15 @@ void write_text_atomic(const fs::path &path, const std::string &text) {
   fs::rename(tmp, path);
 }
 
+// The optimiser's per-parameter state is keyed by the parameter's TensorImpl: LibTorch 1.13 keys it
+// by the pointer printed as a string, 2.x by the pointer itself.
+#if TORCH_VERSION_MAJOR >= 2
+void *state_key(const torch::Tensor &p) { return p.unsafeGetTensorImpl(); }
+#else
 std::string state_key(const torch::Tensor &p) {
   return c10::guts::to_string(p.unsafeGetTensorImpl());
 }
+#endif
 
 }  // namespace
 

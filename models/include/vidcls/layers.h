@@ -34,6 +34,17 @@ struct EncoderConfig {
   int64_t dwconv_kernel = 3;
 };
 
+// How attention is computed. kAuto uses LibTorch's fused scaled-dot-product attention
+// (at::scaled_dot_product_attention, LibTorch >= 2.0) wherever the block needs nothing but the
+// result; kMath always runs the explicit softmax(q k^T / sqrt(d)) v, which is the only path on
+// LibTorch 1.13 and the one Mini-ViViT's attention-map mixing and attention tracing take.
+// Process-wide, read at every forward; for tests and benchmarks that compare the two.
+enum class AttentionPath { kAuto, kMath };
+void set_attention_path(AttentionPath path);
+AttentionPath attention_path();
+// Whether this build has the fused kernel (LibTorch >= 2.0).
+bool fused_attention_available();
+
 // Fills `t` in place from N(0, std^2) truncated to [-2 std, 2 std] (the ViT initialisation;
 // LibTorch 1.13 has no trunc_normal_). Returns `t`.
 torch::Tensor trunc_normal_(torch::Tensor t, double std);
