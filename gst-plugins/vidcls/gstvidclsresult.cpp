@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#ifdef VIDCLS_HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
+
 namespace vidcls {
 namespace gst {
 
@@ -91,9 +95,34 @@ classification_structure (const Classification &c)
   return s;
 }
 
+#ifdef VIDCLS_HAVE_GST_ANALYTICS
+/* The same labels and confidences, best first, as a GstAnalyticsClsMtd in the buffer's
+ * GstAnalyticsRelationMeta (made if the buffer has none), for any element or application that
+ * reads GStreamer's analytics meta. */
+static void
+add_cls_mtd (GstBuffer *buf, const Classification &c)
+{
+  GstAnalyticsRelationMeta *rmeta = gst_buffer_get_analytics_relation_meta (buf);
+  if (rmeta == nullptr)
+    rmeta = gst_buffer_add_analytics_relation_meta (buf);
+  std::vector<GQuark> quarks;
+  for (const auto &l : c.labels)
+    quarks.push_back (g_quark_from_string (l.c_str ()));
+  std::vector<gfloat> levels (c.scores.begin (), c.scores.end ());
+  GstAnalyticsClsMtd mtd;
+  if (rmeta == nullptr || !gst_analytics_relation_meta_add_cls_mtd (rmeta, quarks.size (),
+          levels.data (), quarks.data (), &mtd))
+    GST_WARNING ("could not add a GstAnalyticsClsMtd for clip %" G_GUINT64_FORMAT,
+        c.clip.index);
+}
+#endif
+
 GstVidclsClassificationMeta *
 attach_classification (GstBuffer *buf, const Classification &c)
 {
+#ifdef VIDCLS_HAVE_GST_ANALYTICS
+  add_cls_mtd (buf, c);
+#endif
   static_assert (kNoTimestamp == GST_CLOCK_TIME_NONE, "one value for 'no timestamp'");
   GstVidclsClip clip;
   clip.stream_id = const_cast<gchar *> (c.clip.stream.c_str ());  /* copied by the meta */

@@ -13,6 +13,9 @@
 
 #include "gst_test_env.h"
 #include "gstvidclsmeta.h"
+#ifdef VIDCLS_HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
 
@@ -122,6 +125,55 @@ TEST(VividInfer, ScoresEqualTheModelOnTheSameClips) {
   EXPECT_EQ(classified, 2u);
   gst_object_unref(infer);
   gst_harness_teardown(h);
+}
+
+// Built against GStreamer >= 1.24, every result is also a GstAnalyticsClsMtd in the buffer's
+// GstAnalyticsRelationMeta: read back with the analytics API alone, it holds our labels and
+// confidences, best first.
+TEST(VividInfer, ResultsAreAlsoGStreamerAnalyticsClassifications) {
+#ifndef VIDCLS_HAVE_GST_ANALYTICS
+  GTEST_SKIP() << "built against GStreamer " << GST_VERSION_MAJOR << "." << GST_VERSION_MINOR
+               << ", which has no analytics library (1.24+)";
+#else
+  const auto ckpt = make_checkpoint("vivit-xs");
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper ! vividinfer mode=sync top-k=4 model=" + ckpt).c_str());
+  auto out = push_frames(h, 40);
+  int with_mtd = 0;
+  for (GstBuffer *buf : out) {
+    auto *res = gst_buffer_get_vidcls_classification_meta(buf);
+    GstAnalyticsRelationMeta *rmeta = gst_buffer_get_analytics_relation_meta(buf);
+    ASSERT_EQ(res == nullptr, rmeta == nullptr) << "a ClsMtd exactly where our meta is";
+    if (rmeta == nullptr) {
+      gst_buffer_unref(buf);
+      continue;
+    }
+    gpointer state = nullptr;
+    GstAnalyticsMtd mtd;
+    int found = 0;
+    while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_cls_mtd_get_mtd_type(),
+                                               &mtd)) {
+      ++found;
+      auto *cls = reinterpret_cast<GstAnalyticsClsMtd *>(&mtd);
+      ASSERT_EQ(gst_analytics_cls_mtd_get_length(cls), res->n_results);
+      for (guint i = 0; i < res->n_results; ++i) {
+        EXPECT_STREQ(g_quark_to_string(gst_analytics_cls_mtd_get_quark(cls, i)), res->labels[i]);
+        EXPECT_FLOAT_EQ(gst_analytics_cls_mtd_get_level(cls, i), res->scores[i]);
+        if (i > 0)
+          EXPECT_LE(gst_analytics_cls_mtd_get_level(cls, i),
+                    gst_analytics_cls_mtd_get_level(cls, i - 1));
+      }
+      // A label looks its confidence up by name, as analytics consumers do.
+      EXPECT_EQ(gst_analytics_cls_mtd_get_index_by_quark(cls, g_quark_from_string(res->labels[0])),
+                0);
+    }
+    EXPECT_EQ(found, 1);
+    with_mtd += found;
+    gst_buffer_unref(buf);
+  }
+  EXPECT_EQ(with_mtd, 2);
+  gst_harness_teardown(h);
+#endif
 }
 
 // resnetvitinfer: overlapping clips (hop 2 of T = 8) run the backbone once per sampled frame and
