@@ -54,6 +54,7 @@
 #include <torch/types.h>
 
 #include "gstvidclsclip.h"
+#include "gstvidclsyuv.h"
 #include "vidcls/clip_sampling.h"
 #include "vidcls/clip_spec.h"
 #include "vidcls/device.h"
@@ -198,6 +199,9 @@ struct GstVidclsClipperPrivate {
   GstBuffer *rgb_scratch = nullptr;
   torch::Tensor channels;
   bool rgb_in_order = false;
+  /* Or, on a GPU, 4:2:0 frames uploaded as they are and converted there. */
+  vidcls::gst::Yuv420Layout yuv;
+  bool yuv_on_device = false;
 
   /* T slots [T, 3, H, W]: sampled frame i is converted once, into slot i % T. A finished clip
    * is copied out of the ring (one copy of T slots, in order): whoever takes it may keep it,
@@ -612,39 +616,20 @@ setup_rgb (GstVidclsClipper * self)
   gst_clear_buffer (&priv->rgb_scratch);
 
   std::vector<int64_t> offsets = {0, 1, 2};
-  if (GST_VIDEO_FORMAT_INFO_IS_RGB (finfo) && GST_VIDEO_FORMAT_INFO_N_PLANES (finfo) == 1
+  /* On a GPU, 4:2:0 frames go up as they are and become RGB there. */
+  priv->yuv = vidcls::gst::yuv420_layout (&priv->in_info);
+  priv->yuv_on_device = priv->yuv.supported && !priv->device.is_cpu ();
+  if (priv->yuv_on_device) {
+    GST_INFO_OBJECT (self, "%s frames are converted to RGB on %s",
+        GST_VIDEO_INFO_NAME (&priv->in_info), priv->device.str ().c_str ());
+  } else if (GST_VIDEO_FORMAT_INFO_IS_RGB (finfo) && GST_VIDEO_FORMAT_INFO_N_PLANES (finfo) == 1
       && GST_VIDEO_FORMAT_INFO_BITS (finfo) == 8) {
     for (int c = 0; c < 3; c++)
       offsets[c] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, GST_VIDEO_COMP_R + c);
     priv->rgb_in_order = offsets[0] == 0 && offsets[1] == 1 && offsets[2] == 2;
   } else {
-    GstVideoInfo *rgb_info = &priv->rgb_info;
-    gst_video_info_set_interlaced_format (rgb_info, GST_VIDEO_FORMAT_RGB,
-        GST_VIDEO_INFO_INTERLACE_MODE (&priv->in_info), GST_VIDEO_INFO_WIDTH (&priv->in_info),
-        GST_VIDEO_INFO_HEIGHT (&priv->in_info));
-    GST_VIDEO_INFO_FPS_N (rgb_info) = GST_VIDEO_INFO_FPS_N (&priv->in_info);
-    GST_VIDEO_INFO_FPS_D (rgb_info) = GST_VIDEO_INFO_FPS_D (&priv->in_info);
-    GST_VIDEO_INFO_PAR_N (rgb_info) = GST_VIDEO_INFO_PAR_N (&priv->in_info);
-    GST_VIDEO_INFO_PAR_D (rgb_info) = GST_VIDEO_INFO_PAR_D (&priv->in_info);
-    GstStructure *config = gst_structure_new ("GstVideoConverterConfig",
-        GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
-        GST_VIDEO_DITHER_BAYER,
-        GST_VIDEO_CONVERTER_OPT_DITHER_QUANTIZATION, G_TYPE_UINT, 1,
-        GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-        GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-        GST_VIDEO_CONVERTER_OPT_ALPHA_MODE, GST_TYPE_VIDEO_ALPHA_MODE,
-        GST_VIDEO_ALPHA_MODE_COPY,
-        GST_VIDEO_CONVERTER_OPT_CHROMA_MODE, GST_TYPE_VIDEO_CHROMA_MODE,
-        GST_VIDEO_CHROMA_MODE_FULL,
-        GST_VIDEO_CONVERTER_OPT_MATRIX_MODE, GST_TYPE_VIDEO_MATRIX_MODE,
-        GST_VIDEO_MATRIX_MODE_FULL,
-        GST_VIDEO_CONVERTER_OPT_GAMMA_MODE, GST_TYPE_VIDEO_GAMMA_MODE,
-        GST_VIDEO_GAMMA_MODE_NONE,
-        GST_VIDEO_CONVERTER_OPT_PRIMARIES_MODE, GST_TYPE_VIDEO_PRIMARIES_MODE,
-        GST_VIDEO_PRIMARIES_MODE_NONE,
-        /* One thread: a second one would share the other core with LibTorch's thread team,
-         * still spinning after the model's last op (measured: 2.4x slower at 224 px). */
-        GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT, 1, nullptr);
+    vidcls::gst::rgb_info_like (&priv->in_info, &priv->rgb_info);
+    GstStructure *config = vidcls::gst::rgb_converter_config ();
     priv->converter = gst_video_converter_new (&priv->in_info, &priv->rgb_info, config);
     if (priv->converter == nullptr) {
       GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (nullptr),
@@ -857,6 +842,17 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
     return false;
   }
 
+  const int64_t slot = static_cast<int64_t> (priv->cutter.slot (i));
+  if (priv->yuv_on_device) {
+    /* One upload of the frame's bytes; conversion, resize and normalisation on the device. */
+    vidcls::gst::FramePlanes planes = vidcls::gst::frame_planes (frame.get ());
+    planes.bytes = planes.bytes.to (priv->device);
+    torch::Tensor rgb = vidcls::gst::yuv420_to_rgb (planes, priv->yuv);
+    vidcls::preprocess_frames_into (rgb.unsqueeze (0), priv->spec,
+        priv->ring.narrow (0, slot, 1));
+    return true;
+  }
+
   GstVideoFrame *packed = frame.get ();
   std::optional<MappedFrame> rgb_frame;
   if (priv->converter != nullptr) {
@@ -881,7 +877,6 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
   torch::Tensor rgb = priv->rgb_in_order ? pixels.narrow (2, 0, 3)
       : pixels.index_select (2, priv->channels);
 
-  const int64_t slot = static_cast<int64_t> (priv->cutter.slot (i));
   vidcls::preprocess_frames_into (rgb.unsqueeze (0), priv->spec, priv->ring.narrow (0, slot, 1));
   return true;
 }

@@ -6,6 +6,7 @@
 
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
+#include <torch/version.h>
 
 #include "vidcls/errors.h"
 #include "vidcls/train/metrics.h"
