@@ -1,5 +1,7 @@
 // Forward time per preset on this machine's CPU: batch 1, clips of the preset's documented
-// shape, eval mode, no autograd. Prints a table; optional --json FILE writes the numbers.
+// shape, eval mode, no autograd. Where LibTorch has the fused scaled-dot-product attention
+// (>= 2.0), a second column times the same model with the explicit math path, which is what
+// LibTorch 1.13 runs. Prints a table; optional --json FILE writes the numbers.
 //
 //   bench-forward [--presets a,b,...] [--iters N] [--json FILE]
 #include <algorithm>
@@ -13,7 +15,9 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 #include <torch/utils.h>
+#include <torch/version.h>
 
+#include "vidcls/layers.h"
 #include "vidcls/registry.h"
 #include "vidcls/resnet.h"
 #include "vidcls/runtime.h"
@@ -92,8 +96,12 @@ int main(int argc, char **argv) {
   std::printf("forward time per clip, batch 1, eval, %d threads, median of >= %d calls (fast "
               "presets: more, up to 1 s)\n",
               threads, iters);
-  std::printf("%-18s %-12s %12s %16s %12s\n", "preset", "arch", "params (M)", "clip TxHxW",
-              "ms / clip");
+  const bool fused = vidcls::fused_attention_available();
+  std::printf("LibTorch %s, attention: %s\n", TORCH_VERSION,
+              fused ? "fused scaled_dot_product_attention (math path in the last column)"
+                    : "math path only");
+  std::printf("%-18s %-12s %12s %16s %12s %12s\n", "preset", "arch", "params (M)", "clip TxHxW",
+              "ms / clip", fused ? "math ms" : "");
   for (const auto &name : names) {
     auto model = vidcls::make_preset_model(name);
     model->eval();
@@ -102,11 +110,20 @@ int main(int argc, char **argv) {
     int64_t params = 0;
     for (const auto &p : model->parameters()) params += p.numel();
     const double ms = median_ms([&] { model->forward(clip); }, iters, 1);
-    std::printf("%-18s %-12s %12.2f %7lldx%lldx%-6lld %12.1f\n", name.c_str(),
+    double math_ms = ms;
+    if (fused) {
+      vidcls::set_attention_path(vidcls::AttentionPath::kMath);
+      math_ms = median_ms([&] { model->forward(clip); }, iters, 1);
+      vidcls::set_attention_path(vidcls::AttentionPath::kAuto);
+    }
+    std::printf("%-18s %-12s %12.2f %7lldx%lldx%-6lld %12.1f", name.c_str(),
                 model->architecture().c_str(), params / 1e6, static_cast<long long>(s.frames),
                 static_cast<long long>(s.height), static_cast<long long>(s.width), ms);
+    if (fused) std::printf(" %12.1f", math_ms);
+    std::printf("\n");
     std::fflush(stdout);
-    results.push_back({{"preset", name}, {"ms", ms}, {"params", params}, {"threads", threads}});
+    results.push_back({{"preset", name}, {"ms", ms}, {"math_ms", math_ms}, {"params", params},
+                       {"threads", threads}, {"torch", TORCH_VERSION}});
   }
   if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";
   return 0;
