@@ -6,11 +6,9 @@
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
-#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
 
 #include <torch/cuda.h>
@@ -18,32 +16,14 @@
 #include <torch/version.h>
 
 #include "gst_test_env.h"
+#include "gst_test_models.h"
 #include "gstvidclsmeta.h"
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
 
-namespace fs = std::filesystem;
-
 namespace {
 
-fs::path scratch() {
-  static const fs::path dir = fs::temp_directory_path() / ("vidcls-cuda-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string make_checkpoint(const std::string &preset) {
-  const auto path = (scratch() / (preset + ".safetensors")).string();
-  if (fs::exists(path)) return path;
-  torch::manual_seed(1);
-  auto model = vidcls::make_preset_model(preset, 5);
-  vidcls::CheckpointInfo info;
-  info.preset = preset;
-  info.clip = vidcls::find_preset(preset).clip;
-  for (int i = 0; i < 5; ++i) info.labels.push_back("l" + std::to_string(i));
-  vidcls::save_checkpoint(path, *model, info);
-  return path;
-}
+using vidcls_test::make_checkpoint;
 
 TEST(Cuda, ModelsGiveTheCpuLogits) {
   for (const char *preset : {"vivit-xs", "mini-vivit-xs", "resnet18-tvit-xs"}) {
@@ -154,10 +134,5 @@ int main(int argc, char **argv) {
     );
     return 77;
   }
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new vidcls_test::GstEnvironment);
-  int rc = RUN_ALL_TESTS();
-  std::error_code ec;
-  fs::remove_all(scratch(), ec);
-  return rc;
+  return vidcls_test::run_element_tests(argc, argv);
 }

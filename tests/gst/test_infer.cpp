@@ -12,6 +12,7 @@
 #include <torch/utils.h>
 
 #include "gst_test_env.h"
+#include "gst_test_models.h"
 #include "gstvidclsmeta.h"
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
 #include <gst/analytics/analytics.h>
@@ -23,28 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch() {
-  static fs::path dir = [] {
-    auto d = fs::temp_directory_path() / ("vidcls-infer-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-// A checkpoint of `preset` with labels l0..l{n-1}, random weights from `seed`.
-std::string make_checkpoint(const std::string &preset, int n = 5, uint64_t seed = 1) {
-  const auto path = (scratch() / (preset + "-" + std::to_string(seed) + ".safetensors")).string();
-  if (fs::exists(path)) return path;
-  torch::manual_seed(seed);
-  auto model = vidcls::make_preset_model(preset, n);
-  vidcls::CheckpointInfo info;
-  info.preset = preset;
-  info.clip = vidcls::find_preset(preset).clip;
-  for (int i = 0; i < n; ++i) info.labels.push_back("l" + std::to_string(i));
-  vidcls::save_checkpoint(path, *model, info);
-  return path;
-}
+using vidcls_test::make_checkpoint;
+using vidcls_test::scratch;
 
 // An RGB frame with a moving square, so clips differ.
 GstBuffer *frame(int w, int h, int i, GstClockTime dur) {
@@ -344,11 +325,4 @@ INSTANTIATE_TEST_SUITE_P(Cases, InferErrors, ::testing::Range(0, 8));
 
 }  // namespace
 
-int main(int argc, char **argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new vidcls_test::GstEnvironment);
-  int rc = RUN_ALL_TESTS();
-  std::error_code ec;
-  fs::remove_all(scratch(), ec);
-  return rc;
-}
+int main(int argc, char **argv) { return vidcls_test::run_element_tests(argc, argv); }
