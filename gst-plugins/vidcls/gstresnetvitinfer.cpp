@@ -5,7 +5,9 @@
  * Classifies the clips that vidclsclipper attaches to buffers with a ResNet + Temporal ViT
  * checkpoint. It keeps the backbone features of the frames it has seen, so each sampled frame
  * goes through the ResNet exactly once however much consecutive clips overlap; only the
- * temporal transformer runs per clip. The read-only "backbone-frames" counter shows it.
+ * temporal transformer runs per clip. The read-only "backbone-frames" counter shows it. Elements
+ * that share a model instance keep a ring each; the backbone and the temporal model run over the
+ * clips of all of them in one batch.
  *
  * ## Example launch line
  * |[
@@ -44,76 +46,116 @@ static const gchar *const resnet_vit_architectures[] = { "resnet-tvit", NULL };
 
 namespace {
 
-/* The feature ring: backbone features of sampled frames by their index in the clipper's
- * current epoch. A clip takes the features it finds, runs the backbone on the frames it brings
- * new, and only the temporal model runs per clip. Clips come in order, so features of frames
- * before a clip's first one are let go. A model whose backbone trains (not frozen) has no
- * per-frame features to keep: its clips run whole. */
-class FeatureRing : public vidcls::gst::ClipRunner
+using vidcls::gst::Job;
+
+/* One stream's feature ring: backbone features of sampled frames by their index in the
+ * clipper's current epoch. Clips come in order, so features of frames before a clip's first one
+ * are let go. */
+class Ring : public vidcls::gst::StreamState
 {
 public:
-  explicit FeatureRing (std::atomic<guint64> *backbone_frames)
-      : backbone_frames_ (backbone_frames) {}
+  explicit Ring (std::atomic<guint64> *backbone_frames) : backbone_frames (backbone_frames) {}
 
+  /* Starts over on a new epoch or stream, a flush or a model swap. */
+  void follow (const vidcls::ClipRecord &r)
+  {
+    if (take_reset () || r.epoch != epoch_ || r.stream != stream_) {
+      features.clear ();
+      epoch_ = r.epoch;
+      stream_ = r.stream;
+    }
+  }
+
+  std::map<guint64, torch::Tensor> features;
+  std::atomic<guint64> *backbone_frames;
+
+private:
+  std::string stream_;
+  guint64 epoch_ = G_MAXUINT64;
+};
+
+/* A clip takes the features its stream's ring has, the frames it brings new go through the
+ * backbone (those of every clip of the batch, whatever its stream, in one pass), and only the
+ * temporal model runs per clip. A model whose backbone trains (not frozen) has no per-frame
+ * features to keep: its clips run whole. */
+class FeatureRunner : public vidcls::gst::ClipRunner
+{
+public:
   torch::Tensor logits (const vidcls::gst::InferenceModel &m,
-      const std::vector<vidcls::gst::Job> &jobs) override
+      const std::vector<Job> &jobs) override
   {
     vidcls::PerFrameBackbone *net = m.model->per_frame_backbone ();
     if (net == nullptr || !net->backbone_frozen ())
       return whole_.logits (m, jobs);
+    const size_t split = epoch_change (jobs);
+    if (split > 0) {
+      /* a stream restarted within the batch: its two epochs' frames share indices */
+      std::vector<Job> head (jobs.begin (), jobs.begin () + split);
+      std::vector<Job> tail (jobs.begin () + split, jobs.end ());
+      return torch::cat ({logits (m, head), logits (m, tail)});
+    }
     const int64_t T = m.model->input_shape ().frames;
+    run_new_frames (m, *net, jobs, T);
     std::vector<torch::Tensor> per_clip;
-    for (const auto &job : jobs)
-      per_clip.push_back (clip_features (m, *net, job, T));
+    for (const auto &job : jobs) {
+      Ring &ring = ring_of (job);
+      std::vector<torch::Tensor> seq;
+      for (int64_t row : vidcls::clip_rows (job.record.n_frames, T))
+        seq.push_back (ring.features.at (job.record.first_sample + row));
+      per_clip.push_back (torch::stack (seq));
+    }
+    for (const auto &job : jobs) {
+      Ring &ring = ring_of (job);
+      ring.features.erase (ring.features.begin (),
+          ring.features.lower_bound (job.record.first_sample));
+    }
     return net->classify_features (torch::stack (per_clip));
   }
 
-  void reset () override
-  {
-    features_.clear ();
-    stream_.clear ();
-    epoch_ = G_MAXUINT64;
-  }
-
 private:
-  /* [T, D]: the features of the clip's frames, completed to T by the contract's rule. */
-  torch::Tensor clip_features (const vidcls::gst::InferenceModel &m,
-      vidcls::PerFrameBackbone &net, const vidcls::gst::Job &job, int64_t T)
+  static Ring &ring_of (const Job &job) { return static_cast<Ring &> (*job.stream); }
+
+  /* The first job whose stream had a clip of another epoch earlier in the batch; 0: none. */
+  static size_t epoch_change (const std::vector<Job> &jobs)
   {
-    const auto &r = job.record;
-    if (r.epoch != epoch_ || r.stream != stream_) {
-      reset ();
-      epoch_ = r.epoch;
-      stream_ = r.stream;
+    std::map<const vidcls::gst::StreamState *, std::pair<std::string, guint64>> seen;
+    for (size_t i = 0; i < jobs.size (); ++i) {
+      const auto key = std::make_pair (jobs[i].record.stream, jobs[i].record.epoch);
+      auto it = seen.emplace (jobs[i].stream.get (), key).first;
+      if (it->second != key)
+        return i;
     }
-    std::vector<guint64> ids;
-    std::vector<int64_t> missing_rows;
-    for (int64_t row : vidcls::clip_rows (r.n_frames, T)) {
-      const guint64 id = r.first_sample + row;
-      ids.push_back (id);
-      if (!features_.count (id) && std::find (missing_rows.begin (), missing_rows.end (),
-              row) == missing_rows.end ())
-        missing_rows.push_back (row);
-    }
-    if (!missing_rows.empty ()) {
-      auto idx = torch::tensor (missing_rows, torch::kLong).to (job.clip.device ());
-      auto f = net.frame_features (job.clip.index_select (0, idx).to (m.device, m.dtype));
-      for (size_t i = 0; i < missing_rows.size (); ++i)
-        features_[r.first_sample + missing_rows[i]] = f[i];
-      *backbone_frames_ += missing_rows.size ();
-    }
-    std::vector<torch::Tensor> seq;
-    for (guint64 id : ids)
-      seq.push_back (features_.at (id));
-    features_.erase (features_.begin (), features_.lower_bound (r.first_sample));
-    return torch::stack (seq);
+    return 0;
   }
 
-  std::atomic<guint64> *backbone_frames_;
+  /* Runs the backbone once over the frames of the batch that no ring has yet. */
+  void run_new_frames (const vidcls::gst::InferenceModel &m, vidcls::PerFrameBackbone &net,
+      const std::vector<Job> &jobs, int64_t T)
+  {
+    std::vector<torch::Tensor> frames;
+    std::vector<std::pair<Ring *, guint64>> owners;
+    for (const auto &job : jobs) {
+      Ring &ring = ring_of (job);
+      ring.follow (job.record);
+      for (int64_t row : vidcls::clip_rows (job.record.n_frames, T)) {
+        const guint64 id = job.record.first_sample + row;
+        if (ring.features.count (id) || std::find (owners.begin (), owners.end (),
+                std::make_pair (&ring, id)) != owners.end ())
+          continue;
+        frames.push_back (job.clip[row]);
+        owners.emplace_back (&ring, id);
+      }
+    }
+    if (frames.empty ())
+      return;
+    auto f = net.frame_features (torch::stack (frames).to (m.device, m.dtype));
+    for (size_t i = 0; i < owners.size (); ++i) {
+      owners[i].first->features[owners[i].second] = f[i];
+      *owners[i].first->backbone_frames += 1;
+    }
+  }
+
   vidcls::gst::WholeClipRunner whole_;
-  std::map<guint64, torch::Tensor> features_;
-  std::string stream_;
-  guint64 epoch_ = G_MAXUINT64;
 };
 
 }  // namespace
@@ -121,9 +163,15 @@ private:
 static gpointer
 gst_resnet_vit_infer_create_runner (GstVidclsInfer * infer)
 {
+  return static_cast<vidcls::gst::ClipRunner *> (new FeatureRunner ());
+}
+
+static gpointer
+gst_resnet_vit_infer_create_stream (GstVidclsInfer * infer)
+{
   GstResnetVitInfer *self = GST_RESNET_VIT_INFER (infer);
   *self->backbone_frames = 0;
-  return static_cast<vidcls::gst::ClipRunner *> (new FeatureRing (self->backbone_frames));
+  return static_cast<vidcls::gst::StreamState *> (new Ring (self->backbone_frames));
 }
 
 static void
@@ -157,6 +205,7 @@ gst_resnet_vit_infer_class_init (GstResnetVitInferClass * klass)
   infer_class->architectures = resnet_vit_architectures;
   infer_class->other_element = "vividinfer";
   infer_class->create_runner = gst_resnet_vit_infer_create_runner;
+  infer_class->create_stream = gst_resnet_vit_infer_create_stream;
 
   gobject_class->get_property = gst_resnet_vit_infer_get_property;
   gobject_class->finalize = gst_resnet_vit_infer_finalize;

@@ -133,6 +133,22 @@ eos_clip_event_new (GstBuffer *carrier)
   return gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, s);
 }
 
+GstEvent *
+clip_spec_changed_event_new ()
+{
+  return gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
+      gst_structure_new_empty ("vidcls-clip-spec-changed"));
+}
+
+bool
+is_clip_spec_changed_event (GstEvent *event)
+{
+  if (GST_EVENT_TYPE (event) != GST_EVENT_CUSTOM_UPSTREAM)
+    return false;
+  const GstStructure *s = gst_event_get_structure (event);
+  return s != nullptr && gst_structure_has_name (s, "vidcls-clip-spec-changed");
+}
+
 GstBuffer *
 eos_clip_event_parse (GstEvent *event)
 {

@@ -4,6 +4,8 @@
  *    buffer that completes the clip;
  *  - the "vidcls-clip-spec" upstream query, answered by an inference element with its
  *    checkpoint's clip spec and device, so the clipper needs no settings;
+ *  - the "vidcls-clip-spec-changed" upstream event, sent by an inference element whose model was
+ *    swapped for one with another clip spec: the clipper asks the query again;
  *  - the "vidcls-eos-clip" serialized downstream event that carries the clip completed at end of
  *    stream (eos-policy=pad/partial), when no buffer is left to attach it to.
  * Private to the plugin (C++: the meta holds a torch::Tensor).
@@ -50,6 +52,10 @@ void clip_spec_query_answer (GstQuery *query, const ClipSpec &spec, const std::s
 /* Returns false when the query was not answered. */
 bool clip_spec_query_parse (GstQuery *query, ClipSpec &spec, std::string &device,
     std::string &model_name);
+
+/* The upstream event of a changed clip spec, and its test. */
+GstEvent *clip_spec_changed_event_new ();
+bool is_clip_spec_changed_event (GstEvent *event);
 
 /* The end-of-stream clip event: a buffer with no memory that carries the clip meta. */
 GstEvent *eos_clip_event_new (GstBuffer *carrier);

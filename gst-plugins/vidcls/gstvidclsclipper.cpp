@@ -175,9 +175,11 @@ same_spec (const vidcls::ClipSpec & a, const vidcls::ClipSpec & b)
 }  // namespace
 
 struct GstVidclsClipperPrivate {
-  std::mutex lock;              /* guards settings */
+  std::mutex lock;              /* guards settings and fresh_answer */
   Settings settings;
   std::atomic<bool> settings_changed{false};
+  /* downstream's answer asked again when its model changed, for the streaming thread to take */
+  std::optional<Answer> fresh_answer;
 
   std::atomic<guint64> frames_in{0};
   std::atomic<guint64> frames_sampled{0};
@@ -274,6 +276,7 @@ static gboolean gst_vidcls_clipper_stop (GstBaseTransform * trans);
 static gboolean gst_vidcls_clipper_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     GstCaps * outcaps);
 static gboolean gst_vidcls_clipper_sink_event (GstBaseTransform * trans, GstEvent * event);
+static gboolean gst_vidcls_clipper_src_event (GstBaseTransform * trans, GstEvent * event);
 static GstFlowReturn gst_vidcls_clipper_transform_ip (GstBaseTransform * trans,
     GstBuffer * buf);
 
@@ -347,6 +350,7 @@ gst_vidcls_clipper_class_init (GstVidclsClipperClass * klass)
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_vidcls_clipper_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_vidcls_clipper_set_caps);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_vidcls_clipper_sink_event);
+  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_vidcls_clipper_src_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_vidcls_clipper_transform_ip);
   /* The pixels are never written, but the clip meta is: staying out of passthrough makes the
    * base class hand transform_ip a writable buffer (a shallow copy sharing the memory when
@@ -792,6 +796,10 @@ apply_settings_change (GstVidclsClipper * self)
   {
     std::lock_guard<std::mutex> guard (priv->lock);
     settings = priv->settings;
+    if (priv->fresh_answer) {
+      priv->answer = *priv->fresh_answer;
+      priv->fresh_answer.reset ();
+    }
   }
   vidcls::ClipSpec spec = resolve_spec (settings, priv->answer, nullptr);
   try {
@@ -1043,4 +1051,31 @@ gst_vidcls_clipper_sink_event (GstBaseTransform * trans, GstEvent * event)
       break;
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+/* The model downstream changed its clip spec (a swap): ask again; the streaming thread takes
+ * the answer before its next frame, and a different spec resets the clips. */
+static gboolean
+gst_vidcls_clipper_src_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstVidclsClipper *self = GST_VIDCLS_CLIPPER (trans);
+  if (!vidcls::gst::is_clip_spec_changed_event (event))
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
+  gst_event_unref (event);
+  Answer answer;
+  GstQuery *query = vidcls::gst::clip_spec_query_new ();
+  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SRC_PAD (trans), query))
+    answer.valid = vidcls::gst::clip_spec_query_parse (query, answer.spec, answer.device,
+        answer.model);
+  gst_query_unref (query);
+  if (!answer.valid)
+    return TRUE;
+  GST_INFO_OBJECT (self, "the model downstream changed to '%s': clip spec asked again",
+      answer.model.c_str ());
+  {
+    std::lock_guard<std::mutex> guard (self->priv->lock);
+    self->priv->fresh_answer = answer;
+  }
+  self->priv->settings_changed = true;
+  return TRUE;
 }

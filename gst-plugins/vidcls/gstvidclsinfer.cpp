@@ -1,9 +1,10 @@
 /* GstVidclsInfer: shared implementation of vividinfer and resnetvitinfer.
  *
  * The element: properties, start/stop, the streaming thread (sync classification, handing clips
- * to the worker, attaching results), events and queries. Loading and running the model is in
- * gstvidclsmodel.cpp, the asynchronous queue in gstvidclsworker.cpp, the shape of results in
- * gstvidclsresult.cpp. */
+ * to the worker, attaching results), events and queries, the hot model swap. Loading and
+ * running the model is in gstvidclsmodel.cpp, the model instance shared by elements with the same
+ * model-instance-id in gstvidclsinstance.cpp, its batching thread in gstvidclsworker.cpp, the
+ * shape of results in gstvidclsresult.cpp. */
 #include "gstvidclsinfer.h"
 
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include <torch/utils.h>
 
 #include "gstvidclsclip.h"
+#include "gstvidclsinstance.h"
 #include "gstvidclsmodel.h"
 #include "gstvidclsresult.h"
 #include "gstvidclsworker.h"
@@ -40,6 +42,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_vidcls_infer_debug);
 #define DEFAULT_MAX_PENDING 2
 #define DEFAULT_DROP GST_VIDCLS_INFER_DROP_OLDEST
 #define DEFAULT_SILENT TRUE
+#define DEFAULT_INSTANCE_ID NULL
+/* DeepStream's reference apps run nvstreammux with a 40 ms batched-push-timeout */
+#define DEFAULT_BATCH_TIMEOUT 40
 
 enum
 {
@@ -54,9 +59,16 @@ enum
   PROP_MAX_PENDING,
   PROP_DROP,
   PROP_SILENT,
+  PROP_INSTANCE_ID,
+  PROP_BATCH_TIMEOUT,
   PROP_CLIPS_CLASSIFIED,
   PROP_CLIPS_DROPPED,
   PROP_MEAN_LATENCY,
+  PROP_MEAN_DELAY,
+  PROP_INSTANCE_STREAMS,
+  PROP_INSTANCE_CLIPS,
+  PROP_INSTANCE_BATCHES,
+  PROP_INSTANCE_MEAN_BATCH,
   N_PROPS
 };
 
@@ -67,6 +79,8 @@ using vidcls::gst::ClipRunner;
 using vidcls::gst::InferenceModel;
 using vidcls::gst::InferenceWorker;
 using vidcls::gst::Job;
+using vidcls::gst::ModelInstance;
+using vidcls::gst::Outcome;
 
 struct InferState
 {
@@ -78,30 +92,31 @@ struct InferState
   guint top_k = DEFAULT_TOP_K;
   gdouble threshold = DEFAULT_THRESHOLD;
   guint batch_size = DEFAULT_BATCH_SIZE;
+  guint batch_timeout = DEFAULT_BATCH_TIMEOUT;
   GstVidclsInferMode mode = DEFAULT_MODE;
   guint max_pending = DEFAULT_MAX_PENDING;
   GstVidclsInferDrop drop = DEFAULT_DROP;
   gboolean silent = DEFAULT_SILENT;
+  std::string instance_id;
   guint64 classified = 0;
   guint64 dropped = 0;
-  double latency_sum_ms = 0.0;
-  /* what the loaded model tells others (the clip-spec query, the latency query), copied here
-   * in start() so that answering never waits for a forward pass under `model_lock` */
+  double latency_sum_ms = 0.0, delay_sum_ms = 0.0;
+  /* what the running model tells others (the clip-spec query, the latency query), copied here
+   * in start() and on a swap so that answering never waits for a forward pass */
   bool loaded = false;
+  std::string running_path;
   vidcls::ClipSpec clip_spec;
   std::string model_device, model_name;
   double warmup_ms = 0.0;
 
-  /* the model and its runner, taken in start() and released in stop(); used under
-   * `model_lock` */
-  std::mutex model_lock;
-  std::optional<InferenceModel> model;
-  std::unique_ptr<ClipRunner> runner;
+  /* the model instance this element is a member of, from start() to stop() */
+  std::shared_ptr<ModelInstance> instance;
+  InferenceWorker::ClientId client = 0;
+  std::shared_ptr<vidcls::gst::StreamState> stream;
 
   /* streaming mode, decided on the first clip */
   bool mode_resolved = false;
   bool async = false;
-  std::unique_ptr<InferenceWorker> worker;
 };
 
 typedef struct _GstVidclsInferPrivate
@@ -177,64 +192,16 @@ gst_vidcls_infer_precision_get_type (void)
 
 /* ------------------------------------------------------------------ classifying */
 
-/* Checks that a clip fits the model; posts an error naming both shapes when it does not. */
-static bool
-clip_fits (GstVidclsInfer * self, const InferenceModel & m, const Job & job)
+/* Posts the error of a clip that could not be classified. */
+static void
+post_failure (GstVidclsInfer * self, const Outcome & o)
 {
-  const auto shape = m.model->input_shape ();
-  const auto &c = job.clip;
-  const bool frames_ok = c.dim () == 4 && (c.size (0) == shape.frames
-      || (job.record.partial && c.size (0) >= 1 && c.size (0) < shape.frames));
-  if (frames_ok && c.size (1) == shape.channels && c.size (2) == shape.height
-      && c.size (3) == shape.width)
-    return true;
-  GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-      ("The clips do not fit the model %s", m.name.c_str ()),
-      ("the clipper sends clips of %s but the model takes [%" G_GINT64_FORMAT ", %"
-          G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-          "] (T, C, H, W): leave vidclsclipper's clip-length, width and height unset so it "
-          "follows the model", c10::str (c.sizes ()).c_str (), shape.frames, shape.channels,
-          shape.height, shape.width));
-  return false;
-}
-
-/* Classifies `jobs`; false, with an error posted, when that fails. */
-static bool
-classify (GstVidclsInfer * self, std::vector<Job> & jobs, std::vector<Classification> & out)
-{
-  InferState *s = state (self);
-  guint top_k;
-  gdouble threshold;
-  {
-    std::lock_guard < std::mutex > g (s->lock);
-    top_k = s->top_k;
-    threshold = s->threshold;
-  }
-  try {
-    std::lock_guard < std::mutex > g (s->model_lock);
-    if (!s->model)
-      return false;
-    for (const auto &job : jobs) {
-      if (!clip_fits (self, *s->model, job))
-        return false;
-    }
-    torch::NoGradGuard no_grad;
-    const auto t0 = std::chrono::steady_clock::now ();
-    auto logits = s->runner->logits (*s->model, jobs);
-    auto probs = logits.to (torch::kFloat32).softmax (-1).to (torch::kCPU);
-    const double ms = std::chrono::duration < double, std::milli >
-        (std::chrono::steady_clock::now () - t0).count () / jobs.size ();
-    std::vector<vidcls::ClipRecord> clips;
-    for (const auto &job : jobs)
-      clips.push_back (job.record);
-    out = vidcls::gst::top_k (probs, clips, s->model->name, s->model->info.labels, top_k,
-        threshold, ms);
-    return true;
-  } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Inference failed"), ("%s",
-            vidcls::error_message (e).c_str ()));
-  }
-  return false;
+  if (o.format)
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("%s", o.error.c_str ()), ("%s",
+            o.detail.c_str ()));
+  else
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("%s", o.error.c_str ()), ("%s",
+            o.detail.c_str ()));
 }
 
 /* Counts results and drops; announces the counters (outside every lock) unless silent. */
@@ -246,8 +213,10 @@ account (GstVidclsInfer * self, const std::vector<Classification> & results, gui
   {
     std::lock_guard < std::mutex > g (s->lock);
     s->classified += results.size ();
-    for (const auto &r : results)
+    for (const auto &r : results) {
       s->latency_sum_ms += r.latency_ms;
+      s->delay_sum_ms += r.delay_ms;
+    }
     s->dropped += dropped;
     silent = s->silent;
   }
@@ -256,6 +225,7 @@ account (GstVidclsInfer * self, const std::vector<Classification> & results, gui
   if (!results.empty ()) {
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_CLASSIFIED]);
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEAN_LATENCY]);
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEAN_DELAY]);
   }
   if (dropped > 0)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CLIPS_DROPPED]);
@@ -263,7 +233,7 @@ account (GstVidclsInfer * self, const std::vector<Classification> & results, gui
 
 /* Posts the bus messages of `results` (those above the threshold) and counts them. */
 static void
-publish (GstVidclsInfer * self, const std::vector<Classification> & results)
+publish (GstVidclsInfer * self, const std::vector<Classification> & results, guint64 dropped)
 {
   for (const auto &r : results) {
     if (r.labels.empty ())
@@ -271,7 +241,7 @@ publish (GstVidclsInfer * self, const std::vector<Classification> & results)
     gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
             vidcls::gst::classification_structure (r)));
   }
-  account (self, results, 0);
+  account (self, results, dropped);
 }
 
 /* ------------------------------------------------------------------ streaming */
@@ -303,25 +273,64 @@ resolve_mode (GstVidclsInfer * self)
       "synchronously");
 }
 
-/* Hands a clip to the worker; a full queue drops one by policy. */
+static vidcls::gst::Batching
+batching_of (InferState * s)
+{
+  vidcls::gst::Batching b;
+  b.batch_size = s->batch_size;
+  b.timeout = std::chrono::milliseconds (s->batch_timeout);
+  return b;
+}
+
+/* Hands a clip to the instance's worker; a full queue drops one by policy. */
 static void
 enqueue (GstVidclsInfer * self, Job && job)
 {
   InferState *s = state (self);
-  guint max_pending, batch_size;
+  guint max_pending;
   GstVidclsInferDrop drop;
+  vidcls::gst::Batching batching;
   {
     std::lock_guard < std::mutex > g (s->lock);
     max_pending = s->max_pending;
-    batch_size = s->batch_size;
     drop = s->drop;
+    batching = batching_of (s);
   }
   vidcls::ClipRecord dropped;
-  if (s->worker->push (std::move (job), max_pending, drop == GST_VIDCLS_INFER_DROP_OLDEST,
-          batch_size, &dropped)) {
+  if (s->instance->worker ().push (s->client, std::move (job), max_pending,
+          drop == GST_VIDCLS_INFER_DROP_OLDEST, batching, &dropped)) {
     GST_LOG_OBJECT (self, "queue full: dropped clip %" G_GUINT64_FORMAT, dropped.index);
     account (self, {}, 1);
   }
+}
+
+/* Classifies the clip and waits for it (sync); attaches its result to `buf` if given. */
+static GstFlowReturn
+classify_now (GstVidclsInfer * self, Job && job, GstBuffer * buf)
+{
+  InferState *s = state (self);
+  vidcls::gst::Batching batching;
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    batching = batching_of (s);
+  }
+  Outcome o;
+  if (!s->instance->worker ().classify_now (s->client, std::move (job), batching, &o))
+    return GST_FLOW_FLUSHING;
+  switch (o.kind) {
+    case Outcome::Kind::kFailed:
+      post_failure (self, o);
+      return GST_FLOW_ERROR;
+    case Outcome::Kind::kDropped:
+      account (self, {}, 1);
+      return GST_FLOW_OK;
+    case Outcome::Kind::kDone:
+      break;
+  }
+  if (buf != nullptr && !o.result.labels.empty ())
+    vidcls::gst::attach_classification (buf, o.result);
+  publish (self, {o.result}, 0);
+  return GST_FLOW_OK;
 }
 
 /* Classifies (sync) or queues (async) the clip of `m`; attaches results to `buf` if given. */
@@ -332,23 +341,17 @@ handle_clip (GstVidclsInfer * self, const GstVidclsClipMeta * m, GstBuffer * buf
   if (m->clip == nullptr || !m->clip->defined () || m->record == nullptr)
     return GST_FLOW_OK;
   resolve_mode (self);
-  Job job {*m->clip, *m->record};
+  Job job {*m->clip, *m->record, s->stream};
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    job.top_k = s->top_k;
+    job.threshold = s->threshold;
+  }
   if (s->async) {
     enqueue (self, std::move (job));
     return GST_FLOW_OK;
   }
-  std::vector<Job> jobs {std::move (job)};
-  std::vector<Classification> results;
-  if (!classify (self, jobs, results))
-    return GST_FLOW_ERROR;
-  if (buf != nullptr) {
-    for (const auto &r : results) {
-      if (!r.labels.empty ())
-        vidcls::gst::attach_classification (buf, r);
-    }
-  }
-  publish (self, results);
-  return GST_FLOW_OK;
+  return classify_now (self, std::move (job), buf);
 }
 
 static GstFlowReturn
@@ -358,7 +361,7 @@ gst_vidcls_infer_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   InferState *s = state (self);
   if (s->async) {
     /* Never waits for the model: results are complete values. */
-    for (const auto &r : s->worker->take_ready ()) {
+    for (const auto &r : s->instance->worker ().take_ready (s->client)) {
       if (!r.labels.empty ())
         vidcls::gst::attach_classification (buf, r);
     }
@@ -376,29 +379,29 @@ gst_vidcls_infer_sink_event (GstBaseTransform * trans, GstEvent * event)
   InferState *s = state (self);
   if (GstBuffer * carrier = vidcls::gst::eos_clip_event_parse (event)) {
     if (const GstVidclsClipMeta * m = vidcls::gst::get_clip_meta (carrier)) {
-      if (handle_clip (self, m, nullptr) != GST_FLOW_OK) {
+      if (s->instance && handle_clip (self, m, nullptr) != GST_FLOW_OK) {
         gst_event_unref (event);
         return FALSE;
       }
     }
   }
-  switch (GST_EVENT_TYPE (event)) {
-    case GST_EVENT_EOS:
-      if (s->async)
-        s->worker->drain ();
-      break;
-    case GST_EVENT_FLUSH_START:
-      s->worker->flush_start ();
-      break;
-    case GST_EVENT_FLUSH_STOP:{
-      s->worker->flush_stop ();
-      std::lock_guard < std::mutex > g (s->model_lock);
-      if (s->runner)
-        s->runner->reset ();
-      break;
+  if (s->instance) {
+    auto &worker = s->instance->worker ();
+    switch (GST_EVENT_TYPE (event)) {
+      case GST_EVENT_EOS:
+        worker.drain (s->client);
+        break;
+      case GST_EVENT_FLUSH_START:
+        worker.flush_start (s->client);
+        break;
+      case GST_EVENT_FLUSH_STOP:
+        worker.flush_stop (s->client);
+        if (s->stream)
+          s->stream->request_reset ();
+        break;
+      default:
+        break;
     }
-    default:
-      break;
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
@@ -469,12 +472,24 @@ precision_of (GstVidclsInferPrecision p)
   }
 }
 
+/* "" when this element runs `info`'s architecture, else a message that says which element does. */
+static std::string
+architecture_problem (GstVidclsInfer * self, const std::string & path,
+    const vidcls::CheckpointInfo & info)
+{
+  GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
+  if (architecture_accepted (klass, info.architecture))
+    return "";
+  return "'" + path + "' is a " + info.architecture + " checkpoint, which "
+      + GST_ELEMENT_NAME (self) + " does not run: use " + klass->other_element
+      + " for this model";
+}
+
 /* Checks what can be checked before loading: a model is given, the file is there, and it is a
  * checkpoint of an architecture this element runs. Posts the error and returns false if not. */
 static bool
 check_model_file (GstVidclsInfer * self, const std::string & path)
 {
-  GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
   if (path.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model given"),
         ("set the 'model' property to a vidcls checkpoint (.safetensors), e.g. one written by "
@@ -488,11 +503,9 @@ check_model_file (GstVidclsInfer * self, const std::string & path)
     return false;
   }
   const auto info = vidcls::read_checkpoint_info (path);
-  if (!architecture_accepted (klass, info.architecture)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("'%s' is a %s checkpoint, which %s does not run", path.c_str (),
-            info.architecture.c_str (), GST_ELEMENT_NAME (self)),
-        ("use %s for this model", klass->other_element));
+  const std::string problem = architecture_problem (self, path, info);
+  if (!problem.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", problem.c_str ()), (nullptr));
     return false;
   }
   return true;
@@ -522,47 +535,148 @@ post_load_error (GstVidclsInfer * self, const std::string & path, const std::exc
   }
 }
 
+/* Copies what the running model tells others into the element's state. */
+static void
+take_model_facts (InferState * s, const std::string & path, const InferenceModel & m)
+{
+  std::lock_guard < std::mutex > p (s->lock);
+  s->loaded = true;
+  s->running_path = path;
+  s->clip_spec = m.info.clip;
+  s->model_device = m.device.str ();
+  s->model_name = m.name;
+  s->warmup_ms = m.warmup_ms;
+}
+
+/* A swap of the instance is done (on its loader thread): the element follows the new model,
+ * tells the clipper when the clip spec changed, and says so on the bus. */
+static void
+model_changed (GstVidclsInfer * self, const std::string & path, const InferenceModel & m,
+    bool spec_changed)
+{
+  InferState *s = state (self);
+  std::string before;
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    before = s->running_path;
+    s->model_path = path;
+  }
+  take_model_facts (s, path, m);
+  GST_INFO_OBJECT (self, "model swapped: %s -> %s (%s), loaded in %.0f ms%s", before.c_str (),
+      path.c_str (), m.info.architecture.c_str (), m.load_ms,
+      spec_changed ? "; clip spec changed" : "");
+  if (spec_changed)
+    gst_pad_push_event (GST_BASE_TRANSFORM_SINK_PAD (self),
+        vidcls::gst::clip_spec_changed_event_new ());
+  GstStructure *st = gst_structure_new ("vidcls-model-changed",
+      "model", G_TYPE_STRING, path.c_str (),
+      "previous", G_TYPE_STRING, before.c_str (),
+      "name", G_TYPE_STRING, m.name.c_str (),
+      "architecture", G_TYPE_STRING, m.info.architecture.c_str (),
+      "clip-spec-changed", G_TYPE_BOOLEAN, (gboolean) spec_changed,
+      "load-time", G_TYPE_DOUBLE, m.load_ms,
+      "running-time", G_TYPE_UINT64, (guint64) gst_element_get_current_running_time
+      (GST_ELEMENT (self)),
+      "realtime", G_TYPE_INT64, (gint64) g_get_real_time (), nullptr);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), st));
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MODEL]);
+}
+
+/* A swap this element asked for failed: the old model runs on, and `model` says so again. */
+static void
+swap_failed (GstVidclsInfer * self, const std::string & problem)
+{
+  InferState *s = state (self);
+  std::string asked, running;
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    asked = s->model_path;
+    running = s->model_path = s->running_path;
+  }
+  GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+      ("Model not changed: %s; still running '%s'", problem.c_str (), running.c_str ()),
+      ("asked for '%s'", asked.c_str ()));
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MODEL]);
+}
+
+/* What this element brings to its model instance: its callbacks and its per-stream state. */
+static vidcls::gst::Member
+member_of (GstVidclsInfer * self)
+{
+  vidcls::gst::Member m;
+  m.name = GST_ELEMENT_NAME (self);
+  m.client.publish = [self] (const std::vector<Classification> &r, uint64_t dropped) {
+    publish (self, r, dropped);
+  };
+  m.client.fail = [self] (const Outcome & o) { post_failure (self, o); };
+  m.stream = state (self)->stream;
+  m.check = [self] (const std::string &path, const vidcls::CheckpointInfo & info) {
+    return architecture_problem (self, path, info);
+  };
+  m.model_changed = [self] (const std::string &path, const InferenceModel &model,
+      bool spec_changed) {
+    model_changed (self, path, model, spec_changed);
+  };
+  m.swap_failed = [self] (const std::string &problem) { swap_failed (self, problem); };
+  return m;
+}
+
+/* Joins (or makes) the model instance. Posts the error and returns false when that fails. */
+static bool
+join_instance (GstVidclsInfer * self, const vidcls::gst::InstanceRequest & request)
+{
+  InferState *s = state (self);
+  GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
+  try {
+    if (!check_model_file (self, request.path))
+      return false;
+    s->instance = vidcls::gst::acquire_model_instance (request);
+  } catch (const vidcls::gst::InstanceRefused & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, BUSY, ("%s", e.what ()), (nullptr));
+    return false;
+  } catch (const std::exception & e) {
+    post_load_error (self, request.path, e);
+    return false;
+  }
+  s->stream.reset (klass->create_stream ? static_cast < vidcls::gst::StreamState * >
+      (klass->create_stream (self)) : nullptr);
+  s->client = s->instance->join (member_of (self));
+  const auto m = s->instance->model ();
+  take_model_facts (s, request.path, *m);
+  GST_INFO_OBJECT (self, "%s %s (%s) on %s, %s: loaded in %.0f ms, warm-up clip %.1f ms",
+      request.id.empty ()? "loaded" : ("model-instance-id '" + request.id + "':").c_str (),
+      request.path.c_str (), m->info.architecture.c_str (), m->device.str ().c_str (),
+      c10::toString (m->dtype), m->load_ms, m->warmup_ms);
+  return true;
+}
+
 static gboolean
 gst_vidcls_infer_start (GstBaseTransform * trans)
 {
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
   InferState *s = state (self);
-  std::string path, device;
-  GstVidclsInferPrecision precision;
+  vidcls::gst::InstanceRequest request;
   {
     std::lock_guard < std::mutex > g (s->lock);
-    path = s->model_path;
-    device = s->device;
-    precision = s->precision;
+    request.id = s->instance_id;
+    request.path = s->model_path;
+    request.device = s->device;
+    request.precision = precision_of (s->precision);
     s->classified = s->dropped = 0;
-    s->latency_sum_ms = 0.0;
+    s->latency_sum_ms = s->delay_sum_ms = 0.0;
+  }
+  request.element = GST_ELEMENT_NAME (self);
+  if (klass->create_runner) {
+    request.make_runner = [self, klass] {
+      return std::unique_ptr < ClipRunner > (static_cast < ClipRunner * >
+          (klass->create_runner (self)));
+    };
   }
   vidcls::configure_runtime ();
-  std::lock_guard < std::mutex > g (s->model_lock);
-  try {
-    if (!check_model_file (self, path))
-      return FALSE;
-    s->model = vidcls::gst::load_inference_model (path, device, precision_of (precision));
-    s->runner.reset (klass->create_runner ? static_cast < ClipRunner * >
-        (klass->create_runner (self)) : new vidcls::gst::WholeClipRunner ());
-    GST_INFO_OBJECT (self, "loaded %s (%s) on %s, %s; warm-up clip %.1f ms", path.c_str (),
-        s->model->info.architecture.c_str (), s->model->device.str ().c_str (),
-        c10::toString (s->model->dtype), s->model->warmup_ms);
-    std::lock_guard < std::mutex > p (s->lock);
-    s->loaded = true;
-    s->clip_spec = s->model->info.clip;
-    s->model_device = s->model->device.str ();
-    s->model_name = s->model->name;
-    s->warmup_ms = s->model->warmup_ms;
-  } catch (const std::exception & e) {
-    post_load_error (self, path, e);
-    s->model.reset ();
-    return FALSE;
-  }
   s->mode_resolved = false;
   s->async = false;
-  return TRUE;
+  return join_instance (self, request);
 }
 
 static gboolean
@@ -570,17 +684,46 @@ gst_vidcls_infer_stop (GstBaseTransform * trans)
 {
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
-  s->worker->stop ();
   {
     std::lock_guard < std::mutex > p (s->lock);
     s->loaded = false;
   }
-  std::lock_guard < std::mutex > g (s->model_lock);
-  s->model.reset ();
-  s->runner.reset ();
+  if (s->instance)
+    s->instance->leave (s->client);
+  std::shared_ptr < ModelInstance > instance;
+  {
+    std::lock_guard < std::mutex > p (s->lock);
+    instance.swap (s->instance);   /* swap() reads it under the lock */
+  }
+  instance.reset ();            /* the last member frees the model */
+  s->stream.reset ();
+  s->client = 0;
   s->mode_resolved = false;
   s->async = false;
   return TRUE;
+}
+
+/* Setting `model` while the element runs: the instance loads it in the background. */
+static void
+set_model (GstVidclsInfer * self, const gchar * v)
+{
+  InferState *s = state (self);
+  std::shared_ptr < ModelInstance > instance;
+  const std::string path = v ? v : "";
+  {
+    std::lock_guard < std::mutex > g (s->lock);
+    const bool same = path == s->model_path;
+    s->model_path = path;
+    if (same || !s->instance)
+      return;
+    instance = s->instance;
+  }
+  if (path.empty ()) {
+    swap_failed (self, "an empty model");
+    return;
+  }
+  GST_INFO_OBJECT (self, "loading '%s' to swap it in", path.c_str ());
+  instance->swap (path, s->client);
 }
 
 /* ------------------------------------------------------------------ GObject */
@@ -590,13 +733,12 @@ gst_vidcls_infer_set_property (GObject * object, guint prop_id, const GValue * v
     GParamSpec * pspec)
 {
   InferState *s = state (GST_VIDCLS_INFER (object));
+  if (prop_id == PROP_MODEL) {
+    set_model (GST_VIDCLS_INFER (object), g_value_get_string (value));
+    return;
+  }
   std::lock_guard < std::mutex > g (s->lock);
   switch (prop_id) {
-    case PROP_MODEL:{
-      const gchar *v = g_value_get_string (value);
-      s->model_path = v ? v : "";
-      break;
-    }
     case PROP_DEVICE:{
       const gchar *v = g_value_get_string (value);
       s->device = v ? v : DEFAULT_DEVICE;
@@ -625,6 +767,14 @@ gst_vidcls_infer_set_property (GObject * object, guint prop_id, const GValue * v
       break;
     case PROP_SILENT:
       s->silent = g_value_get_boolean (value);
+      break;
+    case PROP_INSTANCE_ID:{
+      const gchar *v = g_value_get_string (value);
+      s->instance_id = v ? v : "";
+      break;
+    }
+    case PROP_BATCH_TIMEOUT:
+      s->batch_timeout = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -669,6 +819,12 @@ gst_vidcls_infer_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_SILENT:
       g_value_set_boolean (value, s->silent);
       break;
+    case PROP_INSTANCE_ID:
+      g_value_set_string (value, s->instance_id.empty ()? NULL : s->instance_id.c_str ());
+      break;
+    case PROP_BATCH_TIMEOUT:
+      g_value_set_uint (value, s->batch_timeout);
+      break;
     case PROP_CLIPS_CLASSIFIED:
       g_value_set_uint64 (value, s->classified);
       break;
@@ -678,6 +834,24 @@ gst_vidcls_infer_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_MEAN_LATENCY:
       g_value_set_double (value, s->classified ? s->latency_sum_ms / s->classified : 0.0);
       break;
+    case PROP_MEAN_DELAY:
+      g_value_set_double (value, s->classified ? s->delay_sum_ms / s->classified : 0.0);
+      break;
+    case PROP_INSTANCE_STREAMS:
+    case PROP_INSTANCE_CLIPS:
+    case PROP_INSTANCE_BATCHES:
+    case PROP_INSTANCE_MEAN_BATCH:{
+      const auto st = s->instance ? s->instance->worker ().stats () : vidcls::gst::WorkerStats ();
+      if (prop_id == PROP_INSTANCE_STREAMS)
+        g_value_set_uint (value, (guint) st.streams);
+      else if (prop_id == PROP_INSTANCE_CLIPS)
+        g_value_set_uint64 (value, st.clips);
+      else if (prop_id == PROP_INSTANCE_BATCHES)
+        g_value_set_uint64 (value, st.batches);
+      else
+        g_value_set_double (value, st.mean_batch ());
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -689,7 +863,7 @@ gst_vidcls_infer_finalize (GObject * object)
 {
   GstVidclsInfer *self = GST_VIDCLS_INFER (object);
   auto *priv = (GstVidclsInferPrivate *) gst_vidcls_infer_get_instance_private (self);
-  delete priv->s;               /* stops the worker */
+  delete priv->s;               /* a member leaves its instance in stop() */
   priv->s = nullptr;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -699,11 +873,6 @@ gst_vidcls_infer_init (GstVidclsInfer * self)
 {
   auto *priv = (GstVidclsInferPrivate *) gst_vidcls_infer_get_instance_private (self);
   priv->s = new InferState ();
-  priv->s->worker = std::make_unique < InferenceWorker > (
-      [self] (std::vector<Job> &jobs, std::vector<Classification> &out) {
-        return classify (self, jobs, out);
-      },
-      [self] (const std::vector<Classification> &results) { publish (self, results); });
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), FALSE);
 }
@@ -728,8 +897,10 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   const auto ro = (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   properties[PROP_MODEL] = g_param_spec_string ("model", "Model",
-      "Path of the vidcls checkpoint (.safetensors); it carries the labels and the clip spec",
-      DEFAULT_MODEL, rw_ready);
+      "Path of the vidcls checkpoint (.safetensors); it carries the labels and the clip spec. "
+      "Set while playing, the checkpoint loads in the background and replaces the running "
+      "model between two clips (message vidcls-model-changed); one that fails its checks "
+      "leaves the old model running (a warning says why)", DEFAULT_MODEL, rw_playing);
   properties[PROP_DEVICE] = g_param_spec_string ("device", "Device",
       "Where the model runs: auto (CUDA when LibTorch has a device, else cpu), cpu, cuda, "
       "cuda:N", DEFAULT_DEVICE, rw_ready);
@@ -742,8 +913,17 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
       "Report only labels whose score (softmax probability) is at least this; a clip with none "
       "gets no meta and no message", 0.0, 1.0, DEFAULT_THRESHOLD, rw_playing);
   properties[PROP_BATCH_SIZE] = g_param_spec_uint ("batch-size", "Batch size",
-      "Async mode: pending clips classified together in one forward pass", 1, 64,
-      DEFAULT_BATCH_SIZE, rw_playing);
+      "Most clips classified together in one forward pass, of all the streams of the model "
+      "instance (its elements' largest batch-size counts)", 1, 64, DEFAULT_BATCH_SIZE,
+      rw_playing);
+  properties[PROP_BATCH_TIMEOUT] = g_param_spec_uint ("batch-timeout", "Batch timeout",
+      "Most milliseconds a clip waits for a batch to fill (the instance's elements' smallest "
+      "counts); a batch runs at once when every stream that shares the instance waits on it",
+      0, 60000, DEFAULT_BATCH_TIMEOUT, rw_playing);
+  properties[PROP_INSTANCE_ID] = g_param_spec_string ("model-instance-id", "Model instance id",
+      "Inference elements of the process with the same id share one loaded model and one "
+      "worker that batches their clips together; they must name the same model, device and "
+      "precision. Unset: a model of this element's own", DEFAULT_INSTANCE_ID, rw_ready);
   properties[PROP_MODE] = g_param_spec_enum ("mode", "Mode",
       "sync: classify every clip, holding the stream (files); async: classify in a worker "
       "with a bounded queue so frames never wait (live); auto: async for live sources",
@@ -763,6 +943,19 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
       "Async mode: clips dropped because the queue was full", 0, G_MAXUINT64, 0, ro);
   properties[PROP_MEAN_LATENCY] = g_param_spec_double ("mean-latency", "Mean latency",
       "Mean inference time per clip, in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_MEAN_DELAY] = g_param_spec_double ("mean-delay", "Mean delay",
+      "Mean time from the arrival of a clip's last frame to its result (queue, batch and "
+      "inference), in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_INSTANCE_STREAMS] = g_param_spec_uint ("instance-streams",
+      "Instance streams", "Elements sharing this element's model instance now", 0, G_MAXUINT,
+      0, ro);
+  properties[PROP_INSTANCE_CLIPS] = g_param_spec_uint64 ("instance-clips", "Instance clips",
+      "Clips the model instance classified, of all its streams", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_INSTANCE_BATCHES] = g_param_spec_uint64 ("instance-batches",
+      "Instance batches", "Forward passes the model instance ran", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_INSTANCE_MEAN_BATCH] = g_param_spec_double ("instance-mean-batch",
+      "Instance mean batch", "Mean clips per forward pass of the model instance", 0.0,
+      G_MAXDOUBLE, 0.0, ro);
   g_object_class_install_properties (gobject_class, N_PROPS, properties);
 
   static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,

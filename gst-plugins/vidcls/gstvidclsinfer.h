@@ -23,10 +23,13 @@ struct _GstVidclsInferClass {
   const gchar *const *architectures;
   /* name of the element to suggest for other architectures */
   const gchar *other_element;
-  /* Creates the runner that turns clips into logits for one run of the element (from start()
-   * to stop()): a new vidcls::gst::ClipRunner (C++, gstvidclsmodel.h). NULL runs whole clips
-   * through the model. */
+  /* Creates the runner that turns the clips of every element sharing a model instance into
+   * logits: a new vidcls::gst::ClipRunner (C++, gstvidclsmodel.h), made once per instance by
+   * its first element. NULL runs whole clips through the model. */
   gpointer (*create_runner) (GstVidclsInfer * self);
+  /* Creates what the runner keeps per element between clips, for one run of the element (from
+   * start() to stop()): a new vidcls::gst::StreamState. NULL: nothing. */
+  gpointer (*create_stream) (GstVidclsInfer * self);
 };
 
 typedef enum {

@@ -47,8 +47,11 @@ load_inference_model (const std::string &path, const std::string &device, Precis
   InferenceModel m;
   m.device = parse_device (device);
   m.dtype = dtype_of (precision, m.device);
+  const auto start = std::chrono::steady_clock::now ();
   auto ckpt = load_checkpoint (path);
   ckpt.model->to (m.device, m.dtype);
+  m.load_ms = std::chrono::duration<double, std::milli> (std::chrono::steady_clock::now ()
+      - start).count ();
   ckpt.model->eval ();
   m.model = ckpt.model;
   m.info = std::move (ckpt.info);

@@ -28,6 +28,8 @@ struct Classification
   std::string top_label;                /* the best label, whatever the threshold */
   float top_score = 0.f;
   double latency_ms = 0.0;              /* inference time per clip */
+  double delay_ms = 0.0;                /* from the clip's arrival (its last frame) to its result:
+                                         * queueing, batching and inference */
 };
 
 /* One Classification per row of `probs` [B, classes] (softmax, on the CPU) by `model`: the k best

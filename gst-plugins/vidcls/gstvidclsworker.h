@@ -1,15 +1,23 @@
-/* The asynchronous side of the inference elements (mode=async): a thread that classifies the
- * clips of a bounded queue in batches while frames keep flowing. A full queue drops a clip by
- * policy; results wait for the next buffer to carry them. Apart from GStreamer objects: the
- * element gives it two functions, one that classifies a batch and one that announces results.
+/* The thread of a model instance: it takes the clips of every element (stream) that shares the
+ * instance and classifies them in batches of up to `batch-size` clips, waiting at most
+ * `batch-timeout` for a batch to fill, taking the streams in turn so none starves. Each element
+ * has its own bounded queue and drop policy (async: frames never wait) or waits for its own
+ * clip (sync: back-pressure, files). Results go back to the element whose clip it was.
+ * Apart from GStreamer objects: the instance gives it the function that classifies a batch,
+ * each element the functions that announce its results and its failures.
  * Private to the plugin (C++).
  */
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,47 +27,118 @@
 namespace vidcls {
 namespace gst {
 
+/* What became of one clip of a batch. */
+struct Outcome
+{
+  enum class Kind { kDone, kDropped, kFailed };
+  Kind kind = Kind::kFailed;
+  Classification result;           /* kDone */
+  bool format = false;             /* kFailed: the clip does not fit the model */
+  std::string error, detail;       /* kFailed: for the element's error message */
+};
+
+/* What one element asks of the batching. */
+struct Batching
+{
+  size_t batch_size = 1;
+  std::chrono::milliseconds timeout{0};
+};
+
+/* Counters of the whole instance. */
+struct WorkerStats
+{
+  uint64_t clips = 0, batches = 0, streams = 0;
+  double mean_batch () const { return batches ? double (clips) / batches : 0.0; }
+};
+
 class InferenceWorker
 {
 public:
-  /* Classifies a batch; false when it failed (an error was posted). */
-  using Classify = std::function<bool (std::vector<Job> &, std::vector<Classification> &)>;
-  /* Announces the results of a batch (bus messages, counters), on the worker thread. */
-  using Publish = std::function<void (const std::vector<Classification> &)>;
+  /* Classifies a batch of clips of any elements: one outcome per job, in order. */
+  using Classify = std::function<std::vector<Outcome> (std::vector<Job> &)>;
+  using ClientId = uint64_t;
 
-  InferenceWorker (Classify classify, Publish publish);
+  /* One element's side. Called on the worker thread, outside the worker's lock. */
+  struct Client
+  {
+    /* async results of this element, with the clips dropped since the last call */
+    std::function<void (const std::vector<Classification> &, uint64_t dropped)> publish;
+    /* a clip of this element could not be classified: the element posts the error */
+    std::function<void (const Outcome &)> fail;
+  };
+
+  explicit InferenceWorker (Classify classify);
   ~InferenceWorker ();
   InferenceWorker (const InferenceWorker &) = delete;
   InferenceWorker & operator= (const InferenceWorker &) = delete;
 
-  /* Queues a clip, starting the thread on first use. With `max_pending` clips waiting already,
-   * one is dropped: the oldest waiting or this one. Returns the dropped clip's record through
-   * `dropped`; false when nothing was dropped. Batches take up to `batch_size` clips. */
-  bool push (Job &&job, size_t max_pending, bool drop_oldest, size_t batch_size,
-      ClipRecord *dropped);
-  /* Results that are ready, to attach to the next buffer. */
-  std::deque<Classification> take_ready ();
+  ClientId attach (Client client);
+  /* Throws the element's waiting clips away and waits until no batch holds one of its clips;
+   * its callbacks are not called after this returns. */
+  void detach (ClientId id);
 
-  /* A flush: waiting clips and unattached results are thrown away until flush_stop(). */
-  void flush_start ();
-  void flush_stop ();
-  /* Waits until every queued clip is classified (EOS), or a flush or stop interrupts. */
-  void drain ();
-  /* Ends the thread; waiting clips are thrown away. The worker can be pushed to again. */
-  void stop ();
+  /* Async: queues a clip, with `max_pending` already waiting one is dropped, the oldest or this
+   * one; its record is returned through `dropped`. False when nothing was dropped. */
+  bool push (ClientId id, Job &&job, size_t max_pending, bool drop_oldest, Batching batching,
+      ClipRecord *dropped);
+  /* Sync: classifies a clip and waits for its outcome. False, with `out` untouched, when a
+   * flush or detach interrupted it. */
+  bool classify_now (ClientId id, Job &&job, Batching batching, Outcome *out);
+  /* Async results that are ready, to attach to the element's next buffer. */
+  std::deque<Classification> take_ready (ClientId id);
+
+  /* A flush of one element: its waiting clips and unattached results are thrown away, a sync
+   * wait returns, until flush_stop(). */
+  void flush_start (ClientId id);
+  void flush_stop (ClientId id);
+  /* EOS of one element: waits until its queued clips are classified (or a flush interrupts);
+   * until its next clip the others do not wait for it to fill a batch. */
+  void drain (ClientId id);
+
+  WorkerStats stats ();
 
 private:
+  struct Pending
+  {
+    Job job;
+    std::chrono::steady_clock::time_point arrival;
+    bool sync = false;
+  };
+  struct Slot
+  {
+    Client client;
+    std::deque<Pending> queue;
+    std::deque<Classification> ready;
+    std::vector<Classification> to_publish;
+    Batching batching;
+    uint64_t dropped = 0, in_batch = 0;
+    bool flushing = false, idle = false, waiting_sync = false, sync_done = false;
+    Outcome sync_outcome;
+    std::condition_variable cond;
+  };
+  struct Taken
+  {
+    ClientId id;
+    Pending pending;
+  };
+
   void loop ();
+  bool batch_ready (std::unique_lock<std::mutex> &l);
+  std::vector<Taken> take_batch ();
+  void deliver (std::vector<Taken> &taken, std::vector<Outcome> &outcomes);
+  size_t batch_size () const;
+  std::chrono::milliseconds batch_timeout () const;
+  void start_locked ();
 
   Classify classify_;
-  Publish publish_;
   std::thread thread_;
   std::mutex lock_;
-  std::condition_variable wake_, idle_;
-  std::deque<Job> queue_;
-  std::deque<Classification> ready_;
-  size_t batch_size_ = 1;
-  bool stopping_ = false, flushing_ = false, busy_ = false;
+  std::condition_variable wake_;
+  std::map<ClientId, std::unique_ptr<Slot>> slots_;
+  ClientId next_id_ = 1, turn_ = 0;
+  size_t pending_ = 0;
+  WorkerStats stats_;
+  bool stopping_ = false;
 };
 
 }  // namespace gst
