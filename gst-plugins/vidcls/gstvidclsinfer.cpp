@@ -609,6 +609,11 @@ member_of (GstVidclsInfer * self)
     publish (self, r, dropped);
   };
   m.client.fail = [self] (const Outcome & o) { post_failure (self, o); };
+  {
+    InferState *s = state (self);
+    std::lock_guard < std::mutex > g (s->lock);
+    m.client.batching = batching_of (s);
+  }
   m.stream = state (self)->stream;
   m.check = [self] (const std::string &path, const vidcls::CheckpointInfo & info) {
     return architecture_problem (self, path, info);

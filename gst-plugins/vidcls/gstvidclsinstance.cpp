@@ -212,14 +212,16 @@ ModelInstance::run_swap (const std::string &path, InferenceWorker::ClientId by)
   std::shared_ptr<InferenceModel> next;
   try {
     const auto info = read_checkpoint_info (path);
+    std::string problem;
     {
       std::lock_guard<std::mutex> g (members_lock_);
       for (auto &kv : members_) {
-        const std::string problem = kv.second.check ? kv.second.check (path, info) : "";
-        if (!problem.empty ())
-          return tell (by, problem);
+        if (problem.empty () && kv.second.check)
+          problem = kv.second.check (path, info);
       }
     }
+    if (!problem.empty ())
+      return tell (by, problem);
     next = std::make_shared<InferenceModel> (load_inference_model (path, device_, precision_));
   } catch (const std::exception &e) {
     return tell (by, "could not load '" + path + "': " + error_message (e));

@@ -36,6 +36,7 @@ InferenceWorker::attach (Client client)
 {
   std::lock_guard<std::mutex> l (lock_);
   auto slot = std::make_unique<Slot> ();
+  slot->batching = client.batching;
   slot->client = std::move (client);
   const ClientId id = next_id_++;
   slots_.emplace (id, std::move (slot));
@@ -259,6 +260,7 @@ InferenceWorker::deliver (std::vector<Taken> &taken, std::vector<Outcome> &outco
         if (slot.waiting_sync && !slot.flushing) {
           slot.sync_outcome = std::move (o);
           slot.sync_done = true;
+          slot.waiting_sync = false;    /* not waiting from now, though not yet awake */
           slot.cond.notify_all ();
         }
       } else if (o.kind == Outcome::Kind::kDone) {

@@ -65,6 +65,8 @@ public:
     std::function<void (const std::vector<Classification> &, uint64_t dropped)> publish;
     /* a clip of this element could not be classified: the element posts the error */
     std::function<void (const Outcome &)> fail;
+    /* what it asks of the batching until its first clip says again */
+    Batching batching;
   };
 
   explicit InferenceWorker (Classify classify);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 
 #include "vidcls/checkpoint.h"
 #include "vidcls/errors.h"
+#include "vidcls/init.h"
 #include "vidcls/registry.h"
 
 namespace fs = std::filesystem;
@@ -119,6 +121,135 @@ TEST_F(CheckpointTest, RoundTripGivesIdenticalOutputs) {
   }
 }
 
+// Loading builds the model without initial values and copies the file's tensors into it: every
+// parameter and buffer, including ones no initialiser would produce, comes back bit for bit.
+TEST_F(CheckpointTest, FastLoadGivesBitIdenticalTensorsAndLogits) {
+  for (const char *preset : {"vivit-xs", "mini-vivit-xs", "resnet18-tvit-xs"}) {
+    torch::manual_seed(11);
+    auto model = vidcls::make_preset_model(preset, 5);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto &t : model->buffers()) {
+        if (t.is_floating_point()) t.uniform_(0.5, 1.5);  // BatchNorm statistics as if trained
+      }
+      for (auto &t : model->parameters()) t.add_(torch::randn_like(t), 0.01);
+    }
+    model->eval();
+    vidcls::CheckpointInfo info;
+    info.clip = vidcls::find_preset(preset).clip;
+    const auto file = path(std::string(preset) + ".safetensors");
+    vidcls::save_checkpoint(file, *model, info, {{"ema.scale", torch::tensor({0.25f, 4.0f})}});
+
+    auto loaded = vidcls::load_checkpoint(file);
+    const auto a = vidcls::state_of(*model), b = vidcls::state_of(*loaded.model);
+    ASSERT_EQ(a.size(), b.size()) << preset;
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].first, b[i].first) << preset;
+      EXPECT_EQ(a[i].second.scalar_type(), b[i].second.scalar_type()) << a[i].first;
+      EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << preset << " " << a[i].first;
+      EXPECT_NE(a[i].second.data_ptr(), b[i].second.data_ptr()) << a[i].first;
+    }
+    // The extras outlive the file's mapping.
+    ASSERT_EQ(loaded.extra.size(), 1u);
+    EXPECT_TRUE(torch::equal(loaded.extra[0].second, torch::tensor({0.25f, 4.0f})));
+    torch::NoGradGuard no_grad;
+    const auto s = model->input_shape();
+    auto clip = torch::randn({2, s.frames, s.channels, s.height, s.width});
+    EXPECT_TRUE(torch::equal(model->forward(clip), loaded.model->forward(clip))) << preset;
+  }
+}
+
+// Loading draws no initial weights only to overwrite them. Each float uniform_ takes one number
+// from the CPU generator, so what loading drew shows as how far the random stream moved: a
+// convolution built under SkipInit still draws one kernel of one channel and one bias value
+// (init.h); the randomly initialised vivit-xs draws one per parameter (~500k).
+TEST_F(CheckpointTest, LoadingDrawsNoInitialWeights) {
+  const auto file = write_valid();
+  torch::manual_seed(5);
+  const auto stream = torch::rand({4096});
+  auto moved = [&] {
+    const auto next = torch::rand({16});
+    for (int64_t k = 0; k + 16 <= stream.size(0); ++k) {
+      if (torch::equal(stream.narrow(0, k, 16), next)) return k;
+    }
+    return stream.size(0);
+  };
+  torch::manual_seed(5);
+  vidcls::load_checkpoint(file);
+  EXPECT_LE(moved(), 2 * 8 * 8 + 1);  // vivit-xs's tubelet Conv3d: a 2x8x8 kernel and a bias
+  EXPECT_FALSE(vidcls::init_skipped());
+  torch::manual_seed(5);
+  {
+    const vidcls::SkipInit skip_init;
+    vidcls::make_linear(torch::nn::LinearOptions(768, 3072));
+  }
+  EXPECT_EQ(moved(), 0);
+  // Building a model outside a load still initialises it.
+  torch::manual_seed(5);
+  vidcls::make_preset_model("vivit-xs", 3);
+  EXPECT_EQ(moved(), stream.size(0));
+}
+
+TEST_F(CheckpointTest, SkipInitIsScopedToItsThreadAndNests) {
+  EXPECT_FALSE(vidcls::init_skipped());
+  {
+    const vidcls::SkipInit outer;
+    {
+      const vidcls::SkipInit inner;
+      EXPECT_TRUE(vidcls::init_skipped());
+    }
+    EXPECT_TRUE(vidcls::init_skipped());
+    bool other_thread = true;
+    std::thread([&] { other_thread = vidcls::init_skipped(); }).join();
+    EXPECT_FALSE(other_thread);
+  }
+  EXPECT_FALSE(vidcls::init_skipped());
+  // A load that fails leaves no guard behind.
+  expect_refused(path("nope.safetensors"), "nope.safetensors");
+  EXPECT_FALSE(vidcls::init_skipped());
+}
+
+// make_linear / make_conv under SkipInit build the module LibTorch builds, minus the fill.
+TEST_F(CheckpointTest, UninitialisedModulesMatchLibTorchs) {
+  torch::manual_seed(2);
+  torch::nn::Linear linear(torch::nn::LinearOptions(6, 4).bias(false));
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(4).stride(2));
+  torch::nn::Conv3d conv3(torch::nn::Conv3dOptions(3, 5, {2, 4, 4}).stride({2, 4, 4}));
+  torch::nn::Linear fast_linear{nullptr};
+  torch::nn::Conv2d fast_conv{nullptr};
+  torch::nn::Conv3d fast_conv3{nullptr};
+  {
+    const vidcls::SkipInit skip_init;
+    fast_linear = vidcls::make_linear(linear->options);
+    fast_conv = vidcls::make_conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(4).stride(2));
+    fast_conv3 = vidcls::make_conv(torch::nn::Conv3dOptions(3, 5, {2, 4, 4}).stride({2, 4, 4}));
+  }
+  auto check = [](torch::nn::Module &want, torch::nn::Module &got, const torch::Tensor &x,
+                  const std::function<torch::Tensor(const torch::Tensor &)> &forward,
+                  const std::function<torch::Tensor(const torch::Tensor &)> &reference) {
+    auto w = want.named_parameters(), g = got.named_parameters();
+    ASSERT_EQ(w.keys(), g.keys());
+    torch::NoGradGuard no_grad;
+    for (const auto &p : w) {
+      ASSERT_EQ(p.value().sizes(), g[p.key()].sizes()) << p.key();
+      EXPECT_TRUE(g[p.key()].requires_grad()) << p.key();
+      g[p.key()].copy_(p.value());
+    }
+    EXPECT_TRUE(torch::equal(forward(x), reference(x)));
+  };
+  check(*linear, *fast_linear, torch::randn({2, 6}),
+        [&](const torch::Tensor &x) { return fast_linear(x); },
+        [&](const torch::Tensor &x) { return linear(x); });
+  check(*conv, *fast_conv, torch::randn({1, 8, 9, 9}),
+        [&](const torch::Tensor &x) { return fast_conv(x); },
+        [&](const torch::Tensor &x) { return conv(x); });
+  check(*conv3, *fast_conv3, torch::randn({1, 3, 4, 8, 8}),
+        [&](const torch::Tensor &x) { return fast_conv3(x); },
+        [&](const torch::Tensor &x) { return conv3(x); });
+  EXPECT_EQ(fast_conv->options.groups(), 4);
+  EXPECT_EQ(fast_conv->options.in_channels(), 8);
+}
+
 TEST_F(CheckpointTest, WriteIsAtomicAndLeavesNoTemporaryFile) {
   write_valid();
   write_valid();  // overwrite in place
@@ -202,6 +333,28 @@ TEST_F(CheckpointTest, MissingTensorIsRefused) {
   auto meta = vidcls::read_safetensors_header(write_valid()).metadata;
   vidcls::write_safetensors(path("missing.safetensors"), tensors, meta);
   expect_refused(path("missing.safetensors"), "spatial.norm.weight");
+}
+
+// Buffers count as much as parameters: a model built without initial values never runs with a
+// tensor the file did not fill.
+TEST_F(CheckpointTest, MissingBufferOrParameterIsRefusedByName) {
+  auto model = vidcls::make_preset_model("resnet18-tvit-xs", 3);
+  vidcls::CheckpointInfo info;
+  info.clip = vidcls::find_preset("resnet18-tvit-xs").clip;
+  vidcls::save_checkpoint(path("full.safetensors"), *model, info);
+  const auto meta = vidcls::read_safetensors_header(path("full.safetensors")).metadata;
+  for (const char *name : {"backbone.layer2.0.bn1.running_var", "backbone.bn1.num_batches_tracked",
+                           "temporal.blocks.1.norm2.bias", "head.weight"}) {
+    auto tensors = vidcls::state_of(*model);
+    const auto before = tensors.size();
+    tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
+                                 [&](const auto &nt) { return nt.first == name; }),
+                  tensors.end());
+    ASSERT_EQ(tensors.size() + 1, before) << name;
+    const auto file = path("missing.safetensors");
+    vidcls::write_safetensors(file, tensors, meta);
+    expect_refused(file, std::string("tensor '") + name + "' of the model is missing");
+  }
 }
 
 TEST_F(CheckpointTest, WrongShapeIsRefused) {
