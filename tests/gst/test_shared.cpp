@@ -432,6 +432,47 @@ TEST(ModelSwap, UnderLoadWithoutStallAndBadCheckpointsRefused) {
   gst_object_unref(pipeline);
 }
 
+// A swap to a model of another input size (vivit-xs 8 x 64 x 64 -> mini-vivit-ti 16 x 224 x 224):
+// the clipper follows, the clips cut for the old model meanwhile are dropped, not errors.
+TEST(ModelSwap, ToAnotherInputSizeTheClipperFollows) {
+  const auto a = make_checkpoint("vivit-xs", 5, 1);
+  const auto b = make_checkpoint("mini-vivit-ti", 5, 1);
+  GstElement *pipeline = gst_parse_launch(
+      ("videotestsrc is-live=true ! video/x-raw,format=RGB,width=80,height=64,framerate=30/1 "
+       "! vidclsclipper ! vividinfer name=infer max-pending=8 model=" + a +
+       " ! fakesink sync=true")
+          .c_str(),
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  pump(bus, 1.0, [](GstMessage *) {});
+  g_object_set(infer, "model", b.c_str(), nullptr);
+  bool changed = false;
+  int new_results = 0;
+  pump(bus, 6.0, [&](GstMessage *msg) {
+    const GstStructure *st = gst_message_get_structure(msg);
+    if (GST_MESSAGE_TYPE(msg) != GST_MESSAGE_ELEMENT || st == nullptr) return;
+    if (gst_structure_has_name(st, "vidcls-model-changed")) {
+      changed = true;
+      gboolean spec_changed = FALSE;
+      gst_structure_get_boolean(st, "clip-spec-changed", &spec_changed);
+      EXPECT_TRUE(spec_changed);
+    } else if (gst_structure_has_name(st, "vidcls-classification") &&
+               std::string(gst_structure_get_string(st, "model")).find("mini-vivit-ti") !=
+                   std::string::npos) {
+      ++new_results;
+    }
+  });
+  EXPECT_TRUE(changed);
+  EXPECT_GT(new_results, 0) << "the clipper cuts clips the new model takes";
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(infer);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) { return vidcls_test::run_element_tests(argc, argv); }
