@@ -1,21 +1,29 @@
-// vidcls-classify: classifies every clip of a video file with a vidcls checkpoint.
+// vidcls-classify: classifies every clip of one or more video files with a vidcls checkpoint.
 //
-//   vidcls-classify --model m.safetensors video.mp4 [--json]
+//   vidcls-classify --model m.safetensors video.mp4 [more.mp4 ...] [--json] [--batch-size N]
 //
-// runs  filesrc ! decodebin ! videoconvert ! vidclsclipper ! <infer> model=... mode=sync ! fakesink
-// where <infer> is vividinfer or resnetvitinfer, chosen from the checkpoint's architecture, and
-// prints one line per "vidcls-classification" element message on the bus:
+// runs, per file,  filesrc ! decodebin ! videoconvert ! vidclsclipper ! <infer> ! fakesink
+// where <infer> is vividinfer or resnetvitinfer, chosen from the checkpoint's architecture, with
+// model=... mode=sync model-instance-id=vidcls-classify batch-size=N, and prints one line per
+// "vidcls-classification" element message on the bus:
 //
 //   0.000-1.067  slide_left  0.934
 //
 // (start-end in seconds, top-1 label and score; "(partial)" after clips completed at end of
 // stream from fewer frames), or with --json the whole message as one JSON object per line.
 //
+// Several files play at once, one pipeline each, so a file that cannot be read fails alone; their
+// inference elements share one model instance, whose worker classifies the clips of all files
+// together in batches of up to N (default: the number of files). Lines are then prefixed with the
+// file ("a.mp4  0.000-1.067  slide_left  0.934"), JSON objects get a "file" field, and a last
+// line on stderr says how many clips the model ran in how many batches.
+//
 // It does not link LibTorch: the architecture is read from the safetensors header here, and the
 // model runs inside the plugin.
 
 #include <gst/gst.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -25,7 +33,9 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -33,6 +43,10 @@
 namespace {
 
 constexpr const char *kMessageName = "vidcls-classification";
+// The model instance all the files of a run share, and the most clips one forward pass can take
+// (the inference elements' batch-size maximum).
+constexpr const char *kInstanceId = "vidcls-classify";
+constexpr unsigned kMaxBatchSize = 64;
 // The safetensors format caps its JSON header at 100 MB; a bigger length means another format.
 constexpr std::uint64_t kMaxHeaderSize = 100u * 1000u * 1000u;
 
@@ -115,7 +129,8 @@ std::string seconds(guint64 ns) {
   return buf;
 }
 
-void print_text(const GstStructure *s) {
+// `prefix` goes before the line: "" for one file, "FILE  " for several.
+void print_text(const GstStructure *s, const std::string &prefix) {
   guint64 start = GST_CLOCK_TIME_NONE, end = GST_CLOCK_TIME_NONE;
   gst_structure_get_uint64(s, "start", &start);
   gst_structure_get_uint64(s, "end", &end);
@@ -125,7 +140,7 @@ void print_text(const GstStructure *s) {
   gboolean partial = FALSE;
   gst_structure_get_boolean(s, "partial", &partial);
 
-  std::string line = seconds(start) + "-" + seconds(end) + "  ";
+  std::string line = prefix + seconds(start) + "-" + seconds(end) + "  ";
   if (label && *label && has_score) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3f", score);
@@ -171,7 +186,8 @@ nlohmann::json to_json(const GValue *v) {
   return out;
 }
 
-void print_json(const GstStructure *s) {
+// `file`, when not null, is added as the "file" field.
+void print_json(const GstStructure *s, const char *file) {
   nlohmann::json obj = nlohmann::json::object();
   gst_structure_foreach(
       s,
@@ -180,6 +196,7 @@ void print_json(const GstStructure *s) {
         return TRUE;
       },
       &obj);
+  if (file) obj["file"] = file;
   // Labels are user data: never let a bad byte abort the run.
   std::cout << obj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
 }
@@ -253,65 +270,107 @@ bool elements_available(const char *infer_name) {
   return true;
 }
 
-// filesrc ! decodebin ! videoconvert ! vidclsclipper ! INFER model=M mode=sync ! fakesink, or
-// nullptr with the reason printed.
-GstElement *build_pipeline(const std::string &video, const std::string &model,
-                           const char *infer_name, Decoding &decoding) {
+
+// One file of the run: its pipeline, played and ended on its own.
+struct Stream {
+  std::string video;
+  GstElement *pipeline = nullptr;
+  GstElement *infer = nullptr;  // owned by the pipeline
+  GstBus *bus = nullptr;
+  Decoding decoding;
+  bool running = false;  // playing, until its end of stream or an error
+  bool failed = false;
+
+  ~Stream() {
+    if (bus) gst_object_unref(bus);
+    if (pipeline) gst_object_unref(pipeline);
+  }
+};
+
+// How results are printed: as text or JSON, with the file named when there are several.
+struct Output {
+  bool json = false;
+  bool name_files = false;
+};
+
+// The counters of the shared model instance, read from one of its elements.
+struct InstanceCounters {
+  guint64 clips = 0, batches = 0;
+  gdouble mean_batch = 0.0;
+};
+
+// filesrc ! decodebin ! videoconvert ! vidclsclipper ! INFER ! fakesink for `stream.video`, with
+// INFER model=M mode=sync model-instance-id=vidcls-classify batch-size=N; false with the reason
+// printed.
+bool build_pipeline(Stream &stream, const std::string &model, const char *infer_name,
+                    unsigned batch_size) {
   GstElement *pipeline = gst_pipeline_new("vidcls-classify");
   GstElement *src = make("filesrc"), *decode = make("decodebin"), *convert = make("videoconvert"),
              *clipper = make("vidclsclipper"), *infer = make(infer_name), *sink = make("fakesink");
-  if (!src || !decode || !convert || !clipper || !infer || !sink) return nullptr;
+  if (!src || !decode || !convert || !clipper || !infer || !sink) return false;
 
   // Set as properties, not through a launch line, so any path works (spaces, quotes, '!').
-  g_object_set(src, "location", video.c_str(), nullptr);
+  g_object_set(src, "location", stream.video.c_str(), nullptr);
   g_object_set(infer, "model", model.c_str(), nullptr);
   // Every clip, in order: back-pressure instead of dropping (the default for files anyway).
   if (g_object_class_find_property(G_OBJECT_GET_CLASS(infer), "mode"))
     gst_util_set_object_arg(G_OBJECT(infer), "mode", "sync");
+  // One model for all the files, its worker batching their clips: each file holds one clip at a
+  // time (sync), so a batch of one clip per file fills at once.
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(infer), "model-instance-id"))
+    g_object_set(infer, "model-instance-id", kInstanceId, "batch-size", batch_size, nullptr);
 
   gst_bin_add_many(GST_BIN(pipeline), src, decode, convert, clipper, infer, sink, nullptr);
   if (!gst_element_link(src, decode) ||
       !gst_element_link_many(convert, clipper, infer, sink, nullptr)) {
     std::cerr << "vidcls-classify: cannot link the pipeline\n";
     gst_object_unref(pipeline);
-    return nullptr;
+    return false;
   }
-  decoding.convert = convert;
-  g_signal_connect(decode, "pad-added", G_CALLBACK(on_pad_added), &decoding);
-  g_signal_connect(decode, "no-more-pads", G_CALLBACK(on_no_more_pads), &decoding);
-  return pipeline;
+  stream.decoding.convert = convert;
+  g_signal_connect(decode, "pad-added", G_CALLBACK(on_pad_added), &stream.decoding);
+  g_signal_connect(decode, "no-more-pads", G_CALLBACK(on_no_more_pads), &stream.decoding);
+  stream.pipeline = pipeline;
+  stream.infer = infer;
+  stream.bus = gst_element_get_bus(pipeline);
+  return true;
 }
 
-// Prints a result, an error or a warning; true when the run is over (error or EOS), with
-// `exit_code` set to 1 on an error.
-bool handle_message(GstMessage *msg, bool json, int &exit_code) {
+// "vidcls-classify: " and, with several files, the file the message is about.
+std::string error_prefix(const Stream &stream, const Output &out) {
+  return out.name_files ? "vidcls-classify: " + stream.video + ": " : "vidcls-classify: ";
+}
+
+// Prints a result, an error or a warning; true when the stream is over (error or EOS), with
+// `stream.failed` set on an error.
+bool handle_message(GstMessage *msg, Stream &stream, const Output &out) {
   switch (GST_MESSAGE_TYPE(msg)) {
     case GST_MESSAGE_ELEMENT:
       if (gst_message_has_name(msg, kMessageName)) {
         const GstStructure *s = gst_message_get_structure(msg);
-        if (json)
-          print_json(s);
+        if (out.json)
+          print_json(s, out.name_files ? stream.video.c_str() : nullptr);
         else
-          print_text(s);
+          print_text(s, out.name_files ? stream.video + "  " : std::string());
       }
       return false;
     case GST_MESSAGE_ERROR: {
       GError *err = nullptr;
       gchar *debug = nullptr;
       gst_message_parse_error(msg, &err, &debug);
-      std::cerr << "vidcls-classify: error from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) << ": "
-                << err->message << "\n";
+      std::cerr << error_prefix(stream, out) << "error from "
+                << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) << ": " << err->message << "\n";
       if (debug) std::cerr << debug << "\n";
       g_free(debug);
       g_error_free(err);
-      exit_code = 1;
+      stream.failed = true;
       return true;
     }
     case GST_MESSAGE_WARNING: {
       GError *err = nullptr;
       gst_message_parse_warning(msg, &err, nullptr);
-      std::cerr << "vidcls-classify: warning from " << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))
-                << ": " << err->message << "\n";
+      std::cerr << error_prefix(stream, out) << "warning from "
+                << GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) << ": " << err->message << "\n";
       g_error_free(err);
       return false;
     }
@@ -322,92 +381,163 @@ bool handle_message(GstMessage *msg, bool json, int &exit_code) {
   }
 }
 
-// Plays the pipeline to its end (or an error, or a second Ctrl-C); the exit status.
-int run(GstElement *pipeline, bool json) {
-  int exit_code = 0;
-  GstBus *bus = gst_element_get_bus(pipeline);
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE &&
-      !gst_bus_have_pending(bus)) {
-    std::cerr << "vidcls-classify: the pipeline could not start\n";
-    exit_code = 1;
-  } else {
-    bool eos_sent = false;
-    for (bool done = false; !done;) {
-      if (interrupts > 0 && !eos_sent) {
-        // Finish cleanly: clips already complete are still reported.
-        std::cerr << "vidcls-classify: interrupted, finishing (again to quit now)\n";
-        gst_element_send_event(pipeline, gst_event_new_eos());
-        eos_sent = true;
-      } else if (interrupts > 1) {
-        exit_code = 130;
-        break;
-      }
-      GstMessage *msg = gst_bus_timed_pop_filtered(
-          bus, 100 * GST_MSECOND,
-          static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT |
-                                      GST_MESSAGE_WARNING));
-      if (!msg) continue;
-      done = handle_message(msg, json, exit_code);
-      gst_message_unref(msg);
-    }
-  }
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
-  return exit_code;
+// Stops a stream, first reading the instance counters from its element: they read 0 once the
+// last element of the instance has stopped, so the last stream to end has the totals.
+void finish(Stream &stream, InstanceCounters &counters) {
+  guint streams = 0;
+  InstanceCounters now;
+  g_object_get(stream.infer, "instance-streams", &streams, "instance-clips", &now.clips,
+               "instance-batches", &now.batches, "instance-mean-batch", &now.mean_batch, nullptr);
+  if (streams > 0 && now.batches >= counters.batches) counters = now;
+  gst_element_set_state(stream.pipeline, GST_STATE_NULL);
+  stream.running = false;
 }
 
-}  // namespace
-
-int main(int argc, char **argv) {
-  std::string model, video;
-  bool json = false;
-
-  CLI::App cli{
-      "Classifies every clip of a video file with a vidcls checkpoint and prints one line per "
-      "clip: start-end (s), top label, score.",
-      "vidcls-classify"};
-  cli.footer(
-      "\nThe inference element (vividinfer or resnetvitinfer) follows the checkpoint's "
-      "architecture.\nText output, one line per clip:  0.000-1.067  slide_left  0.934\n"
-      "The vidcls plugin must be installed or on GST_PLUGIN_PATH. Exit status: 0 at end of "
-      "stream, 1 on an error, 2 on a usage error.");
-  cli.add_option("--model,-m", model, "vidcls checkpoint (.safetensors)")
-      ->required()
-      ->option_text("CKPT");
-  cli.add_option("video", video, "video file (any format decodebin can read)")
-      ->required()
-      ->option_text("VIDEO");
-  cli.add_flag("--json", json,
-               "one JSON object per clip with every field of the vidcls-classification "
-               "message (times in ns)");
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    // --help is a ParseError with exit code 0; usage errors exit 2, as getopt tools do.
-    return cli.exit(e) == 0 ? 0 : 2;
+// Sets every pipeline playing. All are paused first: each inference element joins the shared
+// model instance there, before any file has sent a clip, so the first batches are full too.
+void start_all(std::vector<std::unique_ptr<Stream>> &streams, const Output &out) {
+  for (auto &s : streams) s->running = true;
+  for (GstState target : {GST_STATE_PAUSED, GST_STATE_PLAYING}) {
+    for (auto &s : streams) {
+      if (!s->running) continue;
+      if (gst_element_set_state(s->pipeline, target) == GST_STATE_CHANGE_FAILURE &&
+          !gst_bus_have_pending(s->bus)) {
+        std::cerr << error_prefix(*s, out) << "the pipeline could not start\n";
+        s->failed = true;
+        s->running = false;
+        gst_element_set_state(s->pipeline, GST_STATE_NULL);
+      }
+    }
   }
+}
 
+// Handles every message waiting on the stream's bus; true when there was one.
+bool poll(Stream &stream, const Output &out, InstanceCounters &counters) {
+  const auto types = static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
+                                                 GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING);
+  bool any = false;
+  while (stream.running) {
+    GstMessage *msg = gst_bus_pop_filtered(stream.bus, types);
+    if (!msg) break;
+    any = true;
+    const bool done = handle_message(msg, stream, out);
+    gst_message_unref(msg);
+    if (done) finish(stream, counters);
+  }
+  return any;
+}
+
+// Plays every file to its end (or an error, or a second Ctrl-C); 130 after a second Ctrl-C.
+int run(std::vector<std::unique_ptr<Stream>> &streams, const Output &out,
+        InstanceCounters &counters) {
+  start_all(streams, out);
+  bool eos_sent = false;
+  for (;;) {
+    bool running = false, any = false;
+    for (auto &s : streams) {
+      any = poll(*s, out, counters) || any;
+      running = running || s->running;
+    }
+    if (!running) return 0;
+    if (interrupts > 0 && !eos_sent) {
+      // Finish cleanly: clips already complete are still reported.
+      std::cerr << "vidcls-classify: interrupted, finishing (again to quit now)\n";
+      for (auto &s : streams)
+        if (s->running) gst_element_send_event(s->pipeline, gst_event_new_eos());
+      eos_sent = true;
+    } else if (interrupts > 1) {
+      for (auto &s : streams)
+        if (s->running) finish(*s, counters);
+      return 130;
+    }
+    if (!any) g_usleep(10 * 1000);
+  }
+}
+
+// The model's inference element, or nullptr with the reason printed.
+const char *infer_element_of(const std::string &model) {
   std::string error;
   const std::optional<std::string> architecture = read_architecture(model, error);
   if (!architecture) {
     std::cerr << "vidcls-classify: " << error << "\n";
-    return 1;
+    return nullptr;
   }
   const char *infer_name = infer_element_for(*architecture);
   if (!infer_name) {
     std::cerr << "vidcls-classify: the model '" << model << "' has architecture '" << *architecture
               << "', which no vidcls element runs (vivit, mini-vivit, "
               << "resnet-tvit)\n";
-    return 1;
   }
+  return infer_name;
+}
 
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::string model;
+  std::vector<std::string> videos;
+  bool json = false;
+  unsigned batch_size = 0;
+
+  CLI::App cli{
+      "Classifies every clip of one or more video files with a vidcls checkpoint and prints one "
+      "line per clip: start-end (s), top label, score. Several files play at once and share "
+      "one model, which classifies their clips together in batches.",
+      "vidcls-classify"};
+  cli.footer(
+      "\nThe inference element (vividinfer or resnetvitinfer) follows the checkpoint's "
+      "architecture.\nText output, one line per clip:  0.000-1.067  slide_left  0.934\n"
+      "With several files each line starts with its file (a.mp4  0.000-1.067  slide_left  "
+      "0.934),\nJSON objects get a \"file\" field, and a last line on stderr counts the clips "
+      "and batches.\nA file that cannot be read fails alone: the others are still classified.\n"
+      "The vidcls plugin must be installed or on GST_PLUGIN_PATH. Exit status: 0 when every "
+      "file reached its end, 1 on an error in any file, 2 on a usage error.");
+  cli.add_option("--model,-m", model, "vidcls checkpoint (.safetensors)")
+      ->required()
+      ->option_text("CKPT");
+  cli.add_option("video", videos, "video files (any format decodebin can read)")
+      ->required()
+      ->option_text("VIDEO...");
+  cli.add_flag("--json", json,
+               "one JSON object per clip with every field of the vidcls-classification "
+               "message (times in ns)");
+  cli.add_option("--batch-size", batch_size,
+                 "most clips in one forward pass of the model, of all files together "
+                 "(default: the number of files, at most 64)")
+      ->check(CLI::Range(1u, kMaxBatchSize))
+      ->option_text("N");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    // --help is a ParseError with exit code 0; usage errors exit 2, as getopt tools do.
+    return cli.exit(e) == 0 ? 0 : 2;
+  }
+  if (batch_size == 0)
+    batch_size = static_cast<unsigned>(std::min<std::size_t>(videos.size(), kMaxBatchSize));
+
+  const char *infer_name = infer_element_of(model);
+  if (!infer_name) return 1;
   gst_init(nullptr, nullptr);
   if (!elements_available(infer_name)) return 1;
-  Decoding decoding;
-  GstElement *pipeline = build_pipeline(video, model, infer_name, decoding);
-  if (pipeline == nullptr) return 1;
+
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (const std::string &video : videos) {
+    streams.push_back(std::make_unique<Stream>());
+    streams.back()->video = video;
+    if (!build_pipeline(*streams.back(), model, infer_name, batch_size)) return 1;
+  }
+  const Output out{json, videos.size() > 1};
   std::signal(SIGINT, on_sigint);
-  const int exit_code = run(pipeline, json);
-  gst_object_unref(pipeline);
-  return exit_code;
+  InstanceCounters counters;
+  const int interrupted = run(streams, out, counters);
+  if (out.name_files) {
+    char mean[32];
+    std::snprintf(mean, sizeof mean, "%.2f", counters.mean_batch);
+    std::cerr << "vidcls-classify: " << videos.size() << " streams, " << counters.clips
+              << " clips in " << counters.batches << " batches (mean batch " << mean << ")\n";
+  }
+  if (interrupted) return interrupted;
+  for (const auto &s : streams)
+    if (s->failed) return 1;
+  return 0;
 }

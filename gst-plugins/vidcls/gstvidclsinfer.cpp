@@ -69,6 +69,9 @@ enum
   PROP_INSTANCE_CLIPS,
   PROP_INSTANCE_BATCHES,
   PROP_INSTANCE_MEAN_BATCH,
+  PROP_INSTANCE_DROPPED,
+  PROP_INSTANCE_MEAN_DELAY,
+  PROP_LOAD_TIME,
   N_PROPS
 };
 
@@ -107,7 +110,7 @@ struct InferState
   std::string running_path;
   vidcls::ClipSpec clip_spec;
   std::string model_device, model_name;
-  double warmup_ms = 0.0;
+  double warmup_ms = 0.0, load_ms = 0.0;
 
   /* the model instance this element is a member of, from start() to stop() */
   std::shared_ptr<ModelInstance> instance;
@@ -546,6 +549,7 @@ take_model_facts (InferState * s, const std::string & path, const InferenceModel
   s->model_device = m.device.str ();
   s->model_name = m.name;
   s->warmup_ms = m.warmup_ms;
+  s->load_ms = m.load_ms;
 }
 
 /* A swap of the instance is done (on its loader thread): the element follows the new model,
@@ -787,6 +791,33 @@ gst_vidcls_infer_set_property (GObject * object, guint prop_id, const GValue * v
   }
 }
 
+/* The counters of the element's model instance (zero when it has none). */
+static void
+get_instance_counter (InferState * s, guint prop_id, GValue * value)
+{
+  const auto st = s->instance ? s->instance->worker ().stats () : vidcls::gst::WorkerStats ();
+  switch (prop_id) {
+    case PROP_INSTANCE_STREAMS:
+      g_value_set_uint (value, (guint) st.streams);
+      break;
+    case PROP_INSTANCE_CLIPS:
+      g_value_set_uint64 (value, st.clips);
+      break;
+    case PROP_INSTANCE_BATCHES:
+      g_value_set_uint64 (value, st.batches);
+      break;
+    case PROP_INSTANCE_MEAN_BATCH:
+      g_value_set_double (value, st.mean_batch ());
+      break;
+    case PROP_INSTANCE_DROPPED:
+      g_value_set_uint64 (value, st.dropped);
+      break;
+    default:
+      g_value_set_double (value, st.mean_delay ());
+      break;
+  }
+}
+
 static void
 gst_vidcls_infer_get_property (GObject * object, guint prop_id, GValue * value,
     GParamSpec * pspec)
@@ -842,21 +873,17 @@ gst_vidcls_infer_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_MEAN_DELAY:
       g_value_set_double (value, s->classified ? s->delay_sum_ms / s->classified : 0.0);
       break;
+    case PROP_LOAD_TIME:
+      g_value_set_double (value, s->load_ms);
+      break;
     case PROP_INSTANCE_STREAMS:
     case PROP_INSTANCE_CLIPS:
     case PROP_INSTANCE_BATCHES:
-    case PROP_INSTANCE_MEAN_BATCH:{
-      const auto st = s->instance ? s->instance->worker ().stats () : vidcls::gst::WorkerStats ();
-      if (prop_id == PROP_INSTANCE_STREAMS)
-        g_value_set_uint (value, (guint) st.streams);
-      else if (prop_id == PROP_INSTANCE_CLIPS)
-        g_value_set_uint64 (value, st.clips);
-      else if (prop_id == PROP_INSTANCE_BATCHES)
-        g_value_set_uint64 (value, st.batches);
-      else
-        g_value_set_double (value, st.mean_batch ());
+    case PROP_INSTANCE_MEAN_BATCH:
+    case PROP_INSTANCE_DROPPED:
+    case PROP_INSTANCE_MEAN_DELAY:
+      get_instance_counter (s, prop_id, value);
       break;
-    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -961,6 +988,15 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   properties[PROP_INSTANCE_MEAN_BATCH] = g_param_spec_double ("instance-mean-batch",
       "Instance mean batch", "Mean clips per forward pass of the model instance", 0.0,
       G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_INSTANCE_DROPPED] = g_param_spec_uint64 ("instance-dropped",
+      "Instance dropped", "Clips of all the instance's streams dropped (full queues, clips cut "
+      "for a model swapped out)", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_INSTANCE_MEAN_DELAY] = g_param_spec_double ("instance-mean-delay",
+      "Instance mean delay", "Mean time from a clip's arrival to its result over all the "
+      "instance's streams, in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_LOAD_TIME] = g_param_spec_double ("load-time", "Load time",
+      "Milliseconds it took to read the running checkpoint into the model (the instance's "
+      "first element paid it; a swap shows the new one's)", 0.0, G_MAXDOUBLE, 0.0, ro);
   g_object_class_install_properties (gobject_class, N_PROPS, properties);
 
   static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,

@@ -76,6 +76,7 @@ InferenceWorker::push (ClientId id, Job &&job, size_t max_pending, bool drop_old
     Pending p {std::move (job), Clock::now (), false};
     if (slot.queue.size () >= std::max<size_t> (max_pending, 1)) {
       dropped_one = true;
+      ++stats_.dropped;
       if (drop_oldest) {
         *dropped = slot.queue.front ().job.record;
         slot.queue.pop_front ();
@@ -253,9 +254,13 @@ InferenceWorker::deliver (std::vector<Taken> &taken, std::vector<Outcome> &outco
     for (size_t i = 0; i < taken.size (); ++i) {
       Slot &slot = *slots_.at (taken[i].id);
       Outcome &o = outcomes[i];
-      if (o.kind == Outcome::Kind::kDone)
+      if (o.kind == Outcome::Kind::kDone) {
         o.result.delay_ms = std::chrono::duration<double, std::milli> (now
             - taken[i].pending.arrival).count ();
+        stats_.delay_sum_ms += o.result.delay_ms;
+      } else if (o.kind == Outcome::Kind::kDropped) {
+        ++stats_.dropped;
+      }
       if (taken[i].pending.sync) {
         if (slot.waiting_sync && !slot.flushing) {
           slot.sync_outcome = std::move (o);

@@ -47,8 +47,10 @@ struct Batching
 /* Counters of the whole instance. */
 struct WorkerStats
 {
-  uint64_t clips = 0, batches = 0, streams = 0;
+  uint64_t clips = 0, batches = 0, streams = 0, dropped = 0;
+  double delay_sum_ms = 0.0;
   double mean_batch () const { return batches ? double (clips) / batches : 0.0; }
+  double mean_delay () const { return clips ? delay_sum_ms / clips : 0.0; }
 };
 
 class InferenceWorker

@@ -168,6 +168,14 @@ TEST(SharedInstance, CountersShowOneInstanceAndFullBatches) {
   g_object_get(infer1, "instance-clips", &clips, "instance-batches", &batches,
                "instance-mean-batch", &mean_batch, "clips-classified", &own1, nullptr);
   g_object_get(infer0, "clips-classified", &own0, nullptr);
+  guint64 dropped = 1;
+  double delay = 0, own_delay = 0, load = 0;
+  g_object_get(infer0, "instance-dropped", &dropped, "instance-mean-delay", &delay, "mean-delay",
+               &own_delay, "load-time", &load, nullptr);
+  EXPECT_EQ(dropped, 0u) << "sync streams never drop";
+  EXPECT_GT(delay, 0.0);
+  EXPECT_GT(own_delay, 0.0);
+  EXPECT_GT(load, 0.0);
   // 64 frames at stride 2 = 32 sampled: 4 clips per stream, 8 in 4 batches of 2.
   EXPECT_EQ(own0, 4u);
   EXPECT_EQ(own1, 4u);
