@@ -8,6 +8,8 @@
 #include <torch/nn/init.h>
 #include <torch/version.h>
 
+#include "vidcls/init.h"
+
 namespace F = torch::nn::functional;
 
 namespace vidcls {
@@ -15,6 +17,7 @@ namespace vidcls {
 namespace {
 
 void init_linear(torch::nn::Linear &linear) {
+  if (init_skipped()) return;
   torch::NoGradGuard no_grad;
   trunc_normal_(linear->weight, 0.02);
   if (linear->bias.defined()) linear->bias.zero_();
@@ -23,7 +26,8 @@ void init_linear(torch::nn::Linear &linear) {
 // A heads x heads map that starts as the identity, so a MiniViT layer starts out computing
 // exactly what the shared layer computes and learns its own deviation.
 torch::nn::Linear identity_mix(int64_t heads) {
-  torch::nn::Linear mix(torch::nn::LinearOptions(heads, heads));
+  auto mix = make_linear(torch::nn::LinearOptions(heads, heads));
+  if (init_skipped()) return mix;
   torch::NoGradGuard no_grad;
   mix->weight.copy_(torch::eye(heads));
   mix->bias.zero_();
@@ -41,6 +45,7 @@ AttentionPath attention_path() { return g_attention_path.load(); }
 bool fused_attention_available() { return TORCH_VERSION_MAJOR >= 2; }
 
 torch::Tensor trunc_normal_(torch::Tensor t, double std) {
+  if (init_skipped()) return t;
   // Inverse-CDF sampling: uniform over the CDF range of [-2, 2] standard deviations.
   torch::NoGradGuard no_grad;
   const double bound = std::erf(2.0 / std::sqrt(2.0));
@@ -61,11 +66,11 @@ BlockWeightsImpl::BlockWeightsImpl(const EncoderConfig &cfg) {
   TORCH_CHECK(cfg.dim % cfg.heads == 0, "encoder dim ", cfg.dim, " is not divisible by heads ",
               cfg.heads);
   qkv = register_module("qkv",
-                        torch::nn::Linear(torch::nn::LinearOptions(cfg.dim, 3 * cfg.dim)
-                                              .bias(cfg.qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(cfg.dim, cfg.dim));
-  fc1 = register_module("fc1", torch::nn::Linear(cfg.dim, cfg.mlp_dim));
-  fc2 = register_module("fc2", torch::nn::Linear(cfg.mlp_dim, cfg.dim));
+                        make_linear(torch::nn::LinearOptions(cfg.dim, 3 * cfg.dim)
+                                        .bias(cfg.qkv_bias)));
+  proj = register_module("proj", make_linear(torch::nn::LinearOptions(cfg.dim, cfg.dim)));
+  fc1 = register_module("fc1", make_linear(torch::nn::LinearOptions(cfg.dim, cfg.mlp_dim)));
+  fc2 = register_module("fc2", make_linear(torch::nn::LinearOptions(cfg.mlp_dim, cfg.dim)));
   for (auto *l : {&qkv, &proj, &fc1, &fc2}) init_linear(*l);
 }
 
@@ -84,14 +89,15 @@ BlockImpl::BlockImpl(const EncoderConfig &cfg, double drop_path_rate)
   if (cfg.mlp_dwconv) {
     TORCH_CHECK(cfg.dwconv_kernel % 2 == 1, "dwconv_kernel must be odd, got ", cfg.dwconv_kernel);
     dwconv = register_module(
-        "dwconv", torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.mlp_dim, cfg.mlp_dim,
-                                                             cfg.dwconv_kernel)
-                                        .padding(cfg.dwconv_kernel / 2)
-                                        .groups(cfg.mlp_dim)));
+        "dwconv", make_conv(torch::nn::Conv2dOptions(cfg.mlp_dim, cfg.mlp_dim, cfg.dwconv_kernel)
+                                .padding(cfg.dwconv_kernel / 2)
+                                .groups(cfg.mlp_dim)));
     // Starts as a small perturbation around the shared MLP (residual branch, small weights).
-    torch::NoGradGuard no_grad;
-    trunc_normal_(dwconv->weight, 0.02);
-    dwconv->bias.zero_();
+    if (!init_skipped()) {
+      torch::NoGradGuard no_grad;
+      trunc_normal_(dwconv->weight, 0.02);
+      dwconv->bias.zero_();
+    }
   }
 }
 

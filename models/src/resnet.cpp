@@ -4,6 +4,7 @@
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
 
+#include "vidcls/init.h"
 #include "vidcls/runtime.h"
 
 namespace F = torch::nn::functional;
@@ -13,8 +14,7 @@ namespace vidcls {
 namespace {
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride) {
-  return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(false));
+  return make_conv(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(false));
 }
 
 // A residual unit: BasicBlock (two 3x3) or Bottleneck (1x1, 3x3 with the stride, 1x1 x4).
@@ -81,10 +81,8 @@ ResNetImpl::ResNetImpl(const ResNetConfig &cfg) : cfg_(cfg) {
   cfg_.validate();
   const bool bottleneck = cfg_.depth >= 50;
   const auto units = units_per_stage(cfg_.depth);
-  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 64, 7)
-                                                         .stride(2)
-                                                         .padding(3)
-                                                         .bias(false)));
+  conv1 = register_module(
+      "conv1", make_conv(torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(64));
   int64_t in = 64;
   torch::nn::Sequential *stages[4] = {&layer1, &layer2, &layer3, &layer4};
@@ -99,8 +97,9 @@ ResNetImpl::ResNetImpl(const ResNetConfig &cfg) : cfg_(cfg) {
     *stages[s] = register_module(names[s], stage);
   }
   if (cfg_.num_classes > 0) {
-    fc = register_module("fc", torch::nn::Linear(in, cfg_.num_classes));
+    fc = register_module("fc", make_linear(torch::nn::LinearOptions(in, cfg_.num_classes)));
   }
+  if (init_skipped()) return;
   // torchvision's initialisation: He normal (fan_out) convolutions, BatchNorm at identity.
   torch::NoGradGuard no_grad;
   for (auto &m : modules(/*include_self=*/false)) {

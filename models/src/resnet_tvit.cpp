@@ -4,6 +4,7 @@
 #include <torch/nn/functional/dropout.h>
 #include <torch/nn/init.h>
 
+#include "vidcls/init.h"
 #include "vidcls/runtime.h"
 
 namespace F = torch::nn::functional;
@@ -22,14 +23,18 @@ ResNetTViTImpl::ResNetTViTImpl(const ResNetTViTConfig &cfg) : cfg_(cfg) {
   configure_runtime();
   cfg_.validate();
   backbone = register_module("backbone", ResNet(cfg_.backbone));
-  proj = register_module("proj", torch::nn::Linear(cfg_.backbone.feature_dim(), cfg_.temporal.dim));
+  proj = register_module("proj", make_linear(torch::nn::LinearOptions(cfg_.backbone.feature_dim(),
+                                                                      cfg_.temporal.dim)));
   temporal = register_module(
       "temporal", TokenEncoder(cfg_.temporal, cfg_.frames, true, cfg_.temporal_pos_embed));
-  head = register_module("head", torch::nn::Linear(cfg_.temporal.dim, cfg_.num_classes));
-  torch::NoGradGuard no_grad;
-  for (auto *l : {&proj, &head}) {
-    trunc_normal_((*l)->weight, 0.02);
-    (*l)->bias.zero_();
+  head = register_module(
+      "head", make_linear(torch::nn::LinearOptions(cfg_.temporal.dim, cfg_.num_classes)));
+  if (!init_skipped()) {
+    torch::NoGradGuard no_grad;
+    for (auto *l : {&proj, &head}) {
+      trunc_normal_((*l)->weight, 0.02);
+      (*l)->bias.zero_();
+    }
   }
   set_backbone_frozen(cfg_.freeze_backbone);
 }

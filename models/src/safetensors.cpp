@@ -254,10 +254,10 @@ Header parse_header(const char *text, std::size_t size, std::uint64_t data_size,
   return h;
 }
 
-}  // namespace
-
-SafetensorsFile parse_safetensors(const std::uint8_t *data, std::size_t size,
-                                  const std::string &what) {
+// Owning tensors copy their bytes out of `data`; views alias it where it is aligned for their
+// dtype (LibTorch's kernels assume aligned elements) and copy otherwise.
+SafetensorsFile read_tensors(const std::uint8_t *data, std::size_t size, const std::string &what,
+                             bool views) {
   if (size < 8) {
     throw FormatError(what + ": truncated safetensors file: " + std::to_string(size) +
                       " bytes, shorter than the 8-byte header length");
@@ -270,19 +270,37 @@ SafetensorsFile parse_safetensors(const std::uint8_t *data, std::size_t size,
   file.metadata = std::move(h.metadata);
   file.tensors.reserve(h.records.size());
   for (const Record &r : h.records) {
-    torch::Tensor t = torch::empty(r.shape, torch::TensorOptions().dtype(r.dtype->type));
+    const auto options = torch::TensorOptions().dtype(r.dtype->type);
+    const std::uint8_t *p = section + r.begin;
     const std::size_t nbytes = static_cast<std::size_t>(r.end - r.begin);
     if (r.dtype->type == torch::kBool) {
       // Any byte but 0 and 1 is an invalid bool and undefined behaviour in LibTorch kernels.
-      const std::uint8_t *p = section + r.begin;
       if (std::any_of(p, p + nbytes, [](std::uint8_t b) { return b > 1; })) {
         throw FormatError(what + ": BOOL tensor '" + r.name + "' holds a byte other than 0 or 1");
       }
     }
-    if (nbytes > 0) std::memcpy(t.data_ptr(), section + r.begin, nbytes);
+    if (views && reinterpret_cast<std::uintptr_t>(p) % r.dtype->itemsize == 0) {
+      file.tensors.emplace_back(r.name,
+                                torch::from_blob(const_cast<std::uint8_t *>(p), r.shape, options));
+      continue;
+    }
+    torch::Tensor t = torch::empty(r.shape, options);
+    if (nbytes > 0) std::memcpy(t.data_ptr(), p, nbytes);
     file.tensors.emplace_back(r.name, std::move(t));
   }
   return file;
+}
+
+}  // namespace
+
+SafetensorsFile parse_safetensors(const std::uint8_t *data, std::size_t size,
+                                  const std::string &what) {
+  return read_tensors(data, size, what, /*views=*/false);
+}
+
+SafetensorsFile view_safetensors(const std::uint8_t *data, std::size_t size,
+                                 const std::string &what) {
+  return read_tensors(data, size, what, /*views=*/true);
 }
 
 SafetensorsFile read_safetensors(const std::string &path) {

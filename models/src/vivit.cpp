@@ -7,6 +7,7 @@
 #include <torch/nn/functional/padding.h>
 #include <torch/nn/init.h>
 
+#include "vidcls/init.h"
 #include "vidcls/runtime.h"
 
 namespace F = torch::nn::functional;
@@ -44,16 +45,17 @@ ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
   cfg_.validate();
   const int64_t D = cfg_.spatial.dim;
   tubelet = register_module(
-      "tubelet", torch::nn::Conv3d(torch::nn::Conv3dOptions(
-                                       cfg_.channels, D, {cfg_.tubelet_t, cfg_.tubelet_h,
-                                                          cfg_.tubelet_w})
-                                       .stride({cfg_.tubelet_t, cfg_.tubelet_h, cfg_.tubelet_w})));
+      "tubelet",
+      make_conv(torch::nn::Conv3dOptions(cfg_.channels, D,
+                                         {cfg_.tubelet_t, cfg_.tubelet_h, cfg_.tubelet_w})
+                    .stride({cfg_.tubelet_t, cfg_.tubelet_h, cfg_.tubelet_w})));
   spatial = register_module("spatial", TokenEncoder(cfg_.spatial, cfg_.grid_h() * cfg_.grid_w(),
                                                     true, cfg_.spatial_pos_embed));
   temporal = register_module("temporal",
                              TokenEncoder(cfg_.temporal, cfg_.grid_t(), true,
                                           cfg_.temporal_pos_embed));
-  head = register_module("head", torch::nn::Linear(D, cfg_.num_classes));
+  head = register_module("head", make_linear(torch::nn::LinearOptions(D, cfg_.num_classes)));
+  if (init_skipped()) return;
   torch::NoGradGuard no_grad;
   trunc_normal_(head->weight, 0.02);
   head->bias.zero_();

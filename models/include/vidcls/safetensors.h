@@ -29,6 +29,12 @@ struct SafetensorsFile {
 SafetensorsFile parse_safetensors(const std::uint8_t *data, std::size_t size,
                                   const std::string &what = "buffer");
 
+// The same checks, but tensors view `data` instead of owning a copy (a tensor whose bytes are not
+// aligned for its dtype is copied): valid only while `data` is, and never to be written through
+// (a read-only mapping faults). For a loader that copies each tensor once into its destination.
+SafetensorsFile view_safetensors(const std::uint8_t *data, std::size_t size,
+                                 const std::string &what = "buffer");
+
 // Reads and parses a file; errors name the path.
 SafetensorsFile read_safetensors(const std::string &path);
 
