@@ -38,14 +38,84 @@ def run(cmd, env, timeout=300):
     return p.returncode, p.stdout + p.stderr
 
 
-def make_video(path: str, container: str, frames: int, env) -> None:
+def make_video(path: str, container: str, frames: int, env, pattern: str = "ball") -> None:
     enc, _ = CONTAINERS[container]
-    cmd = ["gst-launch-1.0", "-q", "videotestsrc", "pattern=ball", f"num-buffers={frames}", "!",
+    cmd = ["gst-launch-1.0", "-q", "videotestsrc", f"pattern={pattern}", f"num-buffers={frames}", "!",
            "video/x-raw,width=96,height=72,framerate=15/1", "!", "videoconvert", "!"]
     cmd += enc.replace("!", " ! ").split() + ["!", "filesink", f"location={path}"]
     rc, out = run(cmd, env)
     if rc != 0:
         raise SystemExit(f"could not encode {container}: {out}")
+
+
+CLIP_LINE = re.compile(r"^(?:(.*)  )?(\d+\.\d{3}-\d+\.\d{3})  (\S+)  ([01]\.\d{3})")
+
+
+def clip_lines(out: str, prefixed: bool):
+    """{file or None: [(times, label, score)]} of vidcls-classify's text lines."""
+    rows = {}
+    for line in out.splitlines():
+        m = CLIP_LINE.match(line)
+        if m and (m.group(1) is not None) == prefixed:
+            rows.setdefault(m.group(1), []).append((m.group(2), m.group(3), float(m.group(4))))
+    return rows
+
+
+def same_results(got, want) -> bool:
+    """Same clips, times and labels; scores equal to the printed 3 decimals, give or take one
+    step (a batch of several clips may round the last bit differently)."""
+    return (len(got) == len(want) and
+            all(g[:2] == w[:2] and abs(g[2] - w[2]) <= 0.0011 for g, w in zip(got, want)))
+
+
+def check_classify_files(classify: str, model: str, tmp: str, env) -> int:
+    """vidcls-classify with several files: every file classified in one process through one
+    shared model instance, batched, each result as in a run of that file alone; a file that
+    cannot be read fails alone. Returns the number of failures (of 2 checks)."""
+    videos = [os.path.join(tmp, "several-a.avi"), os.path.join(tmp, "several-b.webm"),
+              os.path.join(tmp, "several-c.mp4")]
+    for path, container, frames, pattern in zip(videos, ("mjpeg-avi", "vp8-webm", "mpeg4-mp4"),
+                                                (70, 90, 61), ("ball", "smpte", "snow")):
+        make_video(path, container, frames, env, pattern)
+    alone = {}
+    for path in videos:
+        rc, out = run([classify, "--model", model, path], env)
+        alone[path] = clip_lines(out, False).get(None, []) if rc == 0 else None
+    failures = 0
+    rc, out = run([classify, "--model", model] + videos, env)
+    got = clip_lines(out, True)
+    summary = re.search(r"(\d+) streams, (\d+) clips in (\d+) batches \(mean batch (\d+\.\d+)\)",
+                        out)
+    total = sum(len(r) for r in got.values())
+    ok = (rc == 0 and all(alone[p] for p in videos) and sorted(got) == sorted(videos)
+          and all(same_results(got[p], alone[p]) for p in videos) and summary is not None
+          and int(summary.group(1)) == 3 and int(summary.group(2)) == total
+          and float(summary.group(4)) > 1.0)
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} vidcls-classify 3 files: exit {rc}, "
+          f"{ {os.path.basename(p): len(r) for p, r in got.items()} } lines, "
+          f"{summary.group(0) if summary else 'no summary'}")
+    if not ok:
+        print(out[-3000:])
+    missing = os.path.join(tmp, "missing.mp4")
+    broken = os.path.join(tmp, "broken.mp4")
+    with open(broken, "wb") as f:
+        f.write(b"this is not a video" * 100)
+    good = videos[0]
+    rc, out = run([classify, "--model", model, missing, good, broken], env)
+    got = clip_lines(out, True)
+    errors = [l for l in out.splitlines() if re.match(r"^vidcls-classify: .*: error from ", l)]
+    ok = (rc == 1 and list(got) == [good] and same_results(got[good], alone[good])
+          and any(l.startswith(f"vidcls-classify: {missing}: error") for l in errors)
+          and any(l.startswith(f"vidcls-classify: {broken}: error") for l in errors)
+          and not any(good in l for l in errors))
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} vidcls-classify with a missing and a broken file among "
+          f"good ones: exit {rc}, {len(got.get(good, []))} lines of the good file, "
+          f"{len(errors)} errors")
+    if not ok:
+        print(out[-3000:])
+    return failures
 
 
 def main() -> int:
@@ -145,6 +215,8 @@ def main() -> int:
             ok = rc == 1 and "missing.safetensors" in out
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} vidcls-classify with a missing model: exit {rc}")
+            checks += 2
+            failures += check_classify_files(args.classify, models["vividinfer"], tmp, env)
         if args.meta_reader:
             checks += 1
             rc, out = run([args.meta_reader, "filesrc", f"location={video}", "!", "decodebin", "!",
