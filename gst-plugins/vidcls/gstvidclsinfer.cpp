@@ -909,6 +909,41 @@ gst_vidcls_infer_init (GstVidclsInfer * self)
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), FALSE);
 }
 
+/* The read-only counters, of the element and of its model instance. */
+static void
+make_counter_properties (void)
+{
+  const auto ro = (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  properties[PROP_CLIPS_CLASSIFIED] = g_param_spec_uint64 ("clips-classified",
+      "Clips classified", "Clips classified since start", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_CLIPS_DROPPED] = g_param_spec_uint64 ("clips-dropped", "Clips dropped",
+      "Async mode: clips dropped because the queue was full", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_MEAN_LATENCY] = g_param_spec_double ("mean-latency", "Mean latency",
+      "Mean inference time per clip, in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_MEAN_DELAY] = g_param_spec_double ("mean-delay", "Mean delay",
+      "Mean time from the arrival of a clip's last frame to its result (queue, batch and "
+      "inference), in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_INSTANCE_STREAMS] = g_param_spec_uint ("instance-streams",
+      "Instance streams", "Elements sharing this element's model instance now", 0, G_MAXUINT,
+      0, ro);
+  properties[PROP_INSTANCE_CLIPS] = g_param_spec_uint64 ("instance-clips", "Instance clips",
+      "Clips the model instance classified, of all its streams", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_INSTANCE_BATCHES] = g_param_spec_uint64 ("instance-batches",
+      "Instance batches", "Forward passes the model instance ran", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_INSTANCE_MEAN_BATCH] = g_param_spec_double ("instance-mean-batch",
+      "Instance mean batch", "Mean clips per forward pass of the model instance", 0.0,
+      G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_INSTANCE_DROPPED] = g_param_spec_uint64 ("instance-dropped",
+      "Instance dropped", "Clips of all the instance's streams dropped (full queues, clips cut "
+      "for a model swapped out)", 0, G_MAXUINT64, 0, ro);
+  properties[PROP_INSTANCE_MEAN_DELAY] = g_param_spec_double ("instance-mean-delay",
+      "Instance mean delay", "Mean time from a clip's arrival to its result over all the "
+      "instance's streams, in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
+  properties[PROP_LOAD_TIME] = g_param_spec_double ("load-time", "Load time",
+      "Milliseconds it took to read the running checkpoint into the model (the instance's "
+      "first element paid it; a swap shows the new one's)", 0.0, G_MAXDOUBLE, 0.0, ro);
+}
+
 static void
 gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
 {
@@ -926,7 +961,6 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   const auto rw = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
   const auto rw_ready = (GParamFlags) (rw | GST_PARAM_MUTABLE_READY);
   const auto rw_playing = (GParamFlags) (rw | GST_PARAM_MUTABLE_PLAYING);
-  const auto ro = (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   properties[PROP_MODEL] = g_param_spec_string ("model", "Model",
       "Path of the vidcls checkpoint (.safetensors); it carries the labels and the clip spec. "
@@ -969,34 +1003,7 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   properties[PROP_SILENT] = g_param_spec_boolean ("silent", "Silent",
       "Do not announce changes of the read-only counters (notify::clips-classified, ...); "
       "reading them works either way", DEFAULT_SILENT, rw_playing);
-  properties[PROP_CLIPS_CLASSIFIED] = g_param_spec_uint64 ("clips-classified",
-      "Clips classified", "Clips classified since start", 0, G_MAXUINT64, 0, ro);
-  properties[PROP_CLIPS_DROPPED] = g_param_spec_uint64 ("clips-dropped", "Clips dropped",
-      "Async mode: clips dropped because the queue was full", 0, G_MAXUINT64, 0, ro);
-  properties[PROP_MEAN_LATENCY] = g_param_spec_double ("mean-latency", "Mean latency",
-      "Mean inference time per clip, in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
-  properties[PROP_MEAN_DELAY] = g_param_spec_double ("mean-delay", "Mean delay",
-      "Mean time from the arrival of a clip's last frame to its result (queue, batch and "
-      "inference), in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
-  properties[PROP_INSTANCE_STREAMS] = g_param_spec_uint ("instance-streams",
-      "Instance streams", "Elements sharing this element's model instance now", 0, G_MAXUINT,
-      0, ro);
-  properties[PROP_INSTANCE_CLIPS] = g_param_spec_uint64 ("instance-clips", "Instance clips",
-      "Clips the model instance classified, of all its streams", 0, G_MAXUINT64, 0, ro);
-  properties[PROP_INSTANCE_BATCHES] = g_param_spec_uint64 ("instance-batches",
-      "Instance batches", "Forward passes the model instance ran", 0, G_MAXUINT64, 0, ro);
-  properties[PROP_INSTANCE_MEAN_BATCH] = g_param_spec_double ("instance-mean-batch",
-      "Instance mean batch", "Mean clips per forward pass of the model instance", 0.0,
-      G_MAXDOUBLE, 0.0, ro);
-  properties[PROP_INSTANCE_DROPPED] = g_param_spec_uint64 ("instance-dropped",
-      "Instance dropped", "Clips of all the instance's streams dropped (full queues, clips cut "
-      "for a model swapped out)", 0, G_MAXUINT64, 0, ro);
-  properties[PROP_INSTANCE_MEAN_DELAY] = g_param_spec_double ("instance-mean-delay",
-      "Instance mean delay", "Mean time from a clip's arrival to its result over all the "
-      "instance's streams, in milliseconds", 0.0, G_MAXDOUBLE, 0.0, ro);
-  properties[PROP_LOAD_TIME] = g_param_spec_double ("load-time", "Load time",
-      "Milliseconds it took to read the running checkpoint into the model (the instance's "
-      "first element paid it; a swap shows the new one's)", 0.0, G_MAXDOUBLE, 0.0, ro);
+  make_counter_properties ();
   g_object_class_install_properties (gobject_class, N_PROPS, properties);
 
   static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,
