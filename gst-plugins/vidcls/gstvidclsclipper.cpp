@@ -661,6 +661,7 @@ gst_vidcls_clipper_start (GstBaseTransform * trans)
   }
   try {
     vidcls::configure_runtime ();
+    vidcls::share_malloc_arena ();
     /* An explicit device fails here, before any data flows; "auto" is checked on caps. */
     torch::Device device (torch::kCPU);
     if (device_name != "auto" && !resolve_device (self, device_name, &device))

@@ -683,6 +683,7 @@ gst_vidcls_infer_start (GstBaseTransform * trans)
     };
   }
   vidcls::configure_runtime ();
+  vidcls::share_malloc_arena ();
   s->mode_resolved = false;
   s->async = false;
   return join_instance (self, request);

@@ -67,4 +67,16 @@ int configure_runtime() {
   return at::get_num_threads();
 }
 
+void share_malloc_arena() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+#ifdef __GLIBC__
+    if (env_set("MALLOC_ARENA_MAX") || env_set("GLIBC_TUNABLES")) return;
+    if (const char *v = std::getenv("VIDCLS_MALLOC"); v != nullptr && std::string(v) == "system")
+      return;
+    mallopt(M_ARENA_MAX, 1);
+#endif
+  });
+}
+
 }  // namespace vidcls

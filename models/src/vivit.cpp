@@ -1,6 +1,10 @@
 #include "vidcls/vivit.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
+
+#include <c10/core/GradMode.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/functional/dropout.h>
@@ -123,12 +127,37 @@ torch::Tensor ViViTImpl::embed(const torch::Tensor &clips) {
   return x.flatten(3).permute({0, 2, 3, 1});         // [B, nt, nh*nw, D]
 }
 
+namespace {
+
+// Frames the spatial encoder takes at once when nothing is kept for a backward pass or a trace:
+// as many as keep its largest activation of one forward (the MLP's hidden layer, the qkv
+// projection or the attention map) within 16 MiB. Under glibc's mmap threshold (32 MiB, set in
+// runtime.cpp) freed blocks are reused instead of being mapped and faulted in afresh for every
+// op, and a batch of many clips needs no more working memory than one clip does. Frames do not
+// meet in the spatial encoder, so the result does not change.
+int64_t spatial_chunk(const EncoderConfig &cfg, int64_t tokens, int64_t element_size) {
+  const int64_t widest = std::max({cfg.mlp_dim, 3 * cfg.dim, cfg.heads * tokens});
+  const int64_t per_frame = tokens * widest * element_size;
+  return std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(per_frame, 1));
+}
+
+}  // namespace
+
 torch::Tensor ViViTImpl::forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers) {
   auto tokens = embed(clips);
   const int64_t B = tokens.size(0), nt = tokens.size(1), n = tokens.size(2), D = tokens.size(3);
-  auto s = spatial(tokens.reshape({B * nt, n, D}), cfg_.grid_h(), cfg_.grid_w(),
-                   keep_layers ? &trace.spatial : nullptr);
-  trace.spatial_cls = s.select(1, 0).reshape({B, nt, D});
+  const auto frames = tokens.reshape({B * nt, n, D});
+  if (keep_layers || is_training() || c10::GradMode::is_enabled()) {
+    auto s = spatial(frames, cfg_.grid_h(), cfg_.grid_w(), keep_layers ? &trace.spatial : nullptr);
+    trace.spatial_cls = s.select(1, 0).reshape({B, nt, D});
+  } else {
+    std::vector<torch::Tensor> cls;
+    for (const auto &part :
+         frames.split(spatial_chunk(cfg_.spatial, n + 1, frames.element_size()))) {
+      cls.push_back(spatial(part, cfg_.grid_h(), cfg_.grid_w()).select(1, 0));
+    }
+    trace.spatial_cls = torch::cat(cls).reshape({B, nt, D});
+  }
   auto t = temporal(trace.spatial_cls, nt, 1, keep_layers ? &trace.temporal : nullptr);
   trace.features = t.select(1, 0);
   auto x = F::dropout(trace.features,

@@ -324,6 +324,30 @@ TEST(ViViT, NormalFlowInputMeasuresTheMotionWhateverTheContrast) {
   EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
 }
 
+// Inference runs the spatial encoder a few frames at a time (its activations stay small); the
+// logits are those of the whole batch at once, as training computes them. mini-vivit-ti: 197
+// tokens of 192-d with a 768-wide MLP -> 27 frames at a time, so 4 clips of 8 tubelets (32
+// frames) take two chunks.
+TEST(ViViT, ChunkedInferenceGivesTheLogitsOfTheWholeBatch) {
+  torch::manual_seed(3);
+  auto model = vidcls::make_preset_model("mini-vivit-ti", 7);
+  model->eval();
+  const auto shape = model->input_shape();
+  auto clips = torch::randn({4, shape.frames, shape.channels, shape.height, shape.width});
+  torch::Tensor whole, chunked;
+  {
+    torch::AutoGradMode grad(true);  // the path that keeps activations for a backward pass
+    whole = model->forward(clips).detach();
+  }
+  {
+    torch::NoGradGuard no_grad;
+    chunked = model->forward(clips);
+  }
+  EXPECT_TRUE(torch::allclose(whole, chunked, 1e-5, 1e-5))
+      << (whole - chunked).abs().max().item<float>();
+  EXPECT_GT(whole.std().item<float>(), 0.0f);
+}
+
 TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
   auto cfg = vidcls::preset_config("vivit-xs");
   cfg["frames"] = 7;  // not a multiple of the tubelet length

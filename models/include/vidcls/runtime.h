@@ -17,4 +17,15 @@ namespace vidcls {
 // Safe to call many times; only the first call acts. Returns the thread count in force.
 int configure_runtime();
 
+// For processes that run models on threads of their own (the GStreamer elements' workers and
+// streaming threads): every thread made after this call allocates from glibc's main arena. By
+// default glibc gives a new thread an arena of its own, made of heaps of at most 64 MiB that are
+// unmapped as soon as they empty, so the activations of a forward pass on such a thread are
+// mapped and page-faulted in afresh for every clip whatever the thresholds above: measured here,
+// a vivit-b16x2-fe clip took 5.9 s on a std::thread against 3.4 s on the main thread, 3.6 s on
+// the thread with one arena. One arena means one lock for the allocations no thread cache
+// serves; left alone when MALLOC_ARENA_MAX or GLIBC_TUNABLES is set, or VIDCLS_MALLOC=system.
+// Safe to call many times.
+void share_malloc_arena();
+
 }  // namespace vidcls
