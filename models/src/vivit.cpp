@@ -143,20 +143,36 @@ int64_t spatial_chunk(const EncoderConfig &cfg, int64_t tokens, int64_t element_
 
 }  // namespace
 
-torch::Tensor ViViTImpl::forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers) {
-  auto tokens = embed(clips);
-  const int64_t B = tokens.size(0), nt = tokens.size(1), n = tokens.size(2), D = tokens.size(3);
-  const auto frames = tokens.reshape({B * nt, n, D});
-  if (keep_layers || is_training() || c10::GradMode::is_enabled()) {
-    auto s = spatial(frames, cfg_.grid_h(), cfg_.grid_w(), keep_layers ? &trace.spatial : nullptr);
-    trace.spatial_cls = s.select(1, 0).reshape({B, nt, D});
-  } else {
-    std::vector<torch::Tensor> cls;
+// Inference: each clip embedded on its own and its frames through the spatial encoder a chunk at
+// a time; only the CLS tokens are kept. Working memory is one clip's, whatever the batch.
+torch::Tensor ViViTImpl::spatial_cls_by_chunks(const torch::Tensor &clips) {
+  std::vector<torch::Tensor> cls;
+  for (const auto &clip : clips.split(1)) {
+    auto tokens = embed(clip);
+    const int64_t nt = tokens.size(1), n = tokens.size(2), D = tokens.size(3);
+    const auto frames = tokens.reshape({nt, n, D});
     for (const auto &part :
          frames.split(spatial_chunk(cfg_.spatial, n + 1, frames.element_size()))) {
       cls.push_back(spatial(part, cfg_.grid_h(), cfg_.grid_w()).select(1, 0));
     }
-    trace.spatial_cls = torch::cat(cls).reshape({B, nt, D});
+  }
+  const int64_t B = clips.size(0);
+  auto out = torch::cat(cls);
+  return out.reshape({B, out.size(0) / B, out.size(1)});
+}
+
+torch::Tensor ViViTImpl::forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers) {
+  int64_t nt;
+  if (keep_layers || is_training() || c10::GradMode::is_enabled()) {
+    auto tokens = embed(clips);
+    const int64_t B = tokens.size(0), n = tokens.size(2), D = tokens.size(3);
+    nt = tokens.size(1);
+    auto s = spatial(tokens.reshape({B * nt, n, D}), cfg_.grid_h(), cfg_.grid_w(),
+                     keep_layers ? &trace.spatial : nullptr);
+    trace.spatial_cls = s.select(1, 0).reshape({B, nt, D});
+  } else {
+    trace.spatial_cls = spatial_cls_by_chunks(clips);
+    nt = trace.spatial_cls.size(1);
   }
   auto t = temporal(trace.spatial_cls, nt, 1, keep_layers ? &trace.temporal : nullptr);
   trace.features = t.select(1, 0);

@@ -324,8 +324,9 @@ TEST(ViViT, NormalFlowInputMeasuresTheMotionWhateverTheContrast) {
   EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
 }
 
-// Inference runs the spatial encoder a few frames at a time (its activations stay small); the
-// logits are those of the whole batch at once, as training computes them. mini-vivit-ti: 197
+// Inference embeds clip by clip and runs the spatial encoder a few frames at a time (its
+// activations stay small); the logits are those of the whole batch at once, as training computes
+// them. mini-vivit-ti: 197
 // tokens of 192-d with a 768-wide MLP -> 27 frames at a time, so 4 clips of 8 tubelets (32
 // frames) take two chunks.
 TEST(ViViT, ChunkedInferenceGivesTheLogitsOfTheWholeBatch) {

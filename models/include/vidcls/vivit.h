@@ -88,6 +88,9 @@ class ViViTImpl : public VideoClassifierImpl {
   torch::Tensor forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers);
   // tubelet tokens [B, nt, nh*nw, D]
   torch::Tensor embed(const torch::Tensor &clips);
+  // [B, nt, D]: the spatial encoder's CLS token of every tubelet slice, clip by clip and a few
+  // frames at a time (inference: nothing kept for a backward pass).
+  torch::Tensor spatial_cls_by_chunks(const torch::Tensor &clips);
 
   std::string architecture() const override { return cfg_.architecture; }
   nlohmann::json config() const override;
