@@ -192,8 +192,12 @@ void
 ModelInstance::swap (const std::string &path, InferenceWorker::ClientId by)
 {
   std::lock_guard<std::mutex> g (swap_lock_);
-  if (loader_.joinable ())
-    loader_.join ();            /* one load at a time, in the order asked */
+  if (loader_.joinable ()) {
+    if (loader_.get_id () == std::this_thread::get_id ())
+      loader_.detach ();        /* asked from a callback of the load that is ending */
+    else
+      loader_.join ();          /* one load at a time, in the order asked */
+  }
   loader_ = std::thread (&ModelInstance::run_swap, this, path, by);
 }
 
