@@ -118,7 +118,7 @@ int run_case(const std::string &ckpt, int streams, int frames, bool shared) {
     gst_object_unref(e);
   }
   std::printf("%llu %.3f %.3f %.3f\n", static_cast<unsigned long long>(clips), seconds,
-              shared ? batch_sum / streams : batch_sum / streams, load_s);
+              batch_sum / streams, load_s);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
   return 0;

@@ -133,6 +133,15 @@ eos_clip_event_new (GstBuffer *carrier)
   return gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, s);
 }
 
+bool
+same_clip_spec (const ClipSpec &a, const ClipSpec &b)
+{
+  return a.frames == b.frames && a.width == b.width && a.height == b.height
+      && a.frame_stride == b.frame_stride && a.sample_rate == b.sample_rate && a.hop == b.hop
+      && a.short_side == b.short_side && a.resize == b.resize && a.mean == b.mean
+      && a.std == b.std;
+}
+
 GstEvent *
 clip_spec_changed_event_new ()
 {

@@ -43,6 +43,9 @@ GstVidclsClipMeta *add_clip_meta (GstBuffer *buffer, const torch::Tensor &clip,
     const ClipRecord &record);
 GstVidclsClipMeta *get_clip_meta (GstBuffer *buffer);
 
+/* Every field of the clip specs equal: clips cut for one fit the other. */
+bool same_clip_spec (const ClipSpec &a, const ClipSpec &b);
+
 /* The upstream query. The answer holds the clip spec (as the JSON of vidcls::ClipSpec), the
  * device the model runs on ("cpu", "cuda:0") and the model's name. */
 GstQuery *clip_spec_query_new ();

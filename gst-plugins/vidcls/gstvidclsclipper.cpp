@@ -164,14 +164,6 @@ same_clip_shape (const vidcls::ClipSpec & a, const vidcls::ClipSpec & b)
   return a.frames == b.frames && a.width == b.width && a.height == b.height;
 }
 
-bool
-same_spec (const vidcls::ClipSpec & a, const vidcls::ClipSpec & b)
-{
-  return same_clip_shape (a, b) && a.frame_stride == b.frame_stride
-      && a.sample_rate == b.sample_rate && a.hop == b.hop && a.short_side == b.short_side
-      && a.resize == b.resize && a.mean == b.mean && a.std == b.std;
-}
-
 }  // namespace
 
 struct GstVidclsClipperPrivate {
@@ -745,7 +737,8 @@ gst_vidcls_clipper_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps
         || GST_VIDEO_INFO_FORMAT (&info) != GST_VIDEO_INFO_FORMAT (&priv->in_info)
         || GST_VIDEO_INFO_WIDTH (&info) != GST_VIDEO_INFO_WIDTH (&priv->in_info)
         || GST_VIDEO_INFO_HEIGHT (&info) != GST_VIDEO_INFO_HEIGHT (&priv->in_info);
-    const bool spec_changed = !priv->configured || !same_spec (spec, priv->spec)
+    const bool spec_changed = !priv->configured
+        || !vidcls::gst::same_clip_spec (spec, priv->spec)
         || device != priv->device;
     const bool was_configured = priv->configured;
 
@@ -810,7 +803,7 @@ apply_settings_change (GstVidclsClipper * self)
         (nullptr));
     return false;
   }
-  if (same_spec (spec, priv->spec))
+  if (vidcls::gst::same_clip_spec (spec, priv->spec))
     return true;
 
   const bool realloc = !same_clip_shape (spec, priv->spec);

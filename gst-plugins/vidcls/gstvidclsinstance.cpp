@@ -5,6 +5,7 @@
 
 #include <torch/utils.h>
 
+#include "gstvidclsclip.h"
 #include "vidcls/device.h"
 #include "vidcls/errors.h"
 
@@ -40,15 +41,6 @@ fit_problem (const std::vector<int64_t> &shape, const Job &job)
   return "the clipper sends clips of " + c10::str (c.sizes ()) + " but the model takes "
       + c10::str (c10::IntArrayRef (shape)) + " (T, C, H, W): leave vidclsclipper's "
       "clip-length, width and height unset so it follows the model";
-}
-
-bool
-same_spec (const ClipSpec &a, const ClipSpec &b)
-{
-  return a.frames == b.frames && a.frame_stride == b.frame_stride
-      && a.sample_rate == b.sample_rate && a.hop == b.hop && a.width == b.width
-      && a.height == b.height && a.short_side == b.short_side && a.resize == b.resize
-      && a.mean == b.mean && a.std == b.std;
 }
 
 }  // namespace
@@ -234,7 +226,7 @@ ModelInstance::run_swap (const std::string &path, InferenceWorker::ClientId by)
   {
     std::lock_guard<std::mutex> g (model_lock_);
     const auto before = shape_of (*model_);
-    spec_changed = !same_spec (model_->info.clip, next->info.clip);
+    spec_changed = !same_clip_spec (model_->info.clip, next->info.clip);
     previous_shape_ = before != shape_of (*next) ? before : std::vector<int64_t> ();
     model_ = next;
     path_ = canonical (path);

@@ -267,8 +267,6 @@ void pump(GstBus *bus, double seconds, F f) {
   }
 }
 
-std::string element_of(GstMessage *msg) { return GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)); }
-
 // Three live cameras into one model too slow for them all: frames flow at the source rate on
 // every stream, each drops by its policy, and each gets at least half its fair share.
 TEST(SharedInstance, LiveStreamsShareAnOverloadedModelFairly) {
@@ -364,7 +362,6 @@ TEST(ModelSwap, UnderLoadWithoutStallAndBadCheckpointsRefused) {
   GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
   GstBus *bus = gst_element_get_bus(pipeline);
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  std::vector<std::string> models_before;
   pump(bus, 1.5, [&](GstMessage *) {});
 
   // The swap: frames keep flowing while it loads; the message says which file.

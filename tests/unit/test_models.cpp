@@ -326,15 +326,14 @@ TEST(ViViT, NormalFlowInputMeasuresTheMotionWhateverTheContrast) {
 
 // Inference embeds clip by clip and runs the spatial encoder a few frames at a time (its
 // activations stay small); the logits are those of the whole batch at once, as training computes
-// them. mini-vivit-ti: 197
-// tokens of 192-d with a 768-wide MLP -> 27 frames at a time, so 4 clips of 8 tubelets (32
-// frames) take two chunks.
-TEST(ViViT, ChunkedInferenceGivesTheLogitsOfTheWholeBatch) {
+// them. mini-vivit-ti (197 tokens, 768-wide MLP: 27 frames at a time) takes 4 clips one after
+// another; vivit-b16x2-fe (3072-wide MLP: 6 frames at a time) splits a clip's 16 slices 6+6+4.
+void expect_chunked_equals_whole(const std::string &preset, int64_t batch) {
   torch::manual_seed(3);
-  auto model = vidcls::make_preset_model("mini-vivit-ti", 7);
+  auto model = vidcls::make_preset_model(preset, 7);
   model->eval();
   const auto shape = model->input_shape();
-  auto clips = torch::randn({4, shape.frames, shape.channels, shape.height, shape.width});
+  auto clips = torch::randn({batch, shape.frames, shape.channels, shape.height, shape.width});
   torch::Tensor whole, chunked;
   {
     torch::AutoGradMode grad(true);  // the path that keeps activations for a backward pass
@@ -345,8 +344,13 @@ TEST(ViViT, ChunkedInferenceGivesTheLogitsOfTheWholeBatch) {
     chunked = model->forward(clips);
   }
   EXPECT_TRUE(torch::allclose(whole, chunked, 1e-5, 1e-5))
-      << (whole - chunked).abs().max().item<float>();
+      << preset << ": " << (whole - chunked).abs().max().item<float>();
   EXPECT_GT(whole.std().item<float>(), 0.0f);
+}
+
+TEST(ViViT, ChunkedInferenceGivesTheLogitsOfTheWholeBatch) {
+  expect_chunked_equals_whole("mini-vivit-ti", 4);
+  expect_chunked_equals_whole("vivit-b16x2-fe", 1);
 }
 
 TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
