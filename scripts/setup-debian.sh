@@ -19,6 +19,15 @@ packages=(
   # (Debian 13); on 1.22 (Debian 12) the package has no analytics library and the build leaves it out
   libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-tools
+  # vidclspublish: MQTT through libmosquitto; the tests start Debian's broker and subscribe with
+  # its clients
+  libmosquitto-dev mosquitto mosquitto-clients
+  # vidclsoverlay: text drawn with Pango on Cairo
+  libcairo2-dev libpango1.0-dev
+  # results from Python: the meta library's GObject-introspection typelib (g-ir-scanner), read
+  # through PyGObject with GStreamer's own typelibs
+  gobject-introspection libgirepository1.0-dev python3-gi gir1.2-gstreamer-1.0
+  gir1.2-gst-plugins-base-1.0
   # tests: GoogleTest/GoogleMock, and the Python reference implementations for parity tests
   libgtest-dev libgmock-dev python3 python3-torch python3-torchvision python3-numpy
   # fuzzing (meson -Dfuzz=true with CXX=clang++): libFuzzer runtime of the distribution's default

@@ -187,3 +187,122 @@ gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
       scores, class_ids);
   return cmeta;
 }
+
+/* ------------------------------------------------------------------ actions */
+
+/**
+ * gst_vidcls_action_meta_api_get_type:
+ *
+ * No tags, for the reasons given for #GstVidclsClassificationMeta: an action is a span of the
+ * stream, not a property of the buffer's pixels or memory.
+ *
+ * Returns: the #GType of the #GstVidclsActionMeta API
+ */
+GType
+gst_vidcls_action_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { NULL };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = gst_meta_api_type_register ("GstVidclsActionMetaAPI", tags);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+static gboolean
+gst_vidcls_action_meta_init (GstMeta * meta, G_GNUC_UNUSED gpointer params,
+    G_GNUC_UNUSED GstBuffer * buffer)
+{
+  GstVidclsActionMeta *ameta = (GstVidclsActionMeta *) meta;
+
+  memset (&ameta->action, 0, sizeof (ameta->action));
+  ameta->phase = GST_VIDCLS_ACTION_PHASE_START;
+  ameta->action.object_id = -1;
+  ameta->action.class_id = -1;
+  ameta->action.start = GST_CLOCK_TIME_NONE;
+  ameta->action.end = GST_CLOCK_TIME_NONE;
+  return TRUE;
+}
+
+static void
+gst_vidcls_action_meta_free (GstMeta * meta, G_GNUC_UNUSED GstBuffer * buffer)
+{
+  GstVidclsActionMeta *ameta = (GstVidclsActionMeta *) meta;
+
+  g_free (ameta->action.stream_id);
+  g_free (ameta->action.label);
+  g_free (ameta->action.model);
+  ameta->action.stream_id = NULL;
+  ameta->action.label = NULL;
+  ameta->action.model = NULL;
+}
+
+static void
+gst_vidcls_action_meta_set (GstVidclsActionMeta * ameta, GstVidclsActionPhase phase,
+    const GstVidclsAction * action)
+{
+  ameta->phase = phase;
+  ameta->action = *action;
+  ameta->action.stream_id = g_strdup (action->stream_id ? action->stream_id : "");
+  ameta->action.label = g_strdup (action->label ? action->label : "");
+  ameta->action.model = g_strdup (action->model ? action->model : "");
+}
+
+static gboolean
+gst_vidcls_action_meta_transform (GstBuffer * dest, GstMeta * meta,
+    G_GNUC_UNUSED GstBuffer * buffer, GQuark type, G_GNUC_UNUSED gpointer data)
+{
+  GstVidclsActionMeta *smeta = (GstVidclsActionMeta *) meta;
+  GstVidclsActionMeta *dmeta;
+
+  if (!GST_META_TRANSFORM_IS_COPY (type))
+    return FALSE;
+  dmeta = (GstVidclsActionMeta *) gst_buffer_add_meta (dest, GST_VIDCLS_ACTION_META_INFO,
+      NULL);
+  if (!dmeta)
+    return FALSE;
+  gst_vidcls_action_meta_set (dmeta, smeta->phase, &smeta->action);
+  return TRUE;
+}
+
+/**
+ * gst_vidcls_action_meta_get_info:
+ *
+ * Returns: the #GstMetaInfo of #GstVidclsActionMeta, registered on first use
+ */
+const GstMetaInfo *
+gst_vidcls_action_meta_get_info (void)
+{
+  static const GstMetaInfo *meta_info = NULL;
+
+  if (g_once_init_enter ((GstMetaInfo **) & meta_info)) {
+    const GstMetaInfo *mi = gst_meta_register (GST_VIDCLS_ACTION_META_API_TYPE,
+        "GstVidclsActionMeta", sizeof (GstVidclsActionMeta),
+        gst_vidcls_action_meta_init, gst_vidcls_action_meta_free,
+        gst_vidcls_action_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & meta_info, (GstMetaInfo *) mi);
+  }
+  return meta_info;
+}
+
+GstVidclsActionMeta *
+gst_buffer_add_vidcls_action_meta (GstBuffer * buffer, GstVidclsActionPhase phase,
+    const GstVidclsAction * action)
+{
+  GstVidclsActionMeta *ameta;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (gst_buffer_is_writable (buffer), NULL);
+  g_return_val_if_fail (action != NULL, NULL);
+  g_return_val_if_fail (phase == GST_VIDCLS_ACTION_PHASE_START
+      || phase == GST_VIDCLS_ACTION_PHASE_END, NULL);
+
+  ameta = (GstVidclsActionMeta *) gst_buffer_add_meta (buffer, GST_VIDCLS_ACTION_META_INFO,
+      NULL);
+  if (!ameta)
+    return NULL;
+  gst_vidcls_action_meta_set (ameta, phase, action);
+  return ameta;
+}

@@ -11,6 +11,9 @@
  * GstBaseTransform's default), video encoders and decoders keep it, and gst_buffer_copy() copies
  * it (a deep copy).
  *
+ * A GstVidclsActionMeta (from vidclsaction) says that an action started or ended: a label held
+ * over a span of the stream, decided from the scores of successive clips.
+ *
  * Build against it with `pkg-config --cflags --libs gstreamer-vidcls-meta-1.0` and include it
  * as <gst/vidcls/gstvidclsmeta.h>.
  */
@@ -34,8 +37,13 @@ G_BEGIN_DECLS
 #define GST_VIDCLS_CLASSIFICATION_META_API_TYPE (gst_vidcls_classification_meta_api_get_type ())
 #define GST_VIDCLS_CLASSIFICATION_META_INFO (gst_vidcls_classification_meta_get_info ())
 
+#define GST_VIDCLS_ACTION_META_API_TYPE (gst_vidcls_action_meta_api_get_type ())
+#define GST_VIDCLS_ACTION_META_INFO (gst_vidcls_action_meta_get_info ())
+
 typedef struct _GstVidclsClip GstVidclsClip;
 typedef struct _GstVidclsClassificationMeta GstVidclsClassificationMeta;
+typedef struct _GstVidclsAction GstVidclsAction;
+typedef struct _GstVidclsActionMeta GstVidclsActionMeta;
 
 /**
  * GstVidclsClip:
@@ -125,6 +133,97 @@ GstVidclsClassificationMeta *gst_buffer_add_vidcls_classification_meta (GstBuffe
  */
 #define gst_buffer_get_vidcls_classification_meta(b) \
   ((GstVidclsClassificationMeta *) gst_buffer_get_meta ((b), GST_VIDCLS_CLASSIFICATION_META_API_TYPE))
+
+/**
+ * GstVidclsActionPhase:
+ * @GST_VIDCLS_ACTION_PHASE_START: the action started (the "vidcls-action-start" message)
+ * @GST_VIDCLS_ACTION_PHASE_END: the action ended (the "vidcls-action-end" message)
+ *
+ * Which edge of an action a #GstVidclsActionMeta reports.
+ */
+typedef enum {
+  GST_VIDCLS_ACTION_PHASE_START = 0,
+  GST_VIDCLS_ACTION_PHASE_END = 1,
+} GstVidclsActionPhase;
+
+/**
+ * GstVidclsAction:
+ * @stream_id: the GStreamer stream-id of the stream the action was seen in (as in the clips it
+ *   was decided from); never %NULL, "" when unknown
+ * @object_id: the tracked object, -1 for whole frames (as in #GstVidclsClip)
+ * @id: number of the action in its element, from 0; the start and the end of one action carry
+ *   the same @id
+ * @label: the action's class label; never %NULL
+ * @class_id: index of the label in the model's head, -1 when unknown
+ * @start: PTS at which the action started (a buffer timestamp, not running time)
+ * @end: PTS at which it ended; GST_CLOCK_TIME_NONE in a start
+ * @peak_score: the highest score of @label over the clips of the action so far (0..1)
+ * @mean_score: the mean score of @label over the clips of the action so far (0..1)
+ * @n_clips: number of clips the action spans so far
+ * @model: name of the model whose results it was decided from; never %NULL, may be ""
+ *
+ * One action, as vidclsaction decides it from the scores of successive clips: a span of the
+ * stream during which @label was held. The same fields, named as in the bus messages, are in
+ * "vidcls-action-start" and "vidcls-action-end".
+ */
+struct _GstVidclsAction {
+  gchar *stream_id;
+  gint64 object_id;
+  guint64 id;
+  gchar *label;
+  gint class_id;
+  GstClockTime start;
+  GstClockTime end;
+  gfloat peak_score;
+  gfloat mean_score;
+  guint n_clips;
+  gchar *model;
+};
+
+/**
+ * GstVidclsActionMeta:
+ * @meta: parent #GstMeta
+ * @phase: whether the action started or ended
+ * @action: the action
+ *
+ * An action that started or ended, attached by vidclsaction to the buffer that carried the
+ * classification it was decided on. Like #GstVidclsClassificationMeta it is about a span of the
+ * stream (@action's start and end), not the buffer's pixels: it has no tags and survives
+ * conversions and copies. A buffer may carry several (one per action starting or ending there).
+ */
+struct _GstVidclsActionMeta {
+  GstMeta meta;
+
+  GstVidclsActionPhase phase;
+  GstVidclsAction action;
+};
+
+GST_VIDCLS_META_API
+GType gst_vidcls_action_meta_api_get_type (void);
+
+GST_VIDCLS_META_API
+const GstMetaInfo *gst_vidcls_action_meta_get_info (void);
+
+/**
+ * gst_buffer_add_vidcls_action_meta:
+ * @buffer: a writable #GstBuffer
+ * @phase: start or end
+ * @action: the action; deep-copied (%NULL strings store "")
+ *
+ * Returns: (transfer none): the new meta, owned by @buffer
+ */
+GST_VIDCLS_META_API
+GstVidclsActionMeta *gst_buffer_add_vidcls_action_meta (GstBuffer * buffer,
+    GstVidclsActionPhase phase, const GstVidclsAction * action);
+
+/**
+ * gst_buffer_get_vidcls_action_meta:
+ * @b: a #GstBuffer
+ *
+ * Returns: (transfer none) (nullable): the first action meta of @b, or %NULL
+ */
+#define gst_buffer_get_vidcls_action_meta(b) \
+  ((GstVidclsActionMeta *) gst_buffer_get_meta ((b), GST_VIDCLS_ACTION_META_API_TYPE))
 
 G_END_DECLS
 

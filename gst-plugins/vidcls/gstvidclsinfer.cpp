@@ -307,7 +307,18 @@ enqueue (GstVidclsInfer * self, Job && job)
   }
 }
 
-/* Classifies the clip and waits for it (sync); attaches its result to `buf` if given. */
+/* A result no buffer will carry (the end-of-stream clip; async results ready at EOS) goes
+ * downstream as a serialized custom event with the bus message's structure, before EOS, so that
+ * elements after this one (vidclsaction, vidclspublish, vidclsoverlay) see every result. */
+static void
+forward_result (GstVidclsInfer * self, const Classification & r)
+{
+  gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (self),
+      vidcls::gst::classification_event (r));
+}
+
+/* Classifies the clip and waits for it (sync); attaches its result to `buf` if given, else
+ * forwards it as an event. */
 static GstFlowReturn
 classify_now (GstVidclsInfer * self, Job && job, GstBuffer * buf)
 {
@@ -330,8 +341,10 @@ classify_now (GstVidclsInfer * self, Job && job, GstBuffer * buf)
     case Outcome::Kind::kDone:
       break;
   }
-  if (buf != nullptr && !o.result.labels.empty ())
+  if (buf != nullptr)
     vidcls::gst::attach_classification (buf, o.result);
+  else
+    forward_result (self, o.result);
   publish (self, {o.result}, 0);
   return GST_FLOW_OK;
 }
@@ -364,10 +377,8 @@ gst_vidcls_infer_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   InferState *s = state (self);
   if (s->async) {
     /* Never waits for the model: results are complete values. */
-    for (const auto &r : s->instance->worker ().take_ready (s->client)) {
-      if (!r.labels.empty ())
-        vidcls::gst::attach_classification (buf, r);
-    }
+    for (const auto &r : s->instance->worker ().take_ready (s->client))
+      vidcls::gst::attach_classification (buf, r);
   }
   const GstVidclsClipMeta *m = vidcls::gst::get_clip_meta (buf);
   if (m == nullptr)
@@ -393,6 +404,8 @@ gst_vidcls_infer_sink_event (GstBaseTransform * trans, GstEvent * event)
     switch (GST_EVENT_TYPE (event)) {
       case GST_EVENT_EOS:
         worker.drain (s->client);
+        for (const auto &r : worker.take_ready (s->client))
+          forward_result (self, r);
         break;
       case GST_EVENT_FLUSH_START:
         worker.flush_start (s->client);

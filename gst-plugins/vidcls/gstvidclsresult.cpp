@@ -1,5 +1,7 @@
 #include "gstvidclsresult.h"
 
+#include "gstvidclsevents.h"
+
 #include <algorithm>
 
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
@@ -95,6 +97,12 @@ classification_structure (const Classification &c)
   return s;
 }
 
+GstEvent *
+classification_event (const Classification &c)
+{
+  return result_event_new (classification_structure (c));
+}
+
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
 /* The same labels and confidences, best first, as a GstAnalyticsClsMtd in the buffer's
  * GstAnalyticsRelationMeta (made if the buffer has none), for any element or application that
@@ -121,7 +129,8 @@ GstVidclsClassificationMeta *
 attach_classification (GstBuffer *buf, const Classification &c)
 {
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
-  add_cls_mtd (buf, c);
+  if (!c.labels.empty ())
+    add_cls_mtd (buf, c);
 #endif
   static_assert (kNoTimestamp == GST_CLOCK_TIME_NONE, "one value for 'no timestamp'");
   GstVidclsClip clip;

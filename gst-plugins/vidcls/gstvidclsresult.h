@@ -46,7 +46,12 @@ void set_clip_fields (GstStructure *s, const ClipRecord &clip);
 /* The "vidcls-classification" element message structure. */
 GstStructure *classification_structure (const Classification &c);
 
-/* Attaches the result to a writable buffer. */
+/* The same structure in a serialized GST_EVENT_CUSTOM_DOWNSTREAM: how a result that no buffer
+ * carries (end of stream) still reaches the elements downstream. */
+GstEvent *classification_event (const Classification &c);
+
+/* Attaches the result to a writable buffer, also when no label passed the threshold (a meta
+ * with no results: the clip was classified, nothing scored high enough). */
 GstVidclsClassificationMeta *attach_classification (GstBuffer *buf, const Classification &c);
 
 }  // namespace gst

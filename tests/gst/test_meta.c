@@ -324,6 +324,86 @@ GST_START_TEST (test_kept_by_other_video_transforms)
 
 GST_END_TEST;
 
+/* GstVidclsActionMeta: every field read back; a copy of the buffer carries an independent deep
+ * copy; videoconvert (a new output buffer) keeps it next to the classification. */
+static void
+check_action (const GstVidclsActionMeta * m, GstVidclsActionPhase phase)
+{
+  fail_unless (m != NULL);
+  fail_unless_equals_int (m->phase, phase);
+  fail_unless_equals_string (m->action.stream_id, STREAM_ID);
+  fail_unless_equals_int64 (m->action.object_id, -1);
+  fail_unless_equals_uint64 (m->action.id, 3);
+  fail_unless_equals_string (m->action.label, "slide_left");
+  fail_unless_equals_int (m->action.class_id, 0);
+  fail_unless_equals_uint64 (m->action.start, CLIP_START);
+  fail_unless_equals_uint64 (m->action.end, phase == GST_VIDCLS_ACTION_PHASE_END ?
+      CLIP_END : GST_CLOCK_TIME_NONE);
+  fail_unless_equals_float (m->action.peak_score, 0.9f);
+  fail_unless_equals_float (m->action.mean_score, 0.75f);
+  fail_unless_equals_int (m->action.n_clips, 4);
+  fail_unless_equals_string (m->action.model, "vivit-tiny");
+}
+
+static GstVidclsActionMeta *
+add_action (GstBuffer * buf, GstVidclsActionPhase phase)
+{
+  gchar *label = g_strdup ("slide_left");       /* copied: freed before it is read back */
+  GstVidclsAction a = { (gchar *) STREAM_ID, -1, 3, label, 0, CLIP_START,
+    phase == GST_VIDCLS_ACTION_PHASE_END ? CLIP_END : GST_CLOCK_TIME_NONE, 0.9f, 0.75f, 4,
+    (gchar *) "vivit-tiny"
+  };
+  GstVidclsActionMeta *m = gst_buffer_add_vidcls_action_meta (buf, phase, &a);
+
+  g_free (label);
+  return m;
+}
+
+GST_START_TEST (test_action_meta)
+{
+  GstBuffer *buf = gst_buffer_new (), *copy;
+  GstVidclsAction nulls = { NULL, -1, 0, NULL, -1, 0, GST_CLOCK_TIME_NONE, 0, 0, 0, NULL };
+  GstVidclsActionMeta *m;
+  GstHarness *h;
+  GstBuffer *in, *out;
+
+  fail_unless (gst_meta_api_type_get_tags (GST_VIDCLS_ACTION_META_API_TYPE) == NULL);
+  check_action (add_action (buf, GST_VIDCLS_ACTION_PHASE_END), GST_VIDCLS_ACTION_PHASE_END);
+  copy = gst_buffer_copy (buf);
+  m = gst_buffer_get_vidcls_action_meta (copy);
+  fail_unless (m != gst_buffer_get_vidcls_action_meta (buf));
+  fail_unless (m->action.label != gst_buffer_get_vidcls_action_meta (buf)->action.label);
+  gst_buffer_unref (buf);
+  check_action (m, GST_VIDCLS_ACTION_PHASE_END);
+  gst_buffer_unref (copy);
+
+  buf = gst_buffer_new ();
+  m = gst_buffer_add_vidcls_action_meta (buf, GST_VIDCLS_ACTION_PHASE_START, &nulls);
+  fail_unless_equals_string (m->action.stream_id, "");
+  fail_unless_equals_string (m->action.label, "");
+  fail_unless_equals_string (m->action.model, "");
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_action_meta (buf, GST_VIDCLS_ACTION_PHASE_START,
+          NULL));
+  ASSERT_CRITICAL (gst_buffer_add_vidcls_action_meta (buf, (GstVidclsActionPhase) 7,
+          &nulls));
+  gst_buffer_unref (buf);
+
+  h = gst_harness_new_parse ("videoconvert");
+  gst_harness_set_caps_str (h, RGB_64x48, I420_64x48);
+  in = gst_harness_create_buffer (h, 64 * 48 * 3);
+  add_three (in, 2);
+  add_action (in, GST_VIDCLS_ACTION_PHASE_START);
+  out = gst_harness_push_and_pull (h, gst_buffer_ref (in));
+  fail_unless (out != NULL && out != in);
+  check_three (gst_buffer_get_vidcls_classification_meta (out), 2);
+  check_action (gst_buffer_get_vidcls_action_meta (out), GST_VIDCLS_ACTION_PHASE_START);
+  gst_buffer_unref (in);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 vidclsmeta_suite (void)
 {
@@ -341,6 +421,7 @@ vidclsmeta_suite (void)
   tcase_add_test (tc, test_bad_arguments_are_refused);
   tcase_add_test (tc, test_kept_by_videoconvert);
   tcase_add_test (tc, test_kept_by_other_video_transforms);
+  tcase_add_test (tc, test_action_meta);
   return s;
 }
 

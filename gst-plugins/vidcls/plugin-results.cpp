@@ -1,0 +1,14 @@
+/* The vidcls result plugin: the elements after inference. No LibTorch here. */
+#include <gst/gst.h>
+
+static gboolean
+plugin_init (GstPlugin * plugin)
+{
+  gboolean ret = FALSE;
+  (void) plugin;
+  return ret;
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, vidclsresults,
+    "Results of video classification: action events, JSON lines and MQTT, overlays",
+    plugin_init, VIDCLS_VERSION, "LGPL", "vidcls", "https://example.invalid/vidcls")
