@@ -991,7 +991,8 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
       "Number of best labels reported per clip", 1, 1000, DEFAULT_TOP_K, rw_playing);
   properties[PROP_THRESHOLD] = g_param_spec_double ("threshold", "Threshold",
       "Report only labels whose score (softmax probability) is at least this; a clip with none "
-      "gets no meta and no message", 0.0, 1.0, DEFAULT_THRESHOLD, rw_playing);
+      "gets a meta with no results (downstream elements still see it was classified) and no bus "
+      "message", 0.0, 1.0, DEFAULT_THRESHOLD, rw_playing);
   properties[PROP_BATCH_SIZE] = g_param_spec_uint ("batch-size", "Batch size",
       "Most clips classified together in one forward pass, of all the streams of the model "
       "instance (its elements' largest batch-size counts)", 1, 64, DEFAULT_BATCH_SIZE,

@@ -219,6 +219,88 @@ TEST(VividInfer, EndOfStreamClipIsClassified) {
   EXPECT_NE(gst_structure_get_string(r.messages[1], "label"), nullptr);
 }
 
+// Every classified clip reaches the elements downstream in-band, once: as a meta on a buffer,
+// or (the end-of-stream clip; async results ready at EOS) as a "vidcls-classification" custom
+// downstream event before EOS. A clip whose labels all fall below `threshold` still gets a meta,
+// with no results, though no bus message.
+struct Downstream {
+  std::vector<guint64> clips;  // clip index of each meta and event, in arrival order
+  std::vector<guint> n_results;
+  int events = 0;
+  bool result_after_eos = false;
+  bool eos = false;
+};
+
+GstPadProbeReturn record_results(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *d = static_cast<Downstream *>(data);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    gpointer state = nullptr;
+    while (GstMeta *m = gst_buffer_iterate_meta_filtered(
+               buf, &state, GST_VIDCLS_CLASSIFICATION_META_API_TYPE)) {
+      auto *cm = reinterpret_cast<GstVidclsClassificationMeta *>(m);
+      d->clips.push_back(cm->clip.index);
+      d->n_results.push_back(cm->n_results);
+    }
+    return GST_PAD_PROBE_OK;
+  }
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(ev) == GST_EVENT_EOS) d->eos = true;
+  const GstStructure *s = gst_event_get_structure(ev);
+  if (GST_EVENT_TYPE(ev) == GST_EVENT_CUSTOM_DOWNSTREAM && s != nullptr &&
+      gst_structure_has_name(s, "vidcls-classification")) {
+    guint64 index = 0;
+    EXPECT_TRUE(gst_structure_get_uint64(s, "clip-index", &index));
+    const GValue *labels = gst_structure_get_value(s, "labels");
+    d->clips.push_back(index);
+    d->n_results.push_back(labels ? gst_value_array_get_size(labels) : 0);
+    d->events++;
+    d->result_after_eos |= d->eos;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+void check_every_result_downstream(const std::string &mode, double threshold) {
+  const auto ckpt = make_checkpoint("vivit-xs");
+  // 44 frames at stride 2 = 22 sampled: two clips of 8 (vivit-xs: hop 8) and the padded
+  // end-of-stream clip of the last 6.
+  GstElement *pipeline = gst_parse_launch(
+      ("videotestsrc num-buffers=44 ! video/x-raw,format=RGB,width=64,height=48,framerate=30/1 "
+       "! vidclsclipper eos-policy=pad ! vividinfer max-pending=64 mode=" + mode +
+       " threshold=" + std::to_string(threshold) + " model=" + ckpt + " ! fakesink name=sink")
+          .c_str(),
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  GstPad *pad = gst_element_get_static_pad(sink, "sink");
+  Downstream d;
+  gst_pad_add_probe(pad,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                    record_results, &d, nullptr);
+  vidcls_test::RunResult r;
+  vidcls_test::run_pipeline(pipeline, r, "vidcls-classification");
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  ASSERT_TRUE(r.eos) << r.error << " " << r.debug;
+  SCOPED_TRACE("mode=" + mode + " threshold=" + std::to_string(threshold));
+  std::vector<guint64> expected;
+  for (guint64 i = 0; i < d.clips.size(); ++i) expected.push_back(i);
+  EXPECT_EQ(d.clips.size(), 3u);
+  EXPECT_EQ(d.clips, expected) << "each clip once, in order";
+  EXPECT_GE(d.events, 1) << "the end-of-stream clip has no buffer to carry it";
+  EXPECT_FALSE(d.result_after_eos);
+  for (guint n : d.n_results) EXPECT_EQ(n, threshold >= 1.0 ? 0u : 5u);
+  EXPECT_EQ(r.messages.size(), threshold >= 1.0 ? 0u : 3u);
+}
+
+TEST(VividInfer, EveryResultReachesDownstreamOnce) {
+  check_every_result_downstream("sync", 0.0);
+  check_every_result_downstream("async", 0.0);
+  check_every_result_downstream("sync", 1.0);
+}
+
 // In sync mode a buffer that completes a clip waits for the model: the element adds its
 // inference time (the warm-up clip's until clips are classified) to the latency query.
 TEST(VividInfer, SyncModeReportsItsLatency) {
