@@ -2,7 +2,10 @@
  *
  * In the pattern of gst-plugins-base gst-libs/gst/video/gstvideometa.c: an API type, the
  * implementation registered once, a transform that deep-copies on buffer copy, and the
- * gst_buffer_add_ helper (the getter is a macro in the header).
+ * gst_buffer_add_ / gst_buffer_get_ helpers. The getters are functions, not macros, and the
+ * counted arrays have accessors, so that GObject introspection (the GstVidcls-1.0 typelib) gives
+ * them to Python and other bindings, which can neither call a macro nor read an array field
+ * whose length is another field.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -188,6 +191,125 @@ gst_buffer_add_vidcls_classification_meta (GstBuffer * buffer,
   return cmeta;
 }
 
+/* Every meta of @api on @buffer, in the order they were attached. */
+static GList *
+metas_of (GstBuffer * buffer, GType api)
+{
+  GList *metas = NULL;
+  gpointer state = NULL;
+  GstMeta *meta;
+
+  while ((meta = gst_buffer_iterate_meta_filtered (buffer, &state, api)))
+    metas = g_list_prepend (metas, meta);
+  return g_list_reverse (metas);
+}
+
+/**
+ * gst_buffer_get_vidcls_classification_meta:
+ * @buffer: a #GstBuffer
+ *
+ * The first classification result of @buffer. A buffer may carry several (one per clip it
+ * completed, or one per model): gst_buffer_get_vidcls_classification_metas() gives them all.
+ *
+ * Returns: (transfer none) (nullable): the first #GstVidclsClassificationMeta of @buffer, or
+ *   %NULL when it has none
+ */
+GstVidclsClassificationMeta *
+gst_buffer_get_vidcls_classification_meta (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return (GstVidclsClassificationMeta *) gst_buffer_get_meta (buffer,
+      GST_VIDCLS_CLASSIFICATION_META_API_TYPE);
+}
+
+/**
+ * gst_buffer_get_vidcls_classification_metas:
+ * @buffer: a #GstBuffer
+ *
+ * Every classification result of @buffer, in the order they were attached; the same metas
+ * gst_buffer_iterate_meta_filtered() with %GST_VIDCLS_CLASSIFICATION_META_API_TYPE visits, as a
+ * list that bindings can iterate.
+ *
+ * Returns: (transfer container) (element-type GstVidclsClassificationMeta): the metas, owned by
+ *   @buffer (free the list with g_list_free(), not its elements); %NULL (the empty list) when
+ *   @buffer has none
+ */
+GList *
+gst_buffer_get_vidcls_classification_metas (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return metas_of (buffer, GST_VIDCLS_CLASSIFICATION_META_API_TYPE);
+}
+
+/**
+ * gst_vidcls_classification_meta_get_labels:
+ * @meta: a #GstVidclsClassificationMeta
+ *
+ * The labels of @meta, best first: the same array as its @labels field.
+ *
+ * Returns: (transfer none) (array zero-terminated=1): @meta's labels, %NULL-terminated; empty
+ *   (not %NULL) when it has no results
+ */
+const gchar *const *
+gst_vidcls_classification_meta_get_labels (const GstVidclsClassificationMeta * meta)
+{
+  static const gchar *const no_labels[] = { NULL };
+
+  g_return_val_if_fail (meta != NULL, no_labels);
+
+  return meta->labels ? (const gchar * const *) meta->labels : no_labels;
+}
+
+/**
+ * gst_vidcls_classification_meta_get_scores:
+ * @meta: a #GstVidclsClassificationMeta
+ * @n_scores: (out) (optional): where to store the number of scores (@meta's @n_results)
+ *
+ * The scores of @meta (softmax probabilities), in the order of its labels: the same array as its
+ * @scores field.
+ *
+ * Returns: (transfer none) (array length=n_scores) (nullable): @meta's scores; %NULL when it has
+ *   no results
+ */
+const gfloat *
+gst_vidcls_classification_meta_get_scores (const GstVidclsClassificationMeta * meta,
+    guint * n_scores)
+{
+  if (n_scores)
+    *n_scores = 0;
+  g_return_val_if_fail (meta != NULL, NULL);
+
+  if (n_scores)
+    *n_scores = meta->n_results;
+  return meta->scores;
+}
+
+/**
+ * gst_vidcls_classification_meta_get_class_ids:
+ * @meta: a #GstVidclsClassificationMeta
+ * @n_class_ids: (out) (optional): where to store the number of class ids (@meta's @n_results)
+ *
+ * The index of each label of @meta in the model's head (-1 when unknown), in the order of its
+ * labels: the same array as its @class_ids field.
+ *
+ * Returns: (transfer none) (array length=n_class_ids) (nullable): @meta's class ids; %NULL
+ *   when it has no results
+ */
+const gint *
+gst_vidcls_classification_meta_get_class_ids (const GstVidclsClassificationMeta * meta,
+    guint * n_class_ids)
+{
+  if (n_class_ids)
+    *n_class_ids = 0;
+  g_return_val_if_fail (meta != NULL, NULL);
+
+  if (n_class_ids)
+    *n_class_ids = meta->n_results;
+  return meta->class_ids;
+}
+
 /* ------------------------------------------------------------------ actions */
 
 /**
@@ -305,4 +427,40 @@ gst_buffer_add_vidcls_action_meta (GstBuffer * buffer, GstVidclsActionPhase phas
     return NULL;
   gst_vidcls_action_meta_set (ameta, phase, action);
   return ameta;
+}
+
+/**
+ * gst_buffer_get_vidcls_action_meta:
+ * @buffer: a #GstBuffer
+ *
+ * The first action event of @buffer. A buffer may carry several (one per action starting or
+ * ending there): gst_buffer_get_vidcls_action_metas() gives them all.
+ *
+ * Returns: (transfer none) (nullable): the first #GstVidclsActionMeta of @buffer, or %NULL when
+ *   it has none
+ */
+GstVidclsActionMeta *
+gst_buffer_get_vidcls_action_meta (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return (GstVidclsActionMeta *) gst_buffer_get_meta (buffer, GST_VIDCLS_ACTION_META_API_TYPE);
+}
+
+/**
+ * gst_buffer_get_vidcls_action_metas:
+ * @buffer: a #GstBuffer
+ *
+ * Every action event of @buffer (starts and ends), in the order they were attached.
+ *
+ * Returns: (transfer container) (element-type GstVidclsActionMeta): the metas, owned by
+ *   @buffer (free the list with g_list_free(), not its elements); %NULL (the empty list) when
+ *   @buffer has none
+ */
+GList *
+gst_buffer_get_vidcls_action_metas (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return metas_of (buffer, GST_VIDCLS_ACTION_META_API_TYPE);
 }

@@ -2,9 +2,10 @@
  *
  * A GstVidclsClassificationMeta says what a classifier decided about one clip of the stream:
  * the top-k labels and scores, which clip (a #GstVidclsClip: its stream, index and the time span
- * from the PTS of its first frame to the end of its last frame), and which model. Application code reads it with
- * gst_buffer_get_vidcls_classification_meta() or iterates gst_buffer_iterate_meta_filtered() with
- * GST_VIDCLS_CLASSIFICATION_META_API_TYPE when a buffer carries several results.
+ * from the PTS of its first frame to the end of its last frame), and which model. Application
+ * code reads it with gst_buffer_get_vidcls_classification_meta(), or all of a buffer's with
+ * gst_buffer_get_vidcls_classification_metas() (or gst_buffer_iterate_meta_filtered() with
+ * GST_VIDCLS_CLASSIFICATION_META_API_TYPE) when a buffer carries several results.
  *
  * The meta describes the content of the stream over time, not the pixels of the buffer, so its
  * API has no tags: elements that change size, format or colorspace (videoconvert, videoscale,
@@ -15,7 +16,10 @@
  * over a span of the stream, decided from the scores of successive clips.
  *
  * Build against it with `pkg-config --cflags --libs gstreamer-vidcls-meta-1.0` and include it
- * as <gst/vidcls/gstvidclsmeta.h>.
+ * as <gst/vidcls/gstvidclsmeta.h>. Other languages read it through GObject introspection (the
+ * GstVidcls-1.0 typelib): every getter is a function, and the counted arrays of a
+ * classification have accessors (gst_vidcls_classification_meta_get_labels() and friends),
+ * since bindings cannot read an array field whose length is in another field.
  */
 #ifndef __GST_VIDCLS_META_H__
 #define __GST_VIDCLS_META_H__
@@ -124,15 +128,23 @@ GstVidclsClassificationMeta *gst_buffer_add_vidcls_classification_meta (GstBuffe
     const GstVidclsClip * clip, const gchar * model, guint n_results,
     const gchar * const *labels, const gfloat * scores, const gint * class_ids);
 
-/**
- * gst_buffer_get_vidcls_classification_meta:
- * @b: a #GstBuffer
- *
- * Returns: (transfer none) (nullable): the first classification meta of @b, or %NULL. Use
- * gst_buffer_iterate_meta_filtered() to see all of them.
- */
-#define gst_buffer_get_vidcls_classification_meta(b) \
-  ((GstVidclsClassificationMeta *) gst_buffer_get_meta ((b), GST_VIDCLS_CLASSIFICATION_META_API_TYPE))
+GST_VIDCLS_META_API
+GstVidclsClassificationMeta *gst_buffer_get_vidcls_classification_meta (GstBuffer * buffer);
+
+GST_VIDCLS_META_API
+GList *gst_buffer_get_vidcls_classification_metas (GstBuffer * buffer);
+
+GST_VIDCLS_META_API
+const gchar *const *gst_vidcls_classification_meta_get_labels (
+    const GstVidclsClassificationMeta * meta);
+
+GST_VIDCLS_META_API
+const gfloat *gst_vidcls_classification_meta_get_scores (
+    const GstVidclsClassificationMeta * meta, guint * n_scores);
+
+GST_VIDCLS_META_API
+const gint *gst_vidcls_classification_meta_get_class_ids (
+    const GstVidclsClassificationMeta * meta, guint * n_class_ids);
 
 /**
  * GstVidclsActionPhase:
@@ -216,14 +228,11 @@ GST_VIDCLS_META_API
 GstVidclsActionMeta *gst_buffer_add_vidcls_action_meta (GstBuffer * buffer,
     GstVidclsActionPhase phase, const GstVidclsAction * action);
 
-/**
- * gst_buffer_get_vidcls_action_meta:
- * @b: a #GstBuffer
- *
- * Returns: (transfer none) (nullable): the first action meta of @b, or %NULL
- */
-#define gst_buffer_get_vidcls_action_meta(b) \
-  ((GstVidclsActionMeta *) gst_buffer_get_meta ((b), GST_VIDCLS_ACTION_META_API_TYPE))
+GST_VIDCLS_META_API
+GstVidclsActionMeta *gst_buffer_get_vidcls_action_meta (GstBuffer * buffer);
+
+GST_VIDCLS_META_API
+GList *gst_buffer_get_vidcls_action_metas (GstBuffer * buffer);
 
 G_END_DECLS
 

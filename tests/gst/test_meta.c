@@ -404,6 +404,81 @@ GST_START_TEST (test_action_meta)
 
 GST_END_TEST;
 
+/* The functions bindings use (GObject introspection cannot call the API type macros nor read a
+ * counted array field): every meta of a buffer as a list, in order, and the array accessors. */
+GST_START_TEST (test_lists_and_accessors)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstCaps *ref = gst_caps_new_empty_simple ("timestamp/x-test");
+  GstVidclsClip clip = clip_of (4, 0, GST_SECOND, FALSE);
+  GstVidclsClassificationMeta *first, *empty;
+  GstVidclsActionMeta *start, *end;
+  GList *list;
+  const gchar *const *labels;
+  const gfloat *scores;
+  const gint *ids;
+  guint n = 99, i;
+
+  fail_unless (gst_buffer_get_vidcls_classification_meta (buf) == NULL);
+  fail_unless (gst_buffer_get_vidcls_classification_metas (buf) == NULL);
+  fail_unless (gst_buffer_get_vidcls_action_meta (buf) == NULL);
+  fail_unless (gst_buffer_get_vidcls_action_metas (buf) == NULL);
+
+  first = add_three (buf, 3);
+  start = add_action (buf, GST_VIDCLS_ACTION_PHASE_START);
+  gst_buffer_add_reference_timestamp_meta (buf, ref, GST_SECOND, GST_CLOCK_TIME_NONE);
+  empty = gst_buffer_add_vidcls_classification_meta (buf, &clip, "m", 0, NULL, NULL, NULL);
+  end = add_action (buf, GST_VIDCLS_ACTION_PHASE_END);
+
+  fail_unless (gst_buffer_get_vidcls_classification_meta (buf) == first);
+  fail_unless (gst_buffer_get_vidcls_action_meta (buf) == start);
+  list = gst_buffer_get_vidcls_classification_metas (buf);
+  fail_unless_equals_int (g_list_length (list), 2);
+  fail_unless (list->data == first && list->next->data == empty);
+  g_list_free (list);           /* transfer container: the metas stay on the buffer */
+  list = gst_buffer_get_vidcls_action_metas (buf);
+  fail_unless_equals_int (g_list_length (list), 2);
+  fail_unless (list->data == start && list->next->data == end);
+  g_list_free (list);
+  check_action (start, GST_VIDCLS_ACTION_PHASE_START);
+  check_action (end, GST_VIDCLS_ACTION_PHASE_END);
+
+  labels = gst_vidcls_classification_meta_get_labels (first);
+  scores = gst_vidcls_classification_meta_get_scores (first, &n);
+  fail_unless_equals_int (n, 3);
+  ids = gst_vidcls_classification_meta_get_class_ids (first, &n);
+  fail_unless_equals_int (n, 3);
+  for (i = 0; i < 3; i++) {
+    fail_unless_equals_string (labels[i], kLabels[i]);
+    fail_unless_equals_float (scores[i], kScores[i]);
+    fail_unless_equals_int (ids[i], kClassIds[i]);
+  }
+  fail_unless (labels[3] == NULL);
+  /* n is optional */
+  fail_unless (gst_vidcls_classification_meta_get_scores (first, NULL) == first->scores);
+
+  /* no results: an empty strv, no arrays, counts of 0 */
+  labels = gst_vidcls_classification_meta_get_labels (empty);
+  fail_unless (labels != NULL && labels[0] == NULL);
+  n = 99;
+  fail_unless (gst_vidcls_classification_meta_get_scores (empty, &n) == NULL);
+  fail_unless_equals_int (n, 0);
+  n = 99;
+  fail_unless (gst_vidcls_classification_meta_get_class_ids (empty, &n) == NULL);
+  fail_unless_equals_int (n, 0);
+
+  n = 99;
+  ASSERT_CRITICAL (gst_vidcls_classification_meta_get_scores (NULL, &n));
+  fail_unless_equals_int (n, 0);
+  ASSERT_CRITICAL (gst_buffer_get_vidcls_classification_metas (NULL));
+  ASSERT_CRITICAL (gst_buffer_get_vidcls_action_meta (NULL));
+
+  gst_caps_unref (ref);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
 static Suite *
 vidclsmeta_suite (void)
 {
@@ -422,6 +497,7 @@ vidclsmeta_suite (void)
   tcase_add_test (tc, test_kept_by_videoconvert);
   tcase_add_test (tc, test_kept_by_other_video_transforms);
   tcase_add_test (tc, test_action_meta);
+  tcase_add_test (tc, test_lists_and_accessors);
   return s;
 }
 
