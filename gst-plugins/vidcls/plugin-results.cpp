@@ -1,11 +1,13 @@
 /* The vidcls result plugin: the elements after inference. No LibTorch here. */
 #include <gst/gst.h>
 
+#include "gstvidclsoverlay.h"
+
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
-  (void) plugin;
+  ret |= GST_ELEMENT_REGISTER (vidclsoverlay, plugin);
   return ret;
 }
 
