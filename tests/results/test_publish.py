@@ -1,0 +1,588 @@
+#!/usr/bin/python3
+"""vidclspublish for real: JSON lines from a real pipeline (a vidcls-synth video, vidclsclipper,
+vividinfer with an untrained vivit-xs checkpoint, vidclsaction) to files and to Debian's mosquitto
+broker, started here on a free loopback port; mosquitto_sub receives.
+
+The broker is killed (SIGKILL) in the middle of a stream and started again on the same port: every
+line the element made arrives, in order, none twice, when the lines made meanwhile fit in
+max-queued; with a small max-queued the oldest are dropped, counted, and the rest arrive in order.
+Every line validates against docs/vidcls-results.schema.json (python3-jsonschema).
+
+The subscriber keeps a persistent session (mosquitto_sub -c) that the broker saved to its
+database (SIGUSR1) before the stream: a restarted broker knows the subscription and keeps the
+lines for the subscriber until it has reconnected. (A broker without persistence would forget
+the subscription, and lines the element delivers before mosquitto_sub has reconnected would go
+nowhere: that race is the subscriber's, not the element's.)
+
+Run through meson (VIDCLS_PLUGIN_DIR, VIDCLS_INIT, VIDCLS_SYNTH set).
+"""
+import getpass
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "docs" / "vidcls-results.schema.json"
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+TMP = None          # tempfile.TemporaryDirectory of the module
+VIDEO = None        # a paced stream of it lasts about 5 s
+MODEL = None
+Gst = None
+
+
+def setUpModule():
+    global TMP, VIDEO, MODEL, Gst
+    for var in ("VIDCLS_PLUGIN_DIR", "VIDCLS_INIT", "VIDCLS_SYNTH"):
+        if not os.environ.get(var):
+            raise unittest.SkipTest(f"{var} is not set (run through meson test)")
+    TMP = tempfile.TemporaryDirectory(prefix="vidcls-publish-")
+    os.environ["GST_PLUGIN_PATH"] = os.environ["VIDCLS_PLUGIN_DIR"]
+    os.environ["GST_REGISTRY"] = os.path.join(TMP.name, "registry.bin")
+    os.environ["GST_REGISTRY_FORK"] = "no"
+    if os.environ.get("VIDCLS_GST_SYSTEM_PLUGINS"):
+        os.environ["GST_PLUGIN_SYSTEM_PATH_1_0"] = os.environ["VIDCLS_GST_SYSTEM_PLUGINS"]
+    import gi
+    gi.require_version("Gst", "1.0")
+    from gi.repository import Gst as gst
+    Gst = gst
+    Gst.init(None)
+    for name in ("vidclspublish", "vidclsaction", "vividinfer"):
+        if Gst.ElementFactory.find(name) is None:
+            raise RuntimeError(f"element {name} not found in {os.environ['VIDCLS_PLUGIN_DIR']}")
+    MODEL = os.path.join(TMP.name, "m.safetensors")
+    subprocess.run([os.environ["VIDCLS_INIT"], "--preset", "vivit-xs", "--num-classes", "4",
+                    "--out", MODEL], check=True, capture_output=True)
+    synth = os.path.join(TMP.name, "synth")
+    subprocess.run([os.environ["VIDCLS_SYNTH"], "--layout", "folder", "--out", synth,
+                    "--classes", "1", "--videos-per-class", "1", "--frames", "150", "--fps", "30",
+                    "--size", "64", "-q"], check=True, capture_output=True)
+    VIDEO = next(str(p) for p in Path(synth).rglob("*.webm"))
+
+
+def tearDownModule():
+    if TMP is not None:
+        TMP.cleanup()
+
+
+def validator():
+    import jsonschema
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_lines(path):
+    """The JSON objects of a file of lines; other lines (the subscriber's probes) are skipped."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.startswith("{") and line.endswith("}\n")]
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def pipeline_text(sink: str, paced: bool, actions: bool = True, clip_stride: int = 1) -> str:
+    """The real pipeline: decode, (paced to real time), clips, classify, detect actions with
+    thresholds an untrained 4-class model's scores (about 0.25) reach, publish."""
+    pace = "identity sync=true ! " if paced else ""
+    action = "vidclsaction on-threshold=0.25 off-threshold=0.25 ! " if actions else ""
+    return (f"filesrc location={VIDEO} ! decodebin ! videoconvert ! {pace}"
+            f"vidclsclipper clip-stride={clip_stride} ! vividinfer model={MODEL} ! {action}"
+            f"vidclspublish name=pub {sink} ! fakesink")
+
+
+def array_field(structure, name):
+    """A GST_TYPE_ARRAY field as a list (PyGObject without gst-python's overrides cannot read
+    GstValueArray itself)."""
+    ok, arr = structure.get_array(name)
+    assert ok, f"{name} is not an array in {structure.to_string()}"
+    return [arr.get_nth(i) for i in range(arr.n_values)]
+
+
+class Run:
+    def __init__(self):
+        self.eos = False
+        self.errors, self.warnings, self.infos, self.classifications = [], [], [], []
+        self.counters = {}
+
+
+COUNTERS = ("messages-published", "messages-queued", "messages-dropped")
+
+
+def run_pipeline(text, tick=None, timeout=120):
+    """Plays `text` to EOS or ERROR, calling tick(run, pub) between bus messages (every 50 ms
+    at most). Collects errors, warnings and infos (message and debug), the inference element's
+    vidcls-classification messages, and the publisher's counters at the end."""
+    pipeline = Gst.parse_launch(text)
+    pub = pipeline.get_by_name("pub")
+    bus = pipeline.get_bus()
+    run = Run()
+    mask = (Gst.MessageType.ERROR | Gst.MessageType.EOS | Gst.MessageType.WARNING
+            | Gst.MessageType.INFO | Gst.MessageType.ELEMENT)
+    pipeline.set_state(Gst.State.PLAYING)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = bus.timed_pop_filtered(50 * Gst.MSECOND, mask)
+            if tick is not None:
+                tick(run, pub)
+            if msg is None:
+                continue
+            if msg.type == Gst.MessageType.EOS:
+                run.eos = True
+                break
+            if msg.type == Gst.MessageType.ERROR:
+                err, dbg = msg.parse_error()
+                run.errors.append(f"{err.message} | {dbg}")
+                break
+            if msg.type == Gst.MessageType.WARNING:
+                err, dbg = msg.parse_warning()
+                run.warnings.append(f"{err.message} | {dbg}")
+            elif msg.type == Gst.MessageType.INFO:
+                err, dbg = msg.parse_info()
+                run.infos.append(f"{err.message} | {dbg}")
+            elif msg.get_structure() is not None and \
+                    msg.get_structure().get_name() == "vidcls-classification":
+                run.classifications.append(msg.get_structure().copy())
+        run.counters = {name: pub.get_property(name) for name in COUNTERS}
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+    return run
+
+
+class Broker:
+    """Debian's mosquitto on 127.0.0.1:port, persistence in its own folder, saved only when
+    told (SIGUSR1) or on a clean exit."""
+
+    def __init__(self, folder, port, tls=None):
+        self.folder, self.port, self.proc = folder, port, None
+        os.makedirs(folder, exist_ok=True)
+        self.conf = os.path.join(folder, "mosquitto.conf")
+        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
+                 f"persistence_location {folder}/", "autosave_interval 0",
+                 "max_queued_messages 0", f"user {getpass.getuser()}",
+                 f"log_dest file {folder}/mosquitto.log"]
+        if tls:
+            lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
+        Path(self.conf).write_text("\n".join(lines) + "\n")
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mosquitto exited: {self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, 10, "mosquitto to listen")
+
+    def save(self):
+        """Writes the in-memory database (sessions, subscriptions) now."""
+        db = os.path.join(self.folder, "mosquitto.db")
+        before = os.stat(db).st_mtime_ns if os.path.exists(db) else None
+        self.proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: os.path.exists(db) and os.stat(db).st_mtime_ns != before, 10,
+                   "mosquitto to save its database")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)     # a frozen broker cannot handle SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self):
+        path = os.path.join(self.folder, "mosquitto.log")
+        return Path(path).read_text()[-2000:] if os.path.exists(path) else ""
+
+
+class Subscriber:
+    """mosquitto_sub with a persistent session (clean session off, qos 1), one payload a line."""
+
+    def __init__(self, folder, port, topic, tls_args=()):
+        self.port, self.topic, self.tls_args = port, topic, list(tls_args)
+        self.path = os.path.join(folder, "received.txt")
+        self.out = open(self.path, "w")
+        self.proc = subprocess.Popen(
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1",
+             "-c", "-i", "vidcls-test-sub"] + self.tls_args,
+            stdout=self.out, stderr=subprocess.DEVNULL)
+        self.probes = 0
+
+    def probe(self):
+        """Publishes a marker and waits until it came back: the subscription is in place and
+        everything the broker queued for this subscriber before the marker has arrived."""
+        self.probes += 1
+        marker = f"probe-{self.probes}"
+        deadline = time.monotonic() + 20
+        while True:
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-t",
+                            self.topic, "-q", "1", "-m", marker] + self.tls_args,
+                           capture_output=True, timeout=10)
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                if marker in Path(self.path).read_text():
+                    return
+                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the subscriber never saw {marker}")
+
+    def lines(self):
+        return read_lines(self.path)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.out.close()
+
+
+class BrokerCase(unittest.TestCase):
+    """A broker on a free port with a subscriber whose session the broker saved."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=TMP.name)
+        self.port = free_port()
+        self.topic = f"vidcls/test/{self.id().rsplit('.', 1)[-1]}"
+        self.ref = os.path.join(self.dir, "reference.jsonl")
+        self.broker = Broker(os.path.join(self.dir, "broker"), self.port)
+        self.broker.start()
+        self.sub = Subscriber(self.dir, self.port, self.topic)
+        self.sub.probe()
+        self.broker.save()
+
+    def tearDown(self):
+        self.sub.stop()
+        self.broker.stop()
+
+    def sink(self, **props):
+        """vidclspublish to the broker and, as the reference of what was made, to a file."""
+        settings = {"address": f"127.0.0.1:{self.port}", "topic": self.topic,
+                    "file-path": self.ref, "file-mode": "truncate", "reconnect-delay": 100,
+                    "reconnect-delay-max": 400, "flush-timeout": 30000}
+        settings.update(props)
+        return " ".join(f"{k}={v}" for k, v in settings.items())
+
+    def outage(self, stop_after, restart_after):
+        """A tick for an outage in three steps: once `stop_after` lines were made the broker is
+        frozen (SIGSTOP: it takes lines into its socket but never reads or acknowledges them),
+        5 lines later it is killed (SIGKILL: the lines it had are lost with it, so the element
+        must send them again), and `restart_after` lines after that it starts again."""
+        state = {"stopped_at": None, "killed_at": None, "restarted_at": None,
+                 "unacknowledged": None}
+
+        def tick(_run, pub):
+            made = len(read_lines(self.ref))
+            if state["stopped_at"] is None and made >= stop_after:
+                self.broker.proc.send_signal(signal.SIGSTOP)
+                state["stopped_at"] = made
+            elif state["stopped_at"] is not None and state["killed_at"] is None \
+                    and made >= state["stopped_at"] + 5:
+                state["unacknowledged"] = pub.get_property("messages-queued")
+                self.broker.kill()
+                state["killed_at"] = made
+            elif state["killed_at"] is not None and state["restarted_at"] is None \
+                    and made >= state["killed_at"] + restart_after:
+                self.broker.start()
+                state["restarted_at"] = made
+        return tick, state
+
+    def received_after_probe(self):
+        """What the subscriber got, once the broker has given it everything queued."""
+        self.sub.probe()
+        return self.sub.lines()
+
+    def assert_valid(self, lines):
+        v = validator()
+        for line in lines:
+            errors = [e.message for e in v.iter_errors(line)]
+            self.assertEqual(errors, [], line)
+
+
+class TestBrokerOutage(BrokerCase):
+    def test_every_line_arrives_in_order_once(self):
+        """Broker frozen, killed mid-stream and restarted: all lines arrive, in order, none
+        twice, those it had taken unacknowledged included."""
+        tick, state = self.outage(stop_after=10, restart_after=25)
+        run = run_pipeline(pipeline_text(self.sink(**{"max-queued": 1000}), paced=True), tick)
+        self.assertTrue(run.eos, run.errors)
+        made = read_lines(self.ref)
+        self.assertIsNotNone(state["restarted_at"], f"the stream made only {len(made)} lines")
+        # the lines made while the broker was frozen were with it, unacknowledged, when it died
+        self.assertGreaterEqual(state["unacknowledged"], 3)
+        self.assertGreater(len(made), state["restarted_at"], "no line after the broker returned")
+        received = self.received_after_probe()
+        self.assertEqual([l["seq"] for l in made], list(range(len(made))))
+        self.assertEqual([l["seq"] for l in received], [l["seq"] for l in made])
+        self.assertEqual(received, made)
+        self.assertEqual(run.counters, {"messages-published": len(made), "messages-queued": 0,
+                                        "messages-dropped": 0})
+        self.assertTrue(any(f"Lost the connection to the MQTT broker at 127.0.0.1:{self.port}"
+                            in w for w in run.warnings), run.warnings)
+        self.assertTrue(any("Connected to the MQTT broker" in i for i in run.infos), run.infos)
+        types = {l["type"] for l in received}
+        self.assertEqual(types, {"classification", "action-start", "action-end"})
+        self.assert_valid(received)
+
+    def test_small_queue_drops_oldest(self):
+        """max-queued=4 and 25 lines during the outage: the oldest are dropped and counted, the
+        newest 4 and every line before and after the outage arrive, in order."""
+        tick, state = self.outage(stop_after=10, restart_after=20)
+        run = run_pipeline(pipeline_text(self.sink(**{"max-queued": 4}), paced=True), tick)
+        self.assertTrue(run.eos, run.errors)
+        made = read_lines(self.ref)
+        self.assertIsNotNone(state["restarted_at"], f"the stream made only {len(made)} lines")
+        received = self.received_after_probe()
+        seqs = [l["seq"] for l in received]
+        self.assertEqual(seqs, sorted(set(seqs)), "out of order or twice")
+        self.assertEqual(received, [made[s] for s in seqs])
+        missing = sorted(set(range(len(made))) - set(seqs))
+        dropped = run.counters["messages-dropped"]
+        self.assertGreaterEqual(dropped, state["restarted_at"] - state["stopped_at"] - 4)
+        self.assertEqual(len(missing), dropped)
+        self.assertEqual(missing, list(range(missing[0], missing[0] + dropped)),
+                         "the dropped lines are not one run")
+        # The oldest go first: the run starts with the lines the frozen broker never
+        # acknowledged (made from about stopped_at on; a line may have been made between the
+        # test's look at the file and the SIGSTOP), not 4 lines later.
+        self.assertLessEqual(missing[0], state["stopped_at"] + 1)
+        self.assertGreaterEqual(missing[0], state["stopped_at"] - 4)
+        self.assertEqual(run.counters["messages-published"], len(received))
+        self.assertEqual(run.counters["messages-queued"], 0)
+        self.assert_valid(received)
+
+    def test_unreachable_at_start(self):
+        """No broker at start: a warning says so, the stream goes on, and the lines are
+        delivered once a broker appears on that port."""
+        self.broker.kill()
+        started = {}
+
+        def tick(run, _pub):
+            made = len(read_lines(self.ref))
+            if not started and made >= 15 and any("Cannot reach" in w for w in run.warnings):
+                self.broker.start()
+                started["at"] = made
+        run = run_pipeline(pipeline_text(self.sink(), paced=True), tick)
+        self.assertTrue(run.eos, run.errors)
+        self.assertIn("at", started, run.warnings)
+        self.assertTrue(any(f"Cannot reach the MQTT broker at 127.0.0.1:{self.port}: "
+                            "Connection refused" in w for w in run.warnings), run.warnings)
+        self.assertTrue(any("max-queued=1000" in w for w in run.warnings), run.warnings)
+        self.assertTrue(any("Connected to the MQTT broker" in i for i in run.infos), run.infos)
+        made = read_lines(self.ref)
+        self.assertGreater(len(made), started["at"])
+        received = self.received_after_probe()
+        self.assertEqual(received, made)
+        self.assertEqual(run.counters["messages-published"], len(made))
+
+    def test_qos0(self):
+        """qos=0 with the broker there all along: every line, in order."""
+        run = run_pipeline(pipeline_text(self.sink(qos=0), paced=False))
+        self.assertTrue(run.eos, run.errors)
+        made = read_lines(self.ref)
+        self.assertGreater(len(made), 20)
+        self.assertEqual(self.received_after_probe(), made)
+        self.assertEqual(run.counters["messages-published"], len(made))
+
+
+class TestTls(unittest.TestCase):
+    def test_tls_with_own_ca(self):
+        """A TLS listener with a certificate of a CA made here: tls-ca-file trusts it and the
+        lines arrive; without that CA the connection fails verification and a warning says
+        why."""
+        d = tempfile.mkdtemp(dir=TMP.name)
+        tls = make_certificates(d)
+        port = free_port()
+        broker = Broker(os.path.join(d, "broker"), port, tls=tls)
+        broker.start()
+        topic = "vidcls/test/tls"
+        sub = Subscriber(d, port, topic, tls_args=["--cafile", tls["ca"]])
+        try:
+            sub.probe()
+            ref = os.path.join(d, "reference.jsonl")
+            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
+                    f"file-path={ref}")
+            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
+            self.assertTrue(run.eos, run.errors)
+            self.assertEqual(run.warnings, [])
+            made = read_lines(ref)
+            self.assertGreater(len(made), 20)
+            sub.probe()
+            self.assertEqual(sub.lines(), made)
+
+            other = make_certificates(os.path.join(d, "other"))
+            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={other['ca']} "
+                    f"file-path={os.path.join(d, 'other.jsonl')} flush-timeout=300")
+            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
+            self.assertTrue(run.eos, run.errors)
+            self.assertTrue(any("Cannot reach the MQTT broker" in w and "certificate verify "
+                                "failed" in w for w in run.warnings), run.warnings)
+            self.assertTrue(any("were not delivered" in w for w in run.warnings), run.warnings)
+        finally:
+            sub.stop()
+            broker.stop()
+
+
+def make_certificates(folder):
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    os.makedirs(folder, exist_ok=True)
+    p = {k: os.path.join(folder, f"{k}.pem") for k in ("ca", "ca-key", "cert", "key")}
+    csr = os.path.join(folder, "server.csr")
+    ext = os.path.join(folder, "ext.cnf")
+    Path(ext).write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         "/CN=vidcls test CA", "-keyout", p["ca-key"], "-out", p["ca"])
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", p["key"],
+         "-out", csr)
+    ossl("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["ca-key"], "-CAcreateserial",
+         "-days", "2", "-extfile", ext, "-out", p["cert"])
+    return {"ca": p["ca"], "cert": p["cert"], "key": p["key"]}
+
+
+class TestFile(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=TMP.name)
+        self.path = os.path.join(self.dir, "results.jsonl")
+
+    def test_lines_validate_and_carry_the_results(self):
+        """Every line validates against the schema; the classifications are those the
+        inference element posted (clip, labels, scores), in order; actions start and end."""
+        # clips every 2 sampled frames: the last frames make a partial clip at end of stream,
+        # whose result comes as an event, not a meta
+        run = run_pipeline(pipeline_text(f"file-path={self.path}", paced=False, clip_stride=2))
+        self.assertTrue(run.eos, run.errors)
+        lines = read_lines(self.path)
+        v = validator()
+        for line in lines:
+            self.assertEqual([e.message for e in v.iter_errors(line)], [], line)
+        self.assertEqual([l["seq"] for l in lines], list(range(len(lines))))
+        self.assertEqual(run.counters["messages-published"], len(lines))
+        cls = [l for l in lines if l["type"] == "classification"]
+        self.assertEqual(len(cls), len(run.classifications))
+        self.assertGreater(len(cls), 10)
+        for line, msg in zip(cls, run.classifications):
+            self.assertEqual(line["clip-index"], msg.get_value("clip-index"))
+            self.assertEqual(line["start"], msg.get_value("start"))
+            self.assertEqual(line["labels"], array_field(msg, "labels"))
+            want = array_field(msg, "scores")
+            self.assertEqual(len(line["scores"]), len(want))
+            for got, w in zip(line["scores"], want):
+                self.assertAlmostEqual(got, w, places=5)
+            self.assertEqual(len(line["labels"]), len(line["scores"]))
+            self.assertEqual(len(line["labels"]), len(line["class-ids"]))
+            self.assertEqual(line["scores"], sorted(line["scores"], reverse=True))
+        starts = [l for l in lines if l["type"] == "action-start"]
+        ends = [l for l in lines if l["type"] == "action-end"]
+        self.assertGreater(len(starts), 0)
+        self.assertEqual(sorted(l["action-id"] for l in starts),
+                         sorted(l["action-id"] for l in ends))
+        # the end-of-stream results came as events (which say why an action ended and how long
+        # inference took), the others as metas (which do not)
+        self.assertTrue(all(l["reason"] == "eos" for l in ends), ends)
+        self.assertTrue(cls[-1]["partial"])
+        self.assertIsNotNone(cls[-1]["inference-time"])
+        self.assertTrue(all(l["inference-time"] is None for l in cls[:-1]))
+
+    def test_append_and_truncate(self):
+        """append (the default) adds a second run's lines, seq from 0 again; truncate empties
+        the file first."""
+        sink = f"file-path={self.path}"
+        for _ in range(2):
+            self.assertTrue(run_pipeline(pipeline_text(sink, paced=False, actions=False)).eos)
+        lines = read_lines(self.path)
+        half = len(lines) // 2
+        self.assertGreater(half, 20)
+        self.assertEqual([l["seq"] for l in lines], list(range(half)) * 2)
+        run = run_pipeline(pipeline_text(sink + " file-mode=truncate", paced=False,
+                                         actions=False))
+        self.assertTrue(run.eos)
+        self.assertEqual([l["seq"] for l in read_lines(self.path)], list(range(half)))
+
+    def test_unwritable_path_is_an_error_naming_it(self):
+        for path, why in ((os.path.join(self.dir, "no-such-folder", "r.jsonl"),
+                           "No such file or directory"), (self.dir, "Is a directory")):
+            run = run_pipeline(pipeline_text(f"file-path={path}", paced=False))
+            self.assertFalse(run.eos)
+            self.assertEqual(len(run.errors), 1, run.errors)
+            self.assertIn(f'Could not open "{path}" for writing: {why}', run.errors[0])
+
+    def test_write_error_mid_stream(self):
+        """/dev/full opens and then refuses every write: an error, not a crash."""
+        run = run_pipeline(pipeline_text("file-path=/dev/full", paced=False))
+        self.assertFalse(run.eos)
+        self.assertIn('Could not write to "/dev/full": No space left on device', run.errors[0])
+
+    def test_stdout(self):
+        """file-path=- writes the lines to standard output (gst-launch-1.0 -q says nothing
+        else there)."""
+        text = pipeline_text("file-path=-", paced=False)
+        p = subprocess.run(["gst-launch-1.0", "-q"] + text.split(), capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertGreater(len(lines), 20)
+        self.assertEqual([l["seq"] for l in lines], list(range(len(lines))))
+        v = validator()
+        self.assertTrue(all(v.is_valid(l) for l in lines))
+
+
+class TestSettings(unittest.TestCase):
+    def error_of(self, sink):
+        run = run_pipeline(pipeline_text(sink, paced=False))
+        self.assertFalse(run.eos)
+        self.assertEqual(len(run.errors), 1, run.errors)
+        return run.errors[0]
+
+    def test_nothing_to_publish_to(self):
+        self.assertIn("Nothing to publish to", self.error_of(""))
+
+    def test_malformed_address(self):
+        self.assertIn('Invalid MQTT broker address "localhost": no port',
+                      self.error_of("address=localhost"))
+        self.assertIn('Invalid MQTT broker address "localhost:99999": the port must be',
+                      self.error_of("address=localhost:99999"))
+
+    def test_wildcard_topic(self):
+        self.assertIn('Invalid MQTT topic "a/#"', self.error_of("address=127.0.0.1:1 topic=a/#"))
+
+    def test_unreadable_tls_file(self):
+        missing = os.path.join(TMP.name, "missing-ca.pem")
+        self.assertIn(f'Cannot read the TLS file "{missing}"',
+                      self.error_of(f"address=127.0.0.1:1 tls-ca-file={missing}"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
