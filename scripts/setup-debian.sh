@@ -22,6 +22,8 @@ packages=(
   # vidclspublish: MQTT through libmosquitto; the tests start Debian's broker and subscribe with
   # its clients
   libmosquitto-dev mosquitto mosquitto-clients
+  # the publish tests: JSON Schema validation of the lines, a CA and broker certificate for TLS
+  python3-jsonschema openssl
   # vidclsoverlay: text drawn with Pango on Cairo
   libcairo2-dev libpango1.0-dev
   # results from Python: the meta library's GObject-introspection typelib (g-ir-scanner), read

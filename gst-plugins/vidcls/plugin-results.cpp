@@ -2,12 +2,14 @@
 #include <gst/gst.h>
 
 #include "gstvidclsoverlay.h"
+#include "gstvidclspublish.h"
 
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER (vidclsoverlay, plugin);
+  ret |= GST_ELEMENT_REGISTER (vidclspublish, plugin);
   return ret;
 }
 
