@@ -1,6 +1,7 @@
 /* The vidcls result plugin: the elements after inference. No LibTorch here. */
 #include <gst/gst.h>
 
+#include "gstvidclsaction.h"
 #include "gstvidclsoverlay.h"
 #include "gstvidclspublish.h"
 
@@ -8,6 +9,7 @@ static gboolean
 plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
+  ret |= GST_ELEMENT_REGISTER (vidclsaction, plugin);
   ret |= GST_ELEMENT_REGISTER (vidclsoverlay, plugin);
   ret |= GST_ELEMENT_REGISTER (vidclspublish, plugin);
   return ret;
