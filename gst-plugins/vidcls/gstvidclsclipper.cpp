@@ -1017,6 +1017,18 @@ send_eos_clip (GstVidclsClipper * self)
   announce_counters (self, false, false, true);
 }
 
+/* The end-of-stream clip of the stream that ends (EOS, or another stream starts). */
+static void
+end_clips_of_stream (GstVidclsClipper * self)
+{
+  try {
+    send_eos_clip (self);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("Could not build the end-of-stream clip."),
+        ("%s", vidcls::error_message (e).c_str ()));
+  }
+}
+
 static gboolean
 gst_vidcls_clipper_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
@@ -1030,16 +1042,18 @@ gst_vidcls_clipper_sink_event (GstBaseTransform * trans, GstEvent * event)
     case GST_EVENT_STREAM_START:{
       const gchar *stream_id = nullptr;
       gst_event_parse_stream_start (event, &stream_id);
-      self->priv->cutter.set_stream (stream_id ? stream_id : "");
+      const std::string id = stream_id ? stream_id : "";
+      /* Another stream without EOS between (concat, a playlist): no clip takes frames of two
+       * streams. The previous one's frames left over end as at its EOS, then clips start over. */
+      if (id != self->priv->cutter.stream () && self->priv->cutter.sampled () > 0) {
+        end_clips_of_stream (self);
+        reset_clips (self, "new stream");
+      }
+      self->priv->cutter.set_stream (id);
       break;
     }
     case GST_EVENT_EOS:
-      try {
-        send_eos_clip (self);
-      } catch (const std::exception & e) {
-        GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("Could not build the end-of-stream clip."),
-            ("%s", vidcls::error_message (e).c_str ()));
-      }
+      end_clips_of_stream (self);
       break;
     default:
       break;

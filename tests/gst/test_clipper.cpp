@@ -612,6 +612,51 @@ TEST(Clipper, FlushResets) {
   EXPECT_EQ(t.counter("clips-out"), 2u);
 }
 
+// concat / a playlist: another stream-start without EOS between. No clip takes frames of both
+// streams: the first stream's left-over frames end as at its EOS (eos-policy), carrying its
+// stream-id, before the new stream-start; the second stream's clips start over from its frames.
+TEST(Clipper, NewStreamEndsTheClipsOfThePreviousOne) {
+  Harness t(std::string(kSmallSpec) + " clip-length=4 frame-stride=1 clip-stride=4");
+  gst_harness_set_src_caps_str(t.h, kRgbCaps);  // stream-start of the harness's own stream
+  while (GstEvent *e = gst_harness_try_pull_event(t.h)) gst_event_unref(e);
+  for (int i = 0; i < 6; i++) gst_buffer_unref(gst_harness_push_and_pull(t.h, pattern_buffer(i)));
+  EXPECT_EQ(t.counter("clips-out"), 1u);
+
+  EXPECT_TRUE(gst_harness_push_event(t.h, gst_event_new_stream_start("second")));
+  std::vector<GstEvent *> events;
+  while (GstEvent *e = gst_harness_try_pull_event(t.h)) events.push_back(e);
+  ASSERT_EQ(events.size(), 2u);
+  GstBuffer *carrier = eos_clip_carrier(events[0]);
+  ASSERT_NE(carrier, nullptr) << "the first stream's frames 4 and 5 end as at its EOS";
+  const GstVidclsClipMeta *tail = clip_meta(carrier);
+  ASSERT_NE(tail, nullptr);
+  EXPECT_EQ(tail->record->first_sample, 4u);
+  EXPECT_EQ(tail->record->n_frames, 2u);
+  EXPECT_NE(tail->record->stream, "second");
+  EXPECT_EQ(GST_EVENT_TYPE(events[1]), GST_EVENT_STREAM_START);
+  unref_all(events);
+
+  for (int i = 6; i < 10; i++) {
+    GstBuffer *out = gst_harness_push_and_pull(t.h, pattern_buffer(i));
+    const GstVidclsClipMeta *meta = clip_meta(out);
+    ASSERT_EQ(meta != nullptr, i == 9) << "frame " << i;
+    if (meta) {
+      EXPECT_EQ(meta->record->stream, "second");
+      EXPECT_EQ(meta->record->index, 0u);
+      EXPECT_EQ(meta->record->start, pts_of(6)) << "no frame of the first stream in it";
+      EXPECT_EQ(meta->record->epoch, 1u);
+    }
+    gst_buffer_unref(out);
+  }
+  // The same stream-id again (a sticky event re-sent) changes nothing.
+  EXPECT_TRUE(gst_harness_push_event(t.h, gst_event_new_stream_start("second")));
+  while (GstEvent *e = gst_harness_try_pull_event(t.h)) {
+    EXPECT_EQ(eos_clip_carrier(e), nullptr);
+    gst_event_unref(e);
+  }
+  EXPECT_EQ(t.counter("clips-out"), 3u);
+}
+
 TEST(Clipper, ClipPropertyChangeWhileStreamingResets) {
   Harness t(std::string(kSmallSpec) + " clip-length=4 frame-stride=1 clip-stride=4");
   gst_harness_set_src_caps_str(t.h, kRgbCaps);

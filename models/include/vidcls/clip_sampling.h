@@ -77,6 +77,7 @@ class ClipCutter {
   // Starts over in epoch 0 (a new run of the stream).
   void restart();
   void set_stream(const std::string &stream) { stream_ = stream; }
+  const std::string &stream() const { return stream_; }
 
   // The index and ring slot the next sampled frame gets, and whether any clip holds it
   // (hop > T leaves frames between clips, which need no conversion).
