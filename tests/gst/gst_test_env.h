@@ -1,5 +1,6 @@
-// Shared set-up for the GStreamer element tests: the build's plugin only, a private registry,
-// and small helpers for pipelines and frames.
+// Shared set-up for the GStreamer element tests: the build's plugins only, a private registry,
+// and small helpers for pipelines. Torch-free, so the result elements' tests use it too
+// (gst_test_clip.h adds the clip meta).
 #pragma once
 
 #include <gst/gst.h>
@@ -8,24 +9,19 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
-
-#include "gstvidclsclip.h"
+#include <vector>
 
 namespace vidcls_test {
 
-// The clip meta of the plugin's own registration: tests do not link the plugin's sources, they
-// load the plugin, so the meta API type is looked up by name.
-inline GstVidclsClipMeta *find_clip_meta(GstBuffer *buf) {
-  static GType api = 0;
-  if (api == 0) api = g_type_from_name("GstVidclsClipMetaAPI");
-  return api ? reinterpret_cast<GstVidclsClipMeta *>(gst_buffer_get_meta(buf, api)) : nullptr;
-}
-
 // gst_init with GST_PLUGIN_PATH = the build's plugin folder (VIDCLS_PLUGIN_DIR, set by meson) and
-// a registry of this test binary's own, so no installed or stale plugin is picked up.
+// a registry of this test binary's own, so no installed or stale plugin is picked up; fails
+// unless every element of `needed` can be made.
 class GstEnvironment : public ::testing::Environment {
  public:
+  GstEnvironment(std::initializer_list<const char *> needed = {"vidclsclipper"})
+      : needed_(needed) {}
   void SetUp() override {
     const char *dir = std::getenv("VIDCLS_PLUGIN_DIR");
     ASSERT_NE(dir, nullptr) << "VIDCLS_PLUGIN_DIR is not set (run through meson test)";
@@ -35,13 +31,17 @@ class GstEnvironment : public ::testing::Environment {
     setenv("GST_REGISTRY", registry_.c_str(), 1);
     setenv("GST_REGISTRY_FORK", "no", 1);
     gst_init(nullptr, nullptr);
-    GstElementFactory *f = gst_element_factory_find("vidclsclipper");
-    ASSERT_NE(f, nullptr) << "the vidcls plugin was not found in " << dir;
-    gst_object_unref(f);
+    for (const char *name : needed_) {
+      GstElementFactory *f = gst_element_factory_find(name);
+      ASSERT_NE(f, nullptr) << name << " was not found (vidcls plugins in " << dir
+                            << ", GStreamer's in the system)";
+      gst_object_unref(f);
+    }
   }
   void TearDown() override { std::filesystem::remove(registry_); }
 
  private:
+  std::vector<const char *> needed_;
   std::filesystem::path registry_;
 };
 

@@ -19,7 +19,7 @@
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 
-#include "gst_test_env.h"
+#include "gst_test_clip.h"
 #include "gstvidclsclip.h"  // GstVidclsClipMeta's layout only: its functions live in the plugin
 #include "vidcls/clip_spec.h"
 

@@ -15,7 +15,7 @@
 #include <torch/utils.h>
 #include <torch/version.h>
 
-#include "gst_test_env.h"
+#include "gst_test_clip.h"
 #include "gst_test_models.h"
 #include "gstvidclsmeta.h"
 #include "vidcls/checkpoint.h"

@@ -11,7 +11,7 @@
 
 #include <torch/utils.h>
 
-#include "gst_test_env.h"
+#include "gst_test_clip.h"
 #include "gst_test_models.h"
 #include "gstvidclsmeta.h"
 #ifdef VIDCLS_HAVE_GST_ANALYTICS

@@ -11,27 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "../gst/gst_test_env.h"
+
 namespace action_test {
 
-class GstEnvironment : public ::testing::Environment {
+// The build's plugins with a registry of the test's own (gst_test_env.h), vidclsaction found.
+class GstEnvironment : public vidcls_test::GstEnvironment {
  public:
-  void SetUp() override {
-    const char *dir = std::getenv("VIDCLS_PLUGIN_DIR");
-    ASSERT_NE(dir, nullptr) << "VIDCLS_PLUGIN_DIR is not set (run through meson test)";
-    setenv("GST_PLUGIN_PATH", dir, 1);
-    registry_ = std::filesystem::temp_directory_path() /
-                ("vidcls-action-registry-" + std::to_string(::getpid()) + ".bin");
-    setenv("GST_REGISTRY", registry_.c_str(), 1);
-    setenv("GST_REGISTRY_FORK", "no", 1);
-    gst_init(nullptr, nullptr);
-    GstElementFactory *f = gst_element_factory_find("vidclsaction");
-    ASSERT_NE(f, nullptr) << "vidclsaction was not found in " << dir;
-    gst_object_unref(f);
-  }
-  void TearDown() override { std::filesystem::remove(registry_); }
-
- private:
-  std::filesystem::path registry_;
+  GstEnvironment() : vidcls_test::GstEnvironment({"vidclsaction"}) {}
 };
 
 // What a bus said: element messages (copies), and the first error's and warnings' texts.

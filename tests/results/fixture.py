@@ -17,6 +17,7 @@ another; a work folder made by another recipe is made again), and prints as JSON
                     slide_right 8 s, at a third of its speed for the first 6 s (211 frames);
                     the slow part after the turn is where a model trained on faster motion is
                     less sure, the turn itself is in the middle of a clip
+             swing  slide_left 4 s, then slide_right 3.9 s, both at full speed (119 frames)
              burst  slide_left 4 s, a slide_right burst of 1.6 s, slide_left 4 s (144 frames)
            each with its truth: [label, start_s, end_s] per motion, the boundaries being frame
            counts / fps
@@ -56,6 +57,8 @@ def slow(first, stop, step):
 VIDEOS = {
     "turn": [("slide_left", list(range(0, 46)) + slow(46, 61, 1)),
              ("slide_right", slow(59, 29, -1) + list(range(29, -1, -1)))],
+    "swing": [("slide_left", list(range(0, 60))),
+              ("slide_right", list(range(58, -1, -1)))],
     "burst": [("slide_left", list(range(0, 60))),
               ("slide_right", list(range(58, 34, -1))),
               ("slide_left", list(range(36, 96)))],

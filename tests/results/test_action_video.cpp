@@ -1,8 +1,9 @@
 // vidclsaction on real encoded video and a trained model (tests/results/fixture.py makes both
-// once): a slide_left object that turns and slides right, and one that darts right for 1.6 s
-// between two slides left. Each motion gives exactly one start and one end, placed within one clip
-// hop of where the motion changed, in sync and async inference alike; hysteresis and
-// min-duration each change the outcome where they should.
+// once): a slide_left object that turns and slides right (at full speed: swing; slowed to a
+// third around the turn: turn), and one that darts right for 1.6 s between two slides left
+// (burst). Each motion gives exactly one start and one end, placed within one clip hop of where
+// the motion changed, in sync and async inference alike; hysteresis and min-duration each change
+// the outcome where they should.
 //
 // usage: test-action-video --python PY --fixture fixture.py --bin-dir BUILD --work DIR
 #include <gst/gst.h>
@@ -192,24 +193,34 @@ class ActionVideo : public ::testing::Test {
   const std::vector<Motion> &truth(const std::string &video) { return g_fixture->truth.at(video); }
 };
 
+// One start and one end per motion, labels in order, whatever the boundaries.
+void expect_one_action_per_motion(const Outcome &run, const std::vector<Motion> &truth) {
+  ASSERT_EQ(run.starts.size(), truth.size());
+  ASSERT_EQ(run.ends.size(), truth.size());
+  for (size_t i = 0; i < truth.size(); ++i) {
+    EXPECT_EQ(run.starts[i].label, truth[i].label) << i;
+    EXPECT_EQ(run.ends[i].label, truth[i].label) << i;
+  }
+}
+
 TEST_F(ActionVideo, EachMotionIsOneActionWithinAHopOfTheTruth) {
   Outcome run;
-  run_actions(run, "turn", "");
-  expect_truth(run, truth("turn"));
+  run_actions(run, "swing", "");
+  expect_truth(run, truth("swing"));
   ASSERT_EQ(run.ends.size(), 2u);
   EXPECT_EQ(run.ends[0].reason, EndReason::kScore);
   EXPECT_EQ(run.ends[1].reason, EndReason::kEos) << "the stream ended during the action";
   std::printf(
-      "turn: %s %.3f - %.3f s, %s %.3f - %.3f s (truth: turn at %.3f s, end %.3f s; "
+      "swing: %s %.3f - %.3f s, %s %.3f - %.3f s (truth: turn at %.3f s, end %.3f s; "
       "hop %.3f s)\n",
       run.ends[0].label.c_str(), seconds(run.ends[0].start), seconds(run.ends[0].end),
       run.ends[1].label.c_str(), seconds(run.ends[1].start), seconds(run.ends[1].end),
-      seconds(truth("turn")[0].end), seconds(truth("turn")[1].end), seconds(run.hop()));
+      seconds(truth("swing")[0].end), seconds(truth("swing")[1].end), seconds(run.hop()));
 }
 
 TEST_F(ActionVideo, MessagesCarryTheDocumentedFieldsAndTheMetasTheSameActions) {
   Outcome run;
-  run_actions(run, "turn", "");
+  run_actions(run, "swing", "");
   ASSERT_EQ(run.starts.size(), 2u);
   const std::map<std::string, gint> class_ids = {{"slide_left", 0}, {"slide_right", 1}};
   for (const auto &a : run.starts) {
@@ -268,7 +279,9 @@ TEST_F(ActionVideo, WithoutHysteresisAStrictThresholdFlickers) {
   // shallower from one training run to the next). With a single threshold each dip ends the
   // action and the next clip starts another. Hysteresis is the fix: once started, the action
   // holds until the score falls below off-threshold (0.3), which the dips never reach, so the
-  // same strict start gives one action per motion.
+  // same strict start gives one action per motion. (Where in the slow stretch the turn is
+  // placed varies between training runs, up to 1.4 hops measured: boundaries are checked on
+  // the full-speed videos.)
   Outcome single, hysteresis;
   run_actions(single, "turn", "window=1 on-threshold=0.93 off-threshold=0.93");
   run_actions(hysteresis, "turn", "window=1 on-threshold=0.93 off-threshold=0.3");
@@ -276,7 +289,7 @@ TEST_F(ActionVideo, WithoutHysteresisAStrictThresholdFlickers) {
               single.starts_of("slide_right"), hysteresis.starts_of("slide_right"));
   EXPECT_GE(single.starts_of("slide_right"), 3);
   EXPECT_GT(single.starts.size(), truth("turn").size());
-  expect_truth(hysteresis, truth("turn"));
+  expect_one_action_per_motion(hysteresis, truth("turn"));
 }
 
 TEST_F(ActionVideo, ABurstIsAnActionWithoutMinDurationAndDroppedWithIt) {
@@ -310,7 +323,7 @@ TEST_F(ActionVideo, StreamsThroughOneElementKeepTheirOwnActions) {
   const std::string infer =
       " ! vividinfer mode=sync model-instance-id=shared model=" + g_fixture->model;
   run_pipeline_desc(run, "funnel name=f ! vidclsaction ! fakesink name=sink sync=false " +
-                             clips_of("turn") + infer + " name=infer ! f. " + clips_of("burst") +
+                             clips_of("swing") + infer + " name=infer ! f. " + clips_of("burst") +
                              infer + " ! f.");
   std::map<std::string, std::vector<ActionEvent>> starts, ends;
   for (const auto &a : run.starts) starts[a.stream_id].push_back(a);
@@ -318,7 +331,7 @@ TEST_F(ActionVideo, StreamsThroughOneElementKeepTheirOwnActions) {
   ASSERT_EQ(starts.size(), 2u);
   for (const auto &[stream, s] : starts) {
     SCOPED_TRACE(stream);
-    const std::string video = s.size() == 2 ? "turn" : "burst";
+    const std::string video = s.size() == 2 ? "swing" : "burst";
     expect_truth(s, ends[stream], run.hop(), truth(video));
   }
 }

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../gst/gst_test_env.h"
 #include "gstvidclsevents.h"
 #include "gstvidclsmeta.h"
 
@@ -63,28 +64,6 @@ fs::path png_dir() {
   }();
   return dir;
 }
-
-class GstEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char *dir = std::getenv("VIDCLS_PLUGIN_DIR");
-    ASSERT_NE(dir, nullptr) << "VIDCLS_PLUGIN_DIR is not set (run through meson test)";
-    setenv("GST_PLUGIN_PATH", dir, 1);
-    registry_ = scratch() / "registry.bin";
-    setenv("GST_REGISTRY", registry_.c_str(), 1);
-    setenv("GST_REGISTRY_FORK", "no", 1);
-    gst_init(nullptr, nullptr);
-    for (const char *name : {"vidclsoverlay", "videoconvert", "pngenc", "pngdec"}) {
-      GstElementFactory *f = gst_element_factory_find(name);
-      ASSERT_NE(f, nullptr) << name << " not found (vidcls plugins in " << dir
-                            << ", GStreamer's base and good plugins)";
-      gst_object_unref(f);
-    }
-  }
-
- private:
-  fs::path registry_;
-};
 
 std::string raw_caps(const std::string &format, int w = kWidth, int h = kHeight,
                      const std::string &features = "") {
@@ -947,7 +926,8 @@ TEST(OverlayPipeline, SynthVideoClassifiedAndLabelled) {
 
 int main(int argc, char **argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new GstEnvironment);
+  ::testing::AddGlobalTestEnvironment(new vidcls_test::GstEnvironment(
+      {"vidclsoverlay", "videoconvert", "pngenc", "pngdec"}));
   const int rc = RUN_ALL_TESTS();
   std::error_code ec;
   fs::remove_all(scratch(), ec);

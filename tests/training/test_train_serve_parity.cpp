@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "gst_test_env.h"
+#include "gst_test_clip.h"
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
 #include "vidcls/train/clip_cache.h"
