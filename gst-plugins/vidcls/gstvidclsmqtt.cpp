@@ -306,8 +306,10 @@ MqttPublisher::serve ()
     std::lock_guard<std::mutex> guard (lock_);
     connected = connected_;
   }
-  if (connected)
-    publish_pending ();
+  /* Lines that could go at once (qos 0 answers inside mosquitto_publish and frees the window
+   * there): poll without waiting, or a queue kept through an outage would go out one window per
+   * poll timeout. */
+  const bool more = connected && publish_pending ();
   const int sock = mosquitto_socket (mosq_);
   if (sock < 0) {
     connection_failed ("the connection was closed");
@@ -317,7 +319,7 @@ MqttPublisher::serve ()
     {sock, static_cast<short> (POLLIN | (mosquitto_want_write (mosq_) ? POLLOUT : 0)), 0},
     {wake_fds_[0], POLLIN, 0},
   };
-  const int timeout = connected ? 1000 : millis_until (connect_deadline_);
+  const int timeout = more ? 0 : connected ? 1000 : millis_until (connect_deadline_);
   if (poll (fds, 2, timeout) < 0 && errno != EINTR) {
     connection_failed ("poll failed: " + describe (MOSQ_ERR_ERRNO, errno));
     return;
@@ -355,14 +357,15 @@ MqttPublisher::serve ()
 /* Hands the oldest lines not yet with the broker to the client, up to max-in-flight unanswered
  * ones. The lock is held throughout: a qos 0 line is acknowledged (on_publish) inside
  * mosquitto_publish, before its message id is known here, so such early answers are kept in
- * early_acks_ and applied after. */
-void
+ * early_acks_ and applied after. True when lines wait and the window has room again. */
+bool
 MqttPublisher::publish_pending ()
 {
   std::unique_lock<std::mutex> guard (lock_);
   size_t in_flight = 0;
   for (const Line & l : queue_)
     in_flight += l.handed && !l.acked;
+  bool refused = false;
   for (Line & l : queue_) {
     if (in_flight >= settings_.max_in_flight)
       break;
@@ -373,8 +376,10 @@ MqttPublisher::publish_pending ()
     const int rc = mosquitto_publish (mosq_, &mid, settings_.topic.c_str (),
         static_cast<int> (l.payload.size ()), l.payload.data (), settings_.qos, false);
     publishing_ = false;
-    if (rc != MOSQ_ERR_SUCCESS)
-      break;                    /* the socket's trouble shows in the next read or write */
+    if (rc != MOSQ_ERR_SUCCESS) {
+      refused = true;           /* the socket's trouble shows in the next read or write */
+      break;
+    }
     l.mid = mid;
     l.handed = true;
     ++in_flight;
@@ -384,6 +389,11 @@ MqttPublisher::publish_pending ()
   guard.unlock ();
   for (int mid : early)
     acknowledge (mid);
+  if (refused || early.empty ())
+    return false;
+  std::lock_guard<std::mutex> again (lock_);
+  return std::any_of (queue_.begin (), queue_.end (),
+      [] (const Line & l) { return !l.handed && !l.acked; });
 }
 
 void

@@ -117,7 +117,7 @@ private:
   void connect ();
   void connection_failed (const std::string & why);
   void serve ();
-  void publish_pending ();
+  bool publish_pending ();
   void acknowledge (int mid);
   void close_client ();
   void wake ();
