@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # display.sh — play a video file in a window with its labels drawn on it, printing the results.
 #
-# Shows: vidclsoverlay drawing the latest top-k labels with their scores (and the actions that
-# vidclsaction reports, when it is in the pipeline) on the video. The inference element runs with
+# Shows: vidclsoverlay drawing the latest top-k labels with their scores, and the actions
+# vidclsaction has open, on the video. The inference element runs with
 # mode=async, so the window plays at real time: frames never wait for the model, and when the
 # model is slower than real time clips are dropped (counted in clips-dropped) instead of slowing
 # playback down; each result is drawn from the first frame after it is ready until the next.
@@ -21,10 +21,11 @@
 #     SINK=glimagesink OVERLAY="position=bottom-left font-size=32" display.sh VIDEO MODEL
 set -euo pipefail
 
-# gst-launch-1.0 -m prints every bus message; keep the vidcls-classification ones, without its
+# gst-launch-1.0 -m prints every bus message; keep the vidcls-classification and vidcls-action-*
+# ones, without their
 # prefix. The filter ignores Ctrl-C so that the results of the end of stream that gst-launch-1.0
 # -e sends still get through.
-filter='s/^Got message #[0-9]* from element "\([^"]*\)" (element): vidcls-classification, /\1: /p'
+filter='s/^Got message #[0-9]* from element "\([^"]*\)" (element): \(vidcls-action-[a-z]*\|vidcls-classification\), /\1: \2 /p'
 
 if [ $# -ne 2 ]; then
   echo "usage: $0 VIDEO MODEL" >&2
@@ -39,6 +40,6 @@ read -r -a overlay <<< "${OVERLAY:-}"
 
 gst-launch-1.0 -e -m \
   filesrc location="$video" ! decodebin ! videoconvert \
-  ! vidclsclipper ! "$infer" model="$model" mode=async \
+  ! vidclsclipper ! "$infer" model="$model" mode=async ! vidclsaction \
   ! vidclsoverlay "${overlay[@]}" ! videoconvert ! "${sink[@]}" \
   | { trap '' INT; sed -u -n "$filter" || true; }
