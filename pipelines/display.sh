@@ -22,9 +22,8 @@
 set -euo pipefail
 
 # gst-launch-1.0 -m prints every bus message; keep the vidcls-classification and vidcls-action-*
-# ones, without their
-# prefix. The filter ignores Ctrl-C so that the results of the end of stream that gst-launch-1.0
-# -e sends still get through.
+# ones, without their prefix. The filter ignores Ctrl-C so that the results of the end of stream
+# that gst-launch-1.0 -e sends still get through.
 filter='s/^Got message #[0-9]* from element "\([^"]*\)" (element): \(vidcls-action-[a-z]*\|vidcls-classification\), /\1: \2 /p'
 
 if [ $# -ne 2 ]; then
