@@ -414,6 +414,28 @@ class TestBrokerOutage(BrokerCase):
         self.assertEqual(self.received_after_probe(), made)
         self.assertEqual(run.counters["messages-published"], len(made))
 
+    def test_qos0_queue_goes_out_when_the_broker_returns(self):
+        """qos=0 with no broker until 60 lines are queued (unpaced: they pile up at once): the
+        whole queue goes out once it appears, within a short flush-timeout, none dropped. (The
+        rate at which such a queue goes out is bench-publish's "outage" line.)"""
+        self.broker.kill()
+        started = {}
+
+        def tick(_run, _pub):
+            if not started and len(read_lines(self.ref)) >= 60:
+                self.broker.start()
+                started["at"] = True
+        run = run_pipeline(pipeline_text(self.sink(qos=0, **{"flush-timeout": 2500}),
+                                         paced=False), tick)
+        self.assertTrue(run.eos, run.errors)
+        self.assertIn("at", started)
+        made = read_lines(self.ref)
+        # Counted, not compared with the subscriber's: the broker keeps no qos 0 message for a
+        # subscriber that has not reconnected yet, so what it receives is not the element's doing.
+        self.assertFalse([w for w in run.warnings if "were not delivered" in w], run.warnings)
+        self.assertEqual(run.counters, {"messages-published": len(made), "messages-queued": 0,
+                                        "messages-dropped": 0})
+
 
 class TestTls(unittest.TestCase):
     def test_tls_with_own_ca(self):
