@@ -41,6 +41,18 @@ array_entry (const GstStructure *s, const char *name, guint i)
   return nullptr;
 }
 
+/* Every meta of `api` on `buf`, in the order they were attached, as values. */
+template <typename Meta, typename Value>
+std::vector<Value>
+values_of (GstBuffer *buf, GType api, Value (*convert) (const Meta *))
+{
+  std::vector<Value> out;
+  gpointer state = nullptr;
+  while (GstMeta *m = gst_buffer_iterate_meta_filtered (buf, &state, api))
+    out.push_back (convert (reinterpret_cast<const Meta *> (m)));
+  return out;
+}
+
 }  // namespace
 
 const char *
@@ -122,12 +134,7 @@ clip_result_from_structure (const GstStructure *s, ClipResult *out)
 std::vector<ClipResult>
 clip_results_of (GstBuffer *buf)
 {
-  std::vector<ClipResult> out;
-  gpointer state = nullptr;
-  while (GstMeta *m = gst_buffer_iterate_meta_filtered (buf, &state,
-          GST_VIDCLS_CLASSIFICATION_META_API_TYPE))
-    out.push_back (clip_result_from_meta (reinterpret_cast<GstVidclsClassificationMeta *> (m)));
-  return out;
+  return values_of (buf, GST_VIDCLS_CLASSIFICATION_META_API_TYPE, clip_result_from_meta);
 }
 
 GstStructure *
@@ -229,12 +236,7 @@ attach_action (GstBuffer *buf, const ActionEvent &a)
 std::vector<ActionEvent>
 actions_of (GstBuffer *buf)
 {
-  std::vector<ActionEvent> out;
-  gpointer state = nullptr;
-  while (GstMeta *m = gst_buffer_iterate_meta_filtered (buf, &state,
-          GST_VIDCLS_ACTION_META_API_TYPE))
-    out.push_back (action_from_meta (reinterpret_cast<GstVidclsActionMeta *> (m)));
-  return out;
+  return values_of (buf, GST_VIDCLS_ACTION_META_API_TYPE, action_from_meta);
 }
 
 GstEvent *
