@@ -36,6 +36,14 @@ torch::nn::Linear identity_mix(int64_t heads) {
 
 std::atomic<AttentionPath> g_attention_path{AttentionPath::kAuto};
 
+// y = x W^T + b through at::linear, which runs a contiguous [B, N, D] input as one addmm (bias
+// fused into the GEMM); the C++ frontend's Linear::forward takes matmul + add_ for every input
+// of more than two dimensions, which costs a pass over the output and, in backward, one more
+// reduction (train_step_vs_pytorch.py: most of the 12 % the LibTorch step took over PyTorch's).
+torch::Tensor linear(const torch::nn::Linear &l, const torch::Tensor &x) {
+  return at::linear(x, l->weight, l->bias);
+}
+
 }  // namespace
 
 void set_attention_path(AttentionPath path) { g_attention_path.store(path); }
@@ -105,8 +113,13 @@ torch::Tensor BlockImpl::attention(const torch::Tensor &x, BlockWeights &w,
                                    torch::Tensor *attn_out) {
   const int64_t B = x.size(0), N = x.size(1), D = x.size(2);
   const int64_t hd = D / heads_;
-  auto qkv = w->qkv(x).reshape({B, N, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
-  auto q = qkv[0], k = qkv[1], v = qkv[2];  // [B, heads, N, hd]
+  // One copy into [3, B, heads, N, hd], then views: q, k and v are contiguous, so the products
+  // below fold into bmm without copying them again, and unbind's backward is one stack where
+  // three selects would each zero-fill and add a gradient the size of all three.
+  const auto qkv = linear(w->qkv, x).reshape({B, N, 3, heads_, hd}).permute({2, 0, 3, 1, 4})
+                       .contiguous()
+                       .unbind(0);
+  const auto &q = qkv[0], &k = qkv[1], &v = qkv[2];  // [B, heads, N, hd]
   const double p = is_training() ? attn_dropout_ : 0.0;
   torch::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
@@ -117,20 +130,20 @@ torch::Tensor BlockImpl::attention(const torch::Tensor &x, BlockWeights &w,
   if (!out.defined()) {
     // Scale q before the product, as torch.nn.MultiheadAttention does.
     auto logits = (q * (1.0 / std::sqrt(static_cast<double>(hd)))).matmul(k.transpose(-2, -1));
-    if (mix_pre) logits = mix_pre(logits.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
+    if (mix_pre) logits = linear(mix_pre, logits.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
     auto attn = logits.softmax(-1);
-    if (mix_post) attn = mix_post(attn.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
+    if (mix_post) attn = linear(mix_post, attn.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
     if (attn_out != nullptr) *attn_out = attn;
     attn = F::dropout(attn, F::DropoutFuncOptions().p(p).training(is_training()));
     out = attn.matmul(v);
   }
   out = out.transpose(1, 2).reshape({B, N, D});
-  return F::dropout(w->proj(out), F::DropoutFuncOptions().p(dropout_).training(is_training()));
+  return F::dropout(linear(w->proj, out), F::DropoutFuncOptions().p(dropout_).training(is_training()));
 }
 
 torch::Tensor BlockImpl::mlp(const torch::Tensor &x, BlockWeights &w, int64_t prefix,
                              int64_t gh, int64_t gw) {
-  auto h = F::gelu(w->fc1(x));
+  auto h = F::gelu(linear(w->fc1, x));
   if (dwconv) {
     const int64_t B = h.size(0), C = h.size(2);
     TORCH_CHECK(h.size(1) == prefix + gh * gw, "token grid ", gh, "x", gw, " + ", prefix,
@@ -140,7 +153,7 @@ torch::Tensor BlockImpl::mlp(const torch::Tensor &x, BlockWeights &w, int64_t pr
     h = torch::cat({h.narrow(1, 0, prefix), h.narrow(1, prefix, gh * gw) + mixed}, 1);
   }
   h = F::dropout(h, F::DropoutFuncOptions().p(dropout_).training(is_training()));
-  return F::dropout(w->fc2(h), F::DropoutFuncOptions().p(dropout_).training(is_training()));
+  return F::dropout(linear(w->fc2, h), F::DropoutFuncOptions().p(dropout_).training(is_training()));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor &x, BlockWeights &w, int64_t prefix,
