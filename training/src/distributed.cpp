@@ -13,6 +13,7 @@
 #include "vidcls/errors.h"
 
 #ifdef VIDCLS_WITH_C10D
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
@@ -64,6 +65,9 @@ Launch launch_from_environment() {
   l.master_addr = require_env("MASTER_ADDR", l.world_size);
   require_env("MASTER_PORT", l.world_size);
   l.master_port = env_int("MASTER_PORT", 0, 1, 65535);
+  const char *agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  l.agent_store = agent != nullptr && std::string(agent) == "True";
+  l.restart = env_int("TORCHELASTIC_RESTART_COUNT", 0, 0, 1 << 20);
   return l;
 }
 
@@ -123,6 +127,16 @@ struct Distributed::Impl {
 
 namespace {
 
+// The network interface Gloo talks through, as torch.distributed picks it: GLOO_SOCKET_IFNAME when
+// set; the loopback when the job is on loopback; else the address this machine's hostname has.
+std::shared_ptr<::gloo::transport::Device> gloo_device(const Launch &l) {
+  if (const char *ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0')
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  if (l.master_addr == "localhost" || l.master_addr.rfind("127.", 0) == 0 || l.master_addr == "::1")
+    return c10d::ProcessGroupGloo::createDeviceForHostname(l.master_addr);
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
 // A c10d failure as a message a user can act on.
 [[noreturn]] void lost(const Launch &l, double timeout_s, const std::string &what,
                        const std::exception &e) {
@@ -153,13 +167,17 @@ Distributed::Distributed(const Launch &launch, double timeout_s)
           std::to_string(launch_.master_port),
       c10d::TCPStoreOptions so;
       so.port = static_cast<std::uint16_t>(launch_.master_port);
-      so.isServer = launch_.rank == 0;
+      // torchrun's agent already serves a store there (it says so in the environment, as
+      // torch.distributed does); otherwise rank 0 serves it and waits for every rank to connect.
+      so.isServer = launch_.rank == 0 && !launch_.agent_store;
       so.numWorkers = launch_.world_size;
-      so.waitWorkers = true;
+      so.waitWorkers = !launch_.agent_store;
       so.timeout = timeout;
-      impl_->store = c10::make_intrusive<c10d::TCPStore>(launch_.master_addr, so);
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+          "vidcls-train/" + std::to_string(launch_.restart),
+          c10::make_intrusive<c10d::TCPStore>(launch_.master_addr, so));
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(launch_.master_addr));
+      opts->devices.push_back(gloo_device(launch_));
       impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
           impl_->store, launch_.rank, launch_.world_size, opts));
 }

@@ -24,6 +24,8 @@ struct Launch {
   int local_world_size = 1;  // LOCAL_WORLD_SIZE (torchrun sets it); 1 when unset
   std::string master_addr;
   int master_port = 0;
+  bool agent_store = false;  // torchrun's agent serves the store (TORCHELASTIC_USE_AGENT_STORE)
+  int restart = 0;           // TORCHELASTIC_RESTART_COUNT: keys of each attempt apart
   bool distributed() const { return world_size > 1; }
 };
 
