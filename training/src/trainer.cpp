@@ -502,8 +502,11 @@ EpochRow TrainingRun::run_epoch(int epoch) {
   EpochResult tr;
   try {
     tr = train_one_epoch(trainee_, loader, recipe_, schedule_, pos_.step, epoch);
-  } catch (const c10::Error &e) {
-    if (!dist_->enabled()) throw;
+  } catch (const std::exception &e) {
+    // The gradient all-reduce runs inside backward(): Gloo's failures come out of it.
+    const bool comm = dynamic_cast<const c10::Error *>(&e) != nullptr ||
+                      std::string(e.what()).find("gloo") != std::string::npos;
+    if (!dist_->enabled() || !comm) throw;
     dist_->failed("training epoch " + std::to_string(epoch) + " (gradient all-reduce)", e);
   }
   reduce_epoch(tr);
