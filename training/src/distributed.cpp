@@ -298,13 +298,13 @@ void Distributed::attach(const std::vector<std::string> &names,
   std::reverse(limits.begin(), limits.end());
   std::unordered_map<size_t, std::string> param_names;
   for (size_t i = 0; i < names.size(); ++i) param_names[i] = names[i];
-  VIDCLS_COLLECTIVE(
-      "setting up gradient all-reduce",
-      impl_->reducer = std::make_unique<c10d::Reducer>(
-          params, std::move(buckets), std::move(limits), impl_->pg, sparse, kBucket,
-          /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
-          std::move(param_names), kFirstBucket);
-      impl_->reducer->register_comm_hook(std::make_unique<TimedAllReduce>(impl_->pg, impl_->clock)));
+  VIDCLS_COLLECTIVE("setting up gradient all-reduce",
+                    impl_->reducer = std::make_unique<c10d::Reducer>(
+                        params, std::move(buckets), std::move(limits), impl_->pg, sparse, kBucket,
+                        /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
+                        std::move(param_names), kFirstBucket);
+                    impl_->reducer->register_comm_hook(
+                        std::make_unique<TimedAllReduce>(impl_->pg, impl_->clock)));
 }
 
 void Distributed::before_forward() {

@@ -115,7 +115,8 @@ torch::Tensor eval_logits(Trainee &t, const EvalInputs &inputs, int64_t classes)
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < inputs.x.size(0); i += kBatch) {
     const int64_t n = std::min(kBatch, inputs.x.size(0) - i);
-    parts.push_back(t.forward(inputs.x.narrow(0, i, n).to(t.device)).to(torch::kCPU, torch::kFloat32));
+    parts.push_back(
+        t.forward(inputs.x.narrow(0, i, n).to(t.device)).to(torch::kCPU, torch::kFloat32));
   }
   return torch::cat(parts);
 }

@@ -679,14 +679,15 @@ TrainResult TrainingRun::run() {
 // ranks other than 0 print nothing but their errors.
 void TrainingRun::join() {
   const Launch launch = launch_from_environment();
-  if (launch.distributed() && launch.local_world_size > 1 && std::getenv("OMP_NUM_THREADS") == nullptr &&
-      std::getenv("VIDCLS_NUM_THREADS") == nullptr) {
+  if (launch.distributed() && launch.local_world_size > 1 &&
+      std::getenv("OMP_NUM_THREADS") == nullptr && std::getenv("VIDCLS_NUM_THREADS") == nullptr) {
     // The processes of one machine share its cores.
     torch::set_num_threads(std::max(1, torch::get_num_threads() / launch.local_world_size));
   }
   dist_ = std::make_unique<Distributed>(launch, o_.dist_timeout);
   if (dist_->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
-    throw std::runtime_error("cannot silence the standard output of rank " + std::to_string(dist_->rank()));
+    throw std::runtime_error("cannot silence the standard output of rank " +
+                             std::to_string(dist_->rank()));
 }
 
 // The options and data that change what is computed: every rank must have rank 0's.
@@ -717,8 +718,8 @@ std::map<std::string, std::string> TrainingRun::configuration() const {
           {"--fine-tune-backbone", std::to_string(o_.fine_tune_backbone)},
           {"--no-feature-cache", std::to_string(o_.no_feature_cache)},
           {"--teacher (given)", std::to_string(!o_.teacher.empty())},
-          {"--distill-*", str(o_.distill_temperature) + " " + str(o_.distill_alpha) + " " +
-                              str(o_.distill_beta)},
+          {"--distill-*",
+           str(o_.distill_temperature) + " " + str(o_.distill_alpha) + " " + str(o_.distill_beta)},
           {"--resume", std::to_string(o_.resume)},
           {"--stop-after", std::to_string(o_.stop_after)},
           {"WORLD_SIZE", std::to_string(dist_->world_size())}};
@@ -759,8 +760,8 @@ ClassificationMetrics TrainingRun::evaluate_all(const EvalInputs &shard, const E
 void TrainingRun::reduce_epoch(EpochResult &tr) const {
   if (!dist_->enabled()) return;
   const double n = static_cast<double>(tr.samples);
-  auto sums = torch::tensor({tr.loss * n, tr.acc * n, n, tr.kd * n, tr.attention * n, tr.hidden * n},
-                            torch::kFloat64);
+  auto sums = torch::tensor(
+      {tr.loss * n, tr.acc * n, n, tr.kd * n, tr.attention * n, tr.hidden * n}, torch::kFloat64);
   dist_->all_reduce_sum(sums);
   const auto v = sums.accessor<double, 1>();
   const double total = std::max(1.0, v[2]);
@@ -779,8 +780,9 @@ void TrainingRun::dump_weights() const {
   if (dir == nullptr || *dir == '\0') return;
   fs::create_directories(dir);
   model_->to(torch::kCPU);
-  write_safetensors((fs::path(dir) / ("rank" + std::to_string(dist_->rank()) + ".safetensors")).string(),
-                    state_of(*model_), {});
+  write_safetensors(
+      (fs::path(dir) / ("rank" + std::to_string(dist_->rank()) + ".safetensors")).string(),
+      state_of(*model_), {});
   model_->to(trainee_.device);
 }
 
