@@ -11,6 +11,8 @@ packages=(
   # OpenBLAS's OpenMP build, not its pthreads one: LibTorch runs on OpenMP, and two thread pools
   # spinning on the same cores made small models up to 40x slower (see blas_alternatives below).
   libtorch-dev libopenblas0-openmp
+  # data-parallel vidcls-train: LibTorch's c10d headers (ProcessGroupGloo) include Gloo's
+  libgloo-dev
   # libraries used by the code
   nlohmann-json3-dev libcli11-dev libopencv-dev
   # GStreamer: development files, plugins for decoding/encoding in tests and demo, tools

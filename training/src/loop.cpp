@@ -68,6 +68,7 @@ EpochResult train_one_epoch(Trainee &t, PrefetchLoader &loader, const Recipe &re
     for (auto &g : t.optimizer->param_groups()) g.options().set_lr(lr);
     const auto x = batch->inputs.to(t.device), y = batch->labels.to(t.device);
     torch::Tensor logits;
+    if (t.sync != nullptr) t.sync->before_forward();
     const auto loss = batch_loss(t, x, y, recipe, logits, r).to(torch::kFloat32);
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
@@ -79,7 +80,10 @@ EpochResult train_one_epoch(Trainee &t, PrefetchLoader &loader, const Recipe &re
       throw std::runtime_error(msg);
     }
     t.optimizer->zero_grad();
-    (t.scaler.on ? loss * t.scaler.scale : loss).backward();
+    const auto scaled = t.scaler.on ? loss * t.scaler.scale : loss;
+    if (t.sync != nullptr) t.sync->before_backward(scaled);
+    scaled.backward();
+    if (t.sync != nullptr) t.sync->after_backward();
     if (t.scaler.unscale(t.params)) {
       if (recipe.clip_grad > 0) torch::nn::utils::clip_grad_norm_(t.params, recipe.clip_grad);
       t.optimizer->step();
@@ -103,17 +107,25 @@ EpochResult train_one_epoch(Trainee &t, PrefetchLoader &loader, const Recipe &re
   return r;
 }
 
-ClassificationMetrics evaluate(Trainee &t, const EvalInputs &inputs,
-                               const std::vector<std::string> &classes) {
+torch::Tensor eval_logits(Trainee &t, const EvalInputs &inputs, int64_t classes) {
   torch::NoGradGuard no_grad;
   t.model->eval();
-  ClassificationMetrics m(classes);
-  if (inputs.empty()) return m;
+  if (inputs.empty()) return torch::zeros({0, classes});
   constexpr int64_t kBatch = 32;
+  std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < inputs.x.size(0); i += kBatch) {
     const int64_t n = std::min(kBatch, inputs.x.size(0) - i);
-    m.add(t.forward(inputs.x.narrow(0, i, n).to(t.device)), inputs.y.narrow(0, i, n));
+    parts.push_back(
+        t.forward(inputs.x.narrow(0, i, n).to(t.device)).to(torch::kCPU, torch::kFloat32));
   }
+  return torch::cat(parts);
+}
+
+ClassificationMetrics evaluate(Trainee &t, const EvalInputs &inputs,
+                               const std::vector<std::string> &classes) {
+  ClassificationMetrics m(classes);
+  if (inputs.empty()) return m;
+  m.add(eval_logits(t, inputs, static_cast<int64_t>(classes.size())), inputs.y);
   return m;
 }
 

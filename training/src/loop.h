@@ -30,6 +30,16 @@ struct Schedule {
 // cached per-frame features.
 using Forward = std::function<torch::Tensor(const torch::Tensor &)>;
 
+// Gradient synchronisation between the processes of a data-parallel run, called around every
+// step (distributed.h implements it on c10d).
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  virtual void before_forward() = 0;
+  virtual void before_backward(const torch::Tensor &loss) = 0;  // the loss backward() starts at
+  virtual void after_backward() = 0;  // gradients are averaged over the ranks when this returns
+};
+
 // What optimiser steps work on.
 struct Trainee {
   VideoClassifierImpl *model = nullptr;
@@ -40,6 +50,7 @@ struct Trainee {
   torch::Device device{torch::kCPU};
   torch::ScalarType precision = torch::kFloat32;
   LossScaler scaler;
+  GradientSync *sync = nullptr;  // data-parallel runs
 };
 
 struct EpochResult {
@@ -62,6 +73,10 @@ struct EvalInputs {
   torch::Tensor x, y;
   bool empty() const { return !x.defined() || x.size(0) == 0; }
 };
+
+// The model's float32 CPU logits (eval mode, no autograd) of every input, in batches; [0, classes]
+// when there are none.
+torch::Tensor eval_logits(Trainee &t, const EvalInputs &inputs, int64_t classes);
 
 // The model (eval mode, no autograd) on every input, in batches.
 ClassificationMetrics evaluate(Trainee &t, const EvalInputs &inputs,

@@ -9,9 +9,11 @@
 #include <random>
 #include <stdexcept>
 
+#include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include "distill.h"
+#include "distributed.h"
 #include "loop.h"
 #include "precision.h"
 #include "run_state.h"
@@ -19,6 +21,7 @@
 #include "vidcls/device.h"
 #include "vidcls/errors.h"
 #include "vidcls/pretrained.h"
+#include "vidcls/safetensors.h"
 #include "vidcls/runtime.h"
 #include "vidcls/train/clip_cache.h"
 #include "vidcls/train/dataset.h"
@@ -256,6 +259,14 @@ class TrainingRun {
   nlohmann::json provenance(const EpochRow &row) const;
   void print_epoch(const EpochRow &row, const EpochResult &tr, bool improved) const;
   TrainResult report() const;
+  void join();
+  std::map<std::string, std::string> configuration() const;
+  void resume_everywhere();
+  void share_evaluation();
+  ClassificationMetrics evaluate_all(const EvalInputs &shard, const EvalInputs &all);
+  void reduce_epoch(EpochResult &tr) const;
+  void dump_weights() const;
+  bool writes() const { return dist_->rank() == 0; }
 
   const TrainOptions &o_;
   const fs::path out_;
@@ -280,6 +291,9 @@ class TrainingRun {
   std::string revision_;
   Clock::time_point start_;
   int first_epoch_ = 1;
+  std::unique_ptr<Distributed> dist_;
+  int64_t rank_clips_ = 0;  // training clips of this rank per epoch
+  EvalInputs val_shard_, test_shard_;  // this rank's part of the evaluation inputs
 };
 
 void TrainingRun::setup() {
@@ -303,7 +317,9 @@ void TrainingRun::setup() {
 }
 
 void TrainingRun::open_data() {
-  data_.cache = open_cache(o_, spec_);
+  // Ranks that share a file system share the clip cache of a dataset folder: built by the first,
+  // found up to date by the others.
+  dist_->one_at_a_time("the clip cache", [&] { data_.cache = open_cache(o_, spec_); });
   const ClipCache &cache = data_.cache;
   const auto train = cache.indices("train"), val = cache.indices("val"),
              test = cache.indices("test");
@@ -397,8 +413,16 @@ void TrainingRun::build_optimiser() {
     recipe_.repeats = static_cast<int>(
         std::max<int64_t>(4, (recipe_.min_epoch_clips + n - 1) / std::max<int64_t>(1, n)));
   }
+  // The DistributedSampler contract: an epoch's order padded to a multiple of the world size,
+  // rank r taking positions r, r + W, ...; --batch-size is per rank.
   per_epoch_ = static_cast<int64_t>(data_.train.size()) * recipe_.repeats;
-  batches_ = (per_epoch_ + recipe_.batch_size - 1) / recipe_.batch_size;
+  const int64_t world = dist_->world_size();
+  rank_clips_ = (per_epoch_ + world - 1) / world;
+  batches_ = (rank_clips_ + recipe_.batch_size - 1) / recipe_.batch_size;
+  std::vector<std::string> names;
+  for (const auto &[name, p] : named_) names.push_back(name);
+  dist_->attach(names, params);
+  if (dist_->enabled()) trainee_.sync = dist_.get();
   schedule_.peak = recipe_.lr;
   schedule_.total_steps = batches_ * recipe_.epochs;
   schedule_.warmup_steps = static_cast<int64_t>(std::llround(recipe_.warmup_epochs * batches_));
@@ -422,17 +446,29 @@ void TrainingRun::print_setup() const {
   }
   std::printf("clips: %d frames, %s, %dx%d\n", spec_.frames, sampling(spec_).c_str(), spec_.width,
               spec_.height);
+  if (dist_->enabled()) {
+    std::printf(
+        "data-parallel: %d processes, backend %s, batch %d per rank = %lld global, %lld clips "
+        "per rank per epoch, timeout %.0f s\n",
+        dist_->world_size(), dist_->backend(), recipe_.batch_size,
+        static_cast<long long>(recipe_.batch_size) * dist_->world_size(),
+        static_cast<long long>(rank_clips_), dist_->timeout_seconds());
+  }
   std::fflush(stdout);
 }
 
+// Batch b of this rank. A clip's randomness comes from its position in the epoch's global order,
+// so a run of W ranks with batch B draws the same clips, augmented the same way, as one process
+// with batch W x B.
 Batch TrainingRun::make_batch(int epoch, size_t b, const std::vector<size_t> &order) const {
-  std::mt19937_64 rng(mix(o_.seed, epoch, 1000 + b));
   const size_t begin = b * recipe_.batch_size;
-  const size_t end = std::min<size_t>(begin + recipe_.batch_size, order.size());
+  const size_t end = std::min<size_t>(begin + recipe_.batch_size, rank_clips_);
   std::vector<torch::Tensor> xs;
   std::vector<int64_t> ys;
   for (size_t i = begin; i < end; ++i) {
-    const Sample &s = data_.train[order[i]];
+    const size_t position = i * dist_->world_size() + dist_->rank();
+    std::mt19937_64 rng(mix(o_.seed, epoch, 1000 + position));
+    const Sample &s = data_.train[order[position]];
     if (use_features_) {
       const auto idx = random_window(s.sampled, spec_.frames, rng);
       xs.push_back(data_.features[s.video].index_select(0, torch::tensor(idx, torch::kInt64)));
@@ -457,11 +493,23 @@ EpochRow TrainingRun::run_epoch(int epoch) {
   std::vector<size_t> order(per_epoch_);
   for (int64_t i = 0; i < per_epoch_; ++i) order[i] = i % data_.train.size();
   std::shuffle(order.begin(), order.end(), std::mt19937_64(mix(o_.seed, epoch, 2)));
+  for (size_t i = 0; order.size() < static_cast<size_t>(rank_clips_ * dist_->world_size()); ++i)
+    order.push_back(order[i]);  // padded as DistributedSampler pads
   PrefetchLoader loader(
       static_cast<size_t>(batches_), [&](size_t b) { return make_batch(epoch, b, order); },
       static_cast<size_t>(std::max(1, o_.prefetch)));
   const int64_t skipped_before = trainee_.scaler.skipped;
-  const auto tr = train_one_epoch(trainee_, loader, recipe_, schedule_, pos_.step, epoch);
+  EpochResult tr;
+  try {
+    tr = train_one_epoch(trainee_, loader, recipe_, schedule_, pos_.step, epoch);
+  } catch (const std::exception &e) {
+    // The gradient all-reduce runs inside backward(): Gloo's failures come out of it.
+    const bool comm = dynamic_cast<const c10::Error *>(&e) != nullptr ||
+                      std::string(e.what()).find("gloo") != std::string::npos;
+    if (!dist_->enabled() || !comm) throw;
+    dist_->failed("training epoch " + std::to_string(epoch) + " (gradient all-reduce)", e);
+  }
+  reduce_epoch(tr);
   if (trainee_.scaler.skipped > skipped_before) {
     std::printf("  fp16: %lld steps skipped for non-finite gradients, loss scale now %g\n",
                 static_cast<long long>(trainee_.scaler.skipped - skipped_before),
@@ -473,15 +521,14 @@ EpochRow TrainingRun::run_epoch(int epoch) {
   row.lr = tr.lr;
   row.train_loss = tr.loss;
   row.train_acc = tr.acc;
-  const auto &classes = data_.cache.classes();
   if (!data_.val_inputs.empty()) {
-    const auto m = evaluate(trainee_, data_.val_inputs, classes);
+    const auto m = evaluate_all(val_shard_, data_.val_inputs);
     row.val_loss = m.loss();
     row.val_top1 = m.top1();
     row.val_top5 = m.top5();
   }
   if (!data_.test_inputs.empty()) {
-    const auto m = evaluate(trainee_, data_.test_inputs, classes);
+    const auto m = evaluate_all(test_shard_, data_.test_inputs);
     row.test_loss = m.loss();
     row.test_top1 = m.top1();
     row.test_top5 = m.top5();
@@ -490,12 +537,23 @@ EpochRow TrainingRun::run_epoch(int epoch) {
   const bool improved = pos_.best.improved_by(row, !data_.val_inputs.empty());
   if (improved) pos_.best = {epoch, row.val_top1, row.val_loss};
   pos_.epoch = epoch;
-  save_checkpoints(row);
+  if (writes()) save_checkpoints(row);
   row.epoch_seconds = seconds_since(t0);
   rows_.push_back(row);
-  write_metrics(out_ / "metrics.csv", rows_);
-  write_curves(out_ / "curves.png", rows_);
+  if (writes()) {
+    write_metrics(out_ / "metrics.csv", rows_);
+    write_curves(out_ / "curves.png", rows_);
+  }
   print_epoch(row, tr, improved);
+  if (dist_->enabled()) {
+    const auto c = dist_->take_comm_stats();
+    const double steps = std::max<int64_t>(1, c.steps), step_s = tr.seconds / steps;
+    std::printf(
+        "  rank 0 all-reduce: %.1f buckets/step, %.2f ms/step in flight (overlapping backward), "
+        "%.2f ms/step waited after backward = %.1f%% of the %.1f ms step\n",
+        c.buckets / steps, 1e3 * c.allreduce_seconds / steps, 1e3 * c.wait_seconds / steps,
+        step_s > 0 ? 100 * c.wait_seconds / steps / step_s : 0.0, 1e3 * step_s);
+  }
   if (distiller_ != nullptr)
     std::printf("  distillation: soft-label KL %.4f  attention MSE %.3g  hidden KL %.4f\n", tr.kd,
                 tr.attention, tr.hidden);
@@ -573,11 +631,20 @@ void TrainingRun::print_epoch(const EpochRow &row, const EpochResult &tr, bool i
 
 TrainResult TrainingRun::run() {
   configure_runtime();
+  join();
   setup();
   open_data();
   build_model();
-  resume();
+  dist_->check_same_configuration(configuration());
+  resume_everywhere();
   model_->to(trainee_.device);
+  // Every rank starts from rank 0's weights (its initialisation, or what it resumed from).
+  {
+    std::vector<torch::Tensor> state;
+    for (const auto &p : model_->parameters()) state.push_back(p);
+    for (const auto &b : model_->buffers()) state.push_back(b);
+    dist_->broadcast(state);
+  }
   if (!o_.teacher.empty())
     distiller_ = make_distiller(o_, *model_, data_.cache.classes(), spec_, trainee_.device);
   if (use_features_) {
@@ -591,6 +658,7 @@ TrainResult TrainingRun::run() {
   }
   data_.val_inputs = eval_inputs(data_, data_.val, spec_);
   data_.test_inputs = eval_inputs(data_, data_.test, spec_);
+  share_evaluation();
   build_optimiser();
   print_setup();
 
@@ -603,7 +671,119 @@ TrainResult TrainingRun::run() {
       break;
     }
   }
+  dump_weights();
   return report();
+}
+
+// Joins a data-parallel job when the environment describes one (torchrun or the same variables);
+// ranks other than 0 print nothing but their errors.
+void TrainingRun::join() {
+  const Launch launch = launch_from_environment();
+  if (launch.distributed() && launch.local_world_size > 1 &&
+      std::getenv("OMP_NUM_THREADS") == nullptr && std::getenv("VIDCLS_NUM_THREADS") == nullptr) {
+    // The processes of one machine share its cores.
+    torch::set_num_threads(std::max(1, torch::get_num_threads() / launch.local_world_size));
+  }
+  dist_ = std::make_unique<Distributed>(launch, o_.dist_timeout);
+  if (dist_->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+    throw std::runtime_error("cannot silence the standard output of rank " +
+                             std::to_string(dist_->rank()));
+}
+
+// The options and data that change what is computed: every rank must have rank 0's.
+std::map<std::string, std::string> TrainingRun::configuration() const {
+  const ClipCache &c = data_.cache;
+  std::string classes;
+  for (const auto &l : c.classes()) classes += l + ",";
+  auto str = [](double v) { return nlohmann::json(v).dump(); };
+  return {{"--model / --preset", preset_name_},
+          {"data (layout, split, classes)", c.layout() + " " + c.split() + " " + classes},
+          {"data (train/val/test videos)", std::to_string(data_.train.size()) + "/" +
+                                               std::to_string(data_.val.size()) + "/" +
+                                               std::to_string(data_.test.size())},
+          {"--val-fraction", str(c.val_fraction())},
+          {"--frame-stride / --sample-rate", sampling(spec_)},
+          {"--batch-size", std::to_string(recipe_.batch_size)},
+          {"--epochs", std::to_string(recipe_.epochs)},
+          {"--repeats", std::to_string(recipe_.repeats)},
+          {"--lr", str(recipe_.lr)},
+          {"--weight-decay", str(recipe_.weight_decay)},
+          {"--warmup-epochs", str(recipe_.warmup_epochs)},
+          {"--label-smoothing", str(recipe_.label_smoothing)},
+          {"--clip-grad", str(recipe_.clip_grad)},
+          {"--optimizer", recipe_.optimizer},
+          {"--seed", std::to_string(o_.seed)},
+          {"--precision", o_.precision},
+          {"--flip", std::to_string(o_.flip)},
+          {"--fine-tune-backbone", std::to_string(o_.fine_tune_backbone)},
+          {"--no-feature-cache", std::to_string(o_.no_feature_cache)},
+          {"--teacher (given)", std::to_string(!o_.teacher.empty())},
+          {"--distill-*",
+           str(o_.distill_temperature) + " " + str(o_.distill_alpha) + " " + str(o_.distill_beta)},
+          {"--resume", std::to_string(o_.resume)},
+          {"--stop-after", std::to_string(o_.stop_after)},
+          {"WORLD_SIZE", std::to_string(dist_->world_size())}};
+}
+
+// --resume: rank 0 reads OUT/last.safetensors and sends the optimiser state and the run position
+// to the others (the weights follow with the initial broadcast), so no rank but 0 needs the file.
+void TrainingRun::resume_everywhere() {
+  if (dist_->rank() == 0) resume();
+  if (!o_.resume || !dist_->enabled()) return;
+  dist_->broadcast_named(resume_extra_);
+  if (dist_->rank() != 0 && !resume_extra_.empty())
+    pos_ = read_run_position(resume_extra_, "rank 0's last.safetensors");
+}
+
+// Rank r evaluates validation and test videos r, r + W, ...
+void TrainingRun::share_evaluation() {
+  auto shard = [&](const EvalInputs &all) {
+    if (all.empty() || !dist_->enabled()) return all;
+    const auto idx = torch::arange(dist_->rank(), all.x.size(0), dist_->world_size());
+    return EvalInputs{all.x.index_select(0, idx), all.y.index_select(0, idx)};
+  };
+  val_shard_ = shard(data_.val_inputs);
+  test_shard_ = shard(data_.test_inputs);
+}
+
+// Metrics over every video of a side: each rank's logits gathered, so every rank computes the same
+// numbers (and chooses the same best epoch).
+ClassificationMetrics TrainingRun::evaluate_all(const EvalInputs &shard, const EvalInputs &all) {
+  const auto &classes = data_.cache.classes();
+  const auto logits = eval_logits(trainee_, shard, static_cast<int64_t>(classes.size()));
+  ClassificationMetrics m(classes);
+  m.add(dist_->all_gather_strided(logits, all.x.size(0)), all.y);
+  return m;
+}
+
+// The epoch's training loss and accuracy over every rank's clips.
+void TrainingRun::reduce_epoch(EpochResult &tr) const {
+  if (!dist_->enabled()) return;
+  const double n = static_cast<double>(tr.samples);
+  auto sums = torch::tensor(
+      {tr.loss * n, tr.acc * n, n, tr.kd * n, tr.attention * n, tr.hidden * n}, torch::kFloat64);
+  dist_->all_reduce_sum(sums);
+  const auto v = sums.accessor<double, 1>();
+  const double total = std::max(1.0, v[2]);
+  tr.loss = v[0] / total;
+  tr.acc = v[1] / total;
+  tr.samples = static_cast<int64_t>(v[2]);
+  tr.kd = v[3] / total;
+  tr.attention = v[4] / total;
+  tr.hidden = v[5] / total;
+}
+
+// VIDCLS_TRAIN_DUMP_WEIGHTS=DIR: every rank writes its final weights to DIR/rank<R>.safetensors
+// (the tests compare the ranks' copies).
+void TrainingRun::dump_weights() const {
+  const char *dir = std::getenv("VIDCLS_TRAIN_DUMP_WEIGHTS");
+  if (dir == nullptr || *dir == '\0') return;
+  fs::create_directories(dir);
+  model_->to(torch::kCPU);
+  write_safetensors(
+      (fs::path(dir) / ("rank" + std::to_string(dist_->rank()) + ".safetensors")).string(),
+      state_of(*model_), {});
+  model_->to(trainee_.device);
 }
 
 TrainResult TrainingRun::report() const {
@@ -625,6 +805,15 @@ TrainResult TrainingRun::report() const {
 
 }  // namespace
 
-TrainResult train(const TrainOptions &o) { return TrainingRun(o).run(); }
+TrainResult train(const TrainOptions &o) {
+  const Launch launch = launch_from_environment();
+  try {
+    return TrainingRun(o).run();
+  } catch (const std::exception &e) {
+    if (!launch.distributed()) throw;
+    // Which process of the job said it.
+    throw std::runtime_error("rank " + std::to_string(launch.rank) + ": " + error_message(e));
+  }
+}
 
 }  // namespace vidcls::train

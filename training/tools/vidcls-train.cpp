@@ -118,6 +118,11 @@ void add_benchmark_options(CLI::App &app, train::TrainOptions &o) {
   app.add_flag("--no-feature-cache", o.no_feature_cache,
                "benchmark, resnet-vit: run the frozen backbone on every training clip instead of "
                "training on cached per-frame features");
+  app.add_option("--dist-timeout", o.dist_timeout,
+                 "data-parallel runs: seconds a rank waits for the others (to join, in every "
+                 "all-reduce) before it stops with an error")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--stop-after", o.stop_after,
                  "stop after this epoch, as a kill would (for testing --resume)");
 }

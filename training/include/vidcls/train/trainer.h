@@ -71,6 +71,9 @@ struct TrainOptions {
   bool no_feature_cache = false;
   int stop_after = 0;  // stop after this epoch as a kill would (0 = run the whole schedule)
   int prefetch = 4;    // batches prepared ahead
+  // Data-parallel runs (torchrun, or RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT): how long any
+  // rank waits for the others (rendezvous, each collective) before it gives up with an error.
+  double dist_timeout = 300;
   // Weight distillation (MiniViT, Zhang et al. 2022) from a ViViT / Mini-ViViT teacher
   // checkpoint with the same labels and clip size: loss = (1 - alpha) CE(labels)
   // + alpha T^2 KL(teacher || student at temperature T) + beta (MSE of the head-averaged
