@@ -24,13 +24,12 @@ constexpr const char *kDevice = "pngcairo";
 // PLplot ends the process on a fatal error (an unknown device among them), so the driver is
 // looked up first and its absence becomes an exception that names the package.
 void require_png_driver() {
-  const char **menu = nullptr, **names = nullptr;
-  int count = 0;
-  plgDevs(&menu, &names, &count);
+  std::vector<const char *> menu(128), names(128);  // plgDevs fills at most `count` entries
+  const char **menu_p = menu.data(), **names_p = names.data();
+  int count = static_cast<int>(names.size());
+  plgDevs(&menu_p, &names_p, &count);
   bool found = false;
-  for (int i = 0; i < count; ++i) found = found || std::strcmp(names[i], kDevice) == 0;
-  std::free(menu);
-  std::free(names);
+  for (int i = 0; i < count; ++i) found = found || std::strcmp(names_p[i], kDevice) == 0;
   if (!found) {
     throw std::runtime_error(
         "cannot draw curves.png: PLplot's Cairo driver (device pngcairo) is not installed; "
@@ -54,7 +53,7 @@ void set_palette() {
 struct Series {
   std::string name;
   std::vector<double> y;
-  int colour, line_style, symbol;  // PLplot line style 1-8, Hershey symbol number
+  int colour, line_style, symbol;  // PLplot line style 1-8, plpoin symbol code
 };
 
 // Tick spacing of about `target` intervals over `range` from 1, 2, 5 x 10^k.
@@ -68,10 +67,12 @@ double nice_step(double range, int target) {
 }
 
 // One panel in the viewport (x0, x1, y0, y1) of the page: axes with ticks and values, a grid,
-// the series as lines with markers, a legend when there is more than one series.
+// the series as lines with markers, a legend (at PL_POSITION_TOP or _BOTTOM, on the right) when
+// there is more than one series.
 void draw_panel(double x0, double x1, double y0, double y1, const std::string &title,
                 const std::string &y_label, const std::vector<double> &epochs,
-                const std::vector<Series> &series, double y_min, double y_max) {
+                const std::vector<Series> &series, double y_min, double y_max,
+                PLINT legend_position) {
   const double e0 = epochs.front(), e1 = epochs.back();
   const double pad = std::max(0.5, 0.03 * (e1 - e0));
   plvpor(x0, x1, y0, y1);
@@ -90,28 +91,27 @@ void draw_panel(double x0, double x1, double y0, double y1, const std::string &t
     pllsty(s.line_style);
     plwidth(2.0);
     if (s.y.size() > 1) plline(static_cast<PLINT>(s.y.size()), epochs.data(), s.y.data());
+    plssym(0, 0.6);
     plpoin(static_cast<PLINT>(s.y.size()), epochs.data(), s.y.data(), s.symbol);
   }
   pllsty(1);
   plwidth(1.0);
   if (series.size() < 2) return;
   const auto n = static_cast<PLINT>(series.size());
-  std::vector<PLINT> opts(n, PL_LEGEND_LINE | PL_LEGEND_SYMBOL), colours, styles, symbol_numbers(n, 3);
-  std::vector<PLFLT> widths(n, 2.0), symbol_scales(n, 1.0);
-  std::vector<const char *> texts, symbols;
-  static const char *const kSymbols[] = {"#(727)", "#(728)", "#(725)"};  // disc, box, triangle
+  std::vector<PLINT> opts(n, PL_LEGEND_LINE), colours, styles;
+  std::vector<PLFLT> widths(n, 2.0);
+  std::vector<const char *> texts;
   for (const auto &s : series) {
     colours.push_back(s.colour);
     styles.push_back(s.line_style);
     texts.push_back(s.name.c_str());
-    symbols.push_back(kSymbols[std::min<size_t>(symbols.size(), 2)]);
   }
   PLFLT width = 0, height = 0;
   pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-           PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, kWhite,
-           kBlack, 1, 0, 0, n, opts.data(), 0.8, 0.8, 1.8, 0.0, colours.data(), texts.data(),
+           legend_position | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.03, 0.07, kWhite,
+           kBlack, 1, 0, 0, n, opts.data(), 0.8, 0.8, 1.6, 0.0, colours.data(), texts.data(),
            nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(), widths.data(),
-           colours.data(), symbol_scales.data(), symbol_numbers.data(), symbols.data());
+           nullptr, nullptr, nullptr, nullptr);
 }
 
 double max_of(const std::vector<Series> &series) {
@@ -132,7 +132,7 @@ void write_curves_png(const std::string &path, const std::vector<CurvePoint> &po
 
   std::vector<double> epochs;
   Series train_loss{"train", {}, kTrain, 1, 17}, val_loss{"validation", {}, kValidation, 2, 16},
-      test_loss{"test", {}, kTest, 3, 13};
+      test_loss{"test", {}, kTest, 3, 6};
   Series train_acc = train_loss, val_acc = val_loss, test_acc = test_loss,
          lr{"learning rate", {}, kLr, 1, 17};
   bool have_val = false, have_test = false;
@@ -171,11 +171,12 @@ void write_curves_png(const std::string &path, const std::vector<CurvePoint> &po
   plinit();
   pladv(0);
   plschr(0, 0.9);
-  draw_panel(0.05, 0.33, 0.14, 0.90, "loss (cross-entropy)", "loss", epochs, loss, 0,
-             1.05 * max_of(loss));
-  draw_panel(0.39, 0.67, 0.14, 0.90, "top-1 accuracy", "top-1 (%)", epochs, acc, 0, 100);
-  draw_panel(0.74, 0.98, 0.14, 0.90, "learning rate", "learning rate", epochs, {lr}, 0,
-             1.1 * max_of({lr}));
+  draw_panel(0.05, 0.32, 0.17, 0.86, "loss (cross-entropy)", "loss", epochs, loss, 0,
+             1.05 * max_of(loss), PL_POSITION_TOP);
+  draw_panel(0.39, 0.66, 0.17, 0.86, "top-1 accuracy", "top-1 (%)", epochs, acc, 0, 100,
+             PL_POSITION_BOTTOM);
+  draw_panel(0.74, 0.98, 0.17, 0.86, "learning rate", "learning rate", epochs, {lr}, 0,
+             1.1 * max_of({lr}), PL_POSITION_TOP);
   plend1();
   plsstrm(previous);
   std::error_code ec;
