@@ -334,12 +334,12 @@ torch::Tensor drifting_scene(int64_t T, int64_t S, double cam_x, double cam_y, d
   const auto y = torch::arange(S, torch::kFloat64).view({S, 1}).expand({S, S});
   for (int64_t t = 0; t < T; ++t) {
     const auto xs = x + cam_x * t, ys = y + cam_y * t;  // scene coordinates of each pixel
-    auto bg = 0.4 * torch::sin(0.31 * xs + 0.17 * ys + 0.5) + 0.3 * torch::sin(0.23 * ys - 0.11 * xs) +
-              0.2 * torch::cos(0.41 * xs + 0.37 * ys + 1.0);
+    auto bg = 0.8 * torch::sin(0.45 * xs + 0.25 * ys + 0.5) + 0.6 * torch::sin(0.35 * ys - 0.2 * xs) +
+              0.4 * torch::cos(0.5 * xs + 0.4 * ys + 1.0);
     const double ox = 20 + obj_x * t, oy = 32;  // the object's centre in scene coordinates
     const auto inside = 0.25 * (torch::tanh((7 - (xs - ox).abs()) / 1.2) + 1) *
                         (torch::tanh((7 - (ys - oy).abs()) / 1.2) + 1);
-    const auto img = bg * (1 - inside) + 0.9 * inside;
+    const auto img = bg * (1 - inside) + 1.5 * inside;
     for (int c = 0; c < 3; ++c) clip[0][t][c].copy_(img.to(torch::kFloat32) * (0.8 + 0.1 * c));
   }
   return clip;
@@ -354,8 +354,8 @@ TEST(ViViT, StabilisedNormalFlowRemovesTheCameraMotionAndKeepsTheObjects) {
   // Background well away from the object (its path covers x in [13, 39] in frame 3 -> 4 at most).
   const auto bg_plain = plain.narrow(1, 3, 1).narrow(2, 0, 2).narrow(4, 46, 14).narrow(3, 4, 56);
   const auto bg_stable = stable.narrow(1, 3, 1).narrow(2, 0, 2).narrow(4, 46, 14).narrow(3, 4, 56);
-  EXPECT_GT(bg_plain.abs().mean().item<float>(), 0.2f) << "the camera motion shows in the flow";
-  EXPECT_LT(bg_stable.abs().mean().item<float>(), 0.05f) << "and is gone once stabilised";
+  EXPECT_GT(bg_plain.abs().mean().item<float>(), 0.1f) << "the camera motion shows in the flow";
+  EXPECT_LT(bg_stable.abs().mean().item<float>(), 0.01f) << "and is gone once stabilised";
   // The object's motion relative to the scene survives: u at its trailing and leading vertical
   // edges (frame pair 3 -> 4: centre at x = 20 + 1.5 * 3.5 - 0.6 * 3.5 ~ 23) is about +1.5.
   const auto u = stable[0][3][0];
@@ -365,7 +365,7 @@ TEST(ViViT, StabilisedNormalFlowRemovesTheCameraMotionAndKeepsTheObjects) {
     const double row_centre = 32 + 0.4 * 3.5;
     const float mean_u =
         u.narrow(0, static_cast<int64_t>(row_centre) - 3, 6).narrow(1, col - 1, 3).mean().item<float>();
-    EXPECT_NEAR(mean_u, 1.5, 0.4) << "edge at x " << edge;
+    EXPECT_NEAR(mean_u, 1.5, 0.4) << "edge at x " << edge << ": u " << u[static_cast<int64_t>(row_centre)];
   }
   // The grey residual is the same channel as normal-flow's; a still clip gives nothing.
   EXPECT_TRUE(torch::equal(plain.narrow(2, 2, 1), stable.narrow(2, 2, 1)));
