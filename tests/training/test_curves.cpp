@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -92,6 +93,19 @@ TEST_F(CurvesTest, UnwritablePathIsAnErrorNotAnExit) {
   }
   EXPECT_THROW(vidcls::train::write_curves_png((dir_ / "x.png").string(), {}),
                std::invalid_argument);
+}
+
+// Run by the 'curves-no-driver' test with PLPLOT_DRV_DIR pointing at an empty place, as on a
+// machine without plplot-driver-cairo: an error that names the package, not an exit.
+TEST_F(CurvesTest, MissingDriverNamesThePackage) {
+  if (std::getenv("VIDCLS_TEST_NO_PLPLOT_DRIVER") == nullptr) GTEST_SKIP() << "run by curves-no-driver";
+  try {
+    vidcls::train::write_curves_png((dir_ / "curves.png").string(), run_of(3, true, true));
+    FAIL() << "no error";
+  } catch (const std::runtime_error &e) {
+    EXPECT_NE(std::string(e.what()).find("plplot-driver-cairo"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "curves.png"));
 }
 
 }  // namespace
