@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Held-out accuracy of each model's CPU preset with its default recipe on vidcls-synth motion
 data in the MSR DailyActivity3D layout (cross-subject split: odd subjects train, even test), in
-two regimes: enough data, and as little as MSR DailyActivity3D has (20 videos per class).
+regimes: enough data, and as little as MSR DailyActivity3D has (20 videos per class), each on
+vidcls-synth's default scenes or with a cluttered background (6 object-sized shapes, about half
+of them moving slowly) and the slowly drifting camera.
 
   accuracy_synth.py --bin-dir BUILD/training [--classes 6] [--models vivit,mini-vivit,resnet-vit]
-                    [--regimes large,small] [--keep DIR]
+                    [--regimes large,small,large-clutter,small-clutter] [--keep DIR]
 
 best.safetensors is the epoch with the best top-1 on the validation side (whole subjects carved
 from the training side); the test subjects are never trained on and never choose. Prints, per
@@ -22,10 +24,13 @@ import sys
 import tempfile
 import time
 
+CLUTTER = ["--clutter", "6", "--camera", "drift"]
 REGIMES = {
-    # videos per class, subjects: half of each class trains, half is held out
-    "large": (60, 10),
-    "small": (20, 10),
+    # videos per class, subjects (half of each class trains, half is held out), scene options
+    "large": (60, 10, []),
+    "small": (20, 10, []),
+    "large-clutter": (60, 10, CLUTTER),
+    "small-clutter": (20, 10, CLUTTER),
 }
 
 
@@ -54,13 +59,13 @@ def main():
     results = []
     try:
         for regime in a.regimes.split(","):
-            per_class, subjects = REGIMES[regime]
+            per_class, subjects, scene = REGIMES[regime]
             data = os.path.join(work, f"data-{regime}")
             if not os.path.exists(os.path.join(data, "labels.txt")):
                 run([tool("vidcls-synth"), "--layout", "msr", "--out", data, "--classes",
                      str(a.classes), "--videos-per-class", str(per_class), "--subjects",
                      str(subjects), "--frames", "48", "--size", "96", "--fps", "15", "--seed",
-                     "21", "-j", "2", "-q"], os.path.join(work, f"synth-{regime}.log"))
+                     "21", "-j", "2", "-q"] + scene, os.path.join(work, f"synth-{regime}.log"))
             cache = os.path.join(work, f"cache-{regime}")  # one decode for every model
             for model in a.models.split(","):
                 out = os.path.join(work, f"{model}-{regime}")
@@ -90,10 +95,10 @@ def main():
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n{a.classes} classes, chance {100 / a.classes:.1f}%; cross-subject split")
-    print(f"{'model':12s} {'regime':6s} {'train/val':>9s} {'chosen':>9s} {'test top-1':>10s} "
+    print(f"{'model':12s} {'regime':13s} {'train/val':>9s} {'chosen':>9s} {'test top-1':>10s} "
           f"{'last':>6s} {'eval (decoded)':>14s} {'train min':>9s} {'wall min':>8s}")
     for m, r, n, v, ce, e, chosen, last, ev, tmin, wmin in results:
-        print(f"{m:12s} {r:6s} {n:5d}/{v:<3d} {ce:4d} of {e:<2d} {100 * chosen:9.1f}% "
+        print(f"{m:12s} {r:13s} {n:5d}/{v:<3d} {ce:4d} of {e:<2d} {100 * chosen:9.1f}% "
               f"{100 * last:5.1f}% {100 * ev:13.1f}% {tmin:9.1f} {wmin:8.1f}")
     return 0
 

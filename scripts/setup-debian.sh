@@ -15,6 +15,8 @@ packages=(
   libgloo-dev
   # libraries used by the code
   nlohmann-json3-dev libcli11-dev libopencv-dev
+  # vidcls-train's curves.png: PLplot, and its Cairo driver for PNG (loaded at run time)
+  libplplot-dev plplot-driver-cairo
   # GStreamer: development files, plugins for decoding/encoding in tests and demo, tools
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   # the analytics library (GstAnalyticsRelationMeta, ClsMtd) ships here from GStreamer 1.24

@@ -249,6 +249,11 @@ TEST_F(SynthTest, RejectsOptionsOutOfRange) {
   EXPECT_NE(log().find("--classes"), std::string::npos) << log();
   EXPECT_NE(synth("x", "--layout ucf101"), 0);
   EXPECT_NE(synth("x", "--frames 1"), 0);
+  EXPECT_NE(synth("x", "--clutter 65"), 0);
+  EXPECT_NE(log().find("--clutter"), std::string::npos) << log();
+  EXPECT_NE(synth("x", "--camera zoom"), 0);
+  EXPECT_NE(log().find("--camera"), std::string::npos) << log();
+  EXPECT_NE(synth("x", "--camera pan --no-drift"), 0) << "two answers to how the camera moves";
 }
 
 // Ground truth of the renderer: each class moves as its name says, drift or not, and the camera
@@ -330,6 +335,95 @@ TEST(SynthRender, DeterministicPerSeed) {
   EXPECT_TRUE(torch::equal(a.frames, b.frames));
   scene.seed = 12;
   EXPECT_FALSE(torch::equal(a.frames, vidcls::train::render_synth_video(scene).frames));
+}
+
+vidcls::train::SynthVideo render(int motion, uint64_t seed, vidcls::train::SynthCamera camera,
+                                 int clutter, int frames = 24) {
+  vidcls::train::SynthScene scene;
+  scene.motion = motion;
+  scene.seed = seed;
+  scene.frames = frames;
+  scene.width = 96;
+  scene.height = 72;
+  scene.camera = camera;
+  scene.clutter = clutter;
+  return vidcls::train::render_synth_video(scene);
+}
+
+// The camera paths: still is still; a pan covers 20-40 % of the short side and starts and stops
+// smoothly; a shake stays within a few percent and goes back and forth; the drift is the one it
+// always was (its per-frame step times the frame index).
+TEST(SynthRender, CameraMovesAsAsked) {
+  using vidcls::train::SynthCamera;
+  const int n = 24;
+  const float s = 72;
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const auto still = render(0, seed, SynthCamera::kStill, 0, n);
+    ASSERT_EQ(still.camera_x.size(), static_cast<size_t>(n));
+    for (int t = 0; t < n; ++t) EXPECT_TRUE(still.camera_x[t] == 0 && still.camera_y[t] == 0);
+
+    const auto drift = render(0, seed, SynthCamera::kDrift, 0, n);
+    for (int t = 0; t < n; ++t) EXPECT_FLOAT_EQ(drift.camera_x[t], drift.drift_x * t);
+
+    const auto pan = render(0, seed, SynthCamera::kPan, 0, n);
+    const float total = std::hypot(pan.camera_x[n - 1], pan.camera_y[n - 1]);
+    EXPECT_GE(total, 0.2f * s - 0.01f);
+    EXPECT_LE(total, 0.4f * s + 0.01f);
+    EXPECT_GT(std::abs(pan.camera_x[n - 1]), std::abs(pan.camera_y[n - 1])) << "mostly horizontal";
+    const float first = std::hypot(pan.camera_x[1], pan.camera_y[1]);
+    const float middle = std::hypot(pan.camera_x[n / 2 + 1] - pan.camera_x[n / 2],
+                                    pan.camera_y[n / 2 + 1] - pan.camera_y[n / 2]);
+    EXPECT_LT(first, 0.2f * middle) << "eases in";
+
+    const auto shake = render(0, seed, SynthCamera::kShake, 0, n);
+    float reach = 0;
+    int turns = 0;
+    for (int t = 0; t < n; ++t) reach = std::max(reach, std::abs(shake.camera_x[t]));
+    for (int t = 2; t < n; ++t) {
+      turns += (shake.camera_x[t] - shake.camera_x[t - 1]) * (shake.camera_x[t - 1] - shake.camera_x[t - 2]) < 0;
+    }
+    EXPECT_GT(reach, 0.005f * s);
+    EXPECT_LE(reach, 0.09f * s);
+    EXPECT_GE(turns, 2) << "back and forth";
+  }
+}
+
+// Clutter is drawn into the background and draws from its own random stream: the object (and
+// so the class) is the same with or without it, the pixels are not; about half the clutter
+// moves, so a still camera sees more change with clutter than without.
+TEST(SynthRender, ClutterLeavesTheObjectAlone) {
+  using vidcls::train::SynthCamera;
+  int64_t changed_plain = 0, changed_cluttered = 0;
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const auto plain = render(1, seed, SynthCamera::kStill, 0);
+    const auto cluttered = render(1, seed, SynthCamera::kStill, 8);
+    EXPECT_EQ(plain.x, cluttered.x);
+    EXPECT_EQ(plain.y, cluttered.y);
+    EXPECT_EQ(plain.radius, cluttered.radius);
+    EXPECT_FALSE(torch::equal(plain.frames, cluttered.frames));
+    auto changed = [](const vidcls::train::SynthVideo &v) {
+      const auto d = (v.frames[-1].to(torch::kInt16) - v.frames[0].to(torch::kInt16)).abs().amax(2);
+      return (d > 40).sum().item<int64_t>();
+    };
+    changed_plain += changed(plain);
+    changed_cluttered += changed(cluttered);
+  }
+  EXPECT_GT(changed_cluttered, changed_plain + 200) << "no clutter moved";
+}
+
+// Through a pan and clutter, the object still moves as its class says relative to the scene.
+TEST(SynthRender, SlidesSurviveAPanAndClutter) {
+  using vidcls::train::SynthCamera;
+  const int n = 24;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    const auto v = render(0, seed, SynthCamera::kPan, 6, n);  // slide_left
+    const float dx = v.x[n - 1] - v.x[0] - (v.camera_x[n - 1] - v.camera_x[0]);
+    EXPECT_LT(dx, -8) << "seed " << seed;
+    const auto r = render(1, seed, SynthCamera::kShake, 6, n);  // slide_right
+    EXPECT_GT(r.x[n - 1] - r.x[0] - (r.camera_x[n - 1] - r.camera_x[0]), 8) << "seed " << seed;
+  }
 }
 
 // Centroid of the pixels that differ from the per-pixel temporal median (the static scene).

@@ -19,12 +19,17 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 
 # Columns that measure time, not the training: they differ between identical runs.
 TIMING_COLUMNS = {"epoch_seconds", "data_wait_share"}
 SYNTH = ["--layout", "msr", "--classes", "4", "--videos-per-class", "30", "--subjects", "6",
          "--frames", "32", "--size", "80", "--fps", "15", "--seed", "3", "--no-drift"]
 EPOCHS_LEARN = 3
+
+
+CURVES_SIZE = (1500, 480)  # kCurvesWidth x kCurvesHeight in metrics.h
+CURVE_COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14), "test": (44, 160, 44)}
 
 
 class Fail(Exception):
@@ -34,6 +39,74 @@ class Fail(Exception):
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
+
+
+def png_pixels(path):
+    """Width, height and the RGB(A) rows of an 8-bit truecolour PNG, read with the standard
+    library alone (a PNG checker independent of the library that wrote it)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG")
+    pos, chunks = 8, {}
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        check(zlib.crc32(kind + body) == int.from_bytes(data[pos + 8 + length:pos + 12 + length],
+                                                         "big"), f"{path}: bad CRC in {kind}")
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    check(b"IHDR" in chunks and b"IEND" in chunks, f"{path}: no IHDR or IEND")
+    ihdr = chunks[b"IHDR"]
+    w, h = int.from_bytes(ihdr[0:4], "big"), int.from_bytes(ihdr[4:8], "big")
+    depth, colour = ihdr[8], ihdr[9]
+    check(depth == 8 and colour in (2, 6), f"{path}: expected 8-bit RGB(A), got {depth}/{colour}")
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(chunks[b"IDAT"])
+    stride = w * bpp
+    check(len(raw) == h * (stride + 1), f"{path}: image data of the wrong length")
+    rows, prev = [], bytearray(stride)
+    for y in range(h):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return w, h, bpp, rows
+
+
+def check_curves(path, series):
+    """curves.png: a PNG of the documented size, drawn on (not blank), with each series of
+    `series` in its own colour."""
+    w, h, bpp, rows = png_pixels(path)
+    check((w, h) == CURVES_SIZE, f"curves.png is {w}x{h}, expected {CURVES_SIZE}")
+    counts = {}
+    for row in rows:
+        for x in range(0, w * bpp, bpp):
+            px = tuple(row[x:x + 3])
+            counts[px] = counts.get(px, 0) + 1
+    background = max(counts, key=counts.get)
+    drawn = w * h - counts[background]
+    print(f"curves.png {w}x{h}: {drawn} pixels drawn, {len(counts)} colours; "
+          + ", ".join(f"{k} {counts.get(v, 0)} px" for k, v in CURVE_COLOURS.items()))
+    check(drawn > 0.02 * w * h, f"curves.png is almost blank ({drawn} pixels drawn)")
+    for name, colour in CURVE_COLOURS.items():
+        n = counts.get(colour, 0)
+        if name in series:
+            check(n >= 200, f"the {name} series is missing from curves.png ({n} pixels)")
+        else:
+            check(n < 20, f"curves.png draws a {name} series the run did not have ({n} pixels)")
 
 
 def run(cmd, timeout=300, **kw):
@@ -120,6 +193,7 @@ def case_learns(env):
     check(all(0 <= float(r["val_top1"]) <= 1 for r in rows), "validation top-1 missing")
     for f in ("best.safetensors", "last.safetensors", "curves.png"):
         check(os.path.exists(os.path.join(out, f)), f"{f} missing")
+    check_curves(os.path.join(out, "curves.png"), ("train", "validation", "test"))
 
 
 def case_corrupt(env):

@@ -2,6 +2,7 @@
 // weight sharing, the frozen backbone, tubelet initialisation, presets and threads.
 #include <sched.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -321,6 +322,61 @@ TEST(ViViT, NormalFlowInputMeasuresTheMotionWhateverTheContrast) {
   EXPECT_TRUE(torch::allclose(model->forward(still_of(torch::randn({3, 64, 64}))),
                               model->forward(still_of(torch::randn({3, 64, 64}))), 1e-5, 1e-6));
   cfg["channels"] = 4;
+  EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
+}
+
+// A textured scene seen by a camera that moves by (cam_x, cam_y) pixels per frame, with a soft
+// square that moves by (obj_x, 0) per frame relative to the scene: [1, T, 3, S, S]. Analytic, so
+// sub-pixel shifts are exact.
+torch::Tensor drifting_scene(int64_t T, int64_t S, double cam_x, double cam_y, double obj_x) {
+  auto clip = torch::empty({1, T, 3, S, S});
+  const auto x = torch::arange(S, torch::kFloat64).view({1, S}).expand({S, S});
+  const auto y = torch::arange(S, torch::kFloat64).view({S, 1}).expand({S, S});
+  for (int64_t t = 0; t < T; ++t) {
+    const auto xs = x + cam_x * t, ys = y + cam_y * t;  // scene coordinates of each pixel
+    auto bg = 0.8 * torch::sin(0.45 * xs + 0.25 * ys + 0.5) + 0.6 * torch::sin(0.35 * ys - 0.2 * xs) +
+              0.4 * torch::cos(0.5 * xs + 0.4 * ys + 1.0);
+    const double ox = 20 + obj_x * t, oy = 32;  // the object's centre in scene coordinates
+    const auto inside = 0.25 * (torch::tanh((7 - (xs - ox).abs()) / 1.2) + 1) *
+                        (torch::tanh((7 - (ys - oy).abs()) / 1.2) + 1);
+    const auto img = bg * (1 - inside) + 1.5 * inside;
+    for (int c = 0; c < 3; ++c) clip[0][t][c].copy_(img.to(torch::kFloat32) * (0.8 + 0.1 * c));
+  }
+  return clip;
+}
+
+TEST(ViViT, StabilisedNormalFlowRemovesTheCameraMotionAndKeepsTheObjects) {
+  const int64_t T = 8, S = 64;
+  const auto clip = drifting_scene(T, S, 0.6, -0.4, 1.5);
+  const auto plain = vidcls::motion_input(clip, "normal-flow");
+  const auto stable = vidcls::motion_input(clip, "normal-flow-stabilised");
+  ASSERT_EQ(stable.sizes(), clip.sizes());
+  // Background well away from the object (its path covers x in [13, 39] in frame 3 -> 4 at most).
+  const auto bg_plain = plain.narrow(1, 3, 1).narrow(2, 0, 2).narrow(4, 46, 14).narrow(3, 4, 56);
+  const auto bg_stable = stable.narrow(1, 3, 1).narrow(2, 0, 2).narrow(4, 46, 14).narrow(3, 4, 56);
+  EXPECT_GT(bg_plain.abs().mean().item<float>(), 0.1f) << "the camera motion shows in the flow";
+  EXPECT_LT(bg_stable.abs().mean().item<float>(), 0.01f) << "and is gone once stabilised";
+  // The object's motion relative to the scene survives: u at its trailing and leading vertical
+  // edges (frame pair 3 -> 4: centre at x = 20 + 1.5 * 3.5 - 0.6 * 3.5 ~ 23) is about +1.5.
+  const auto u = stable[0][3][0];
+  const double centre = 20 + 3.5 * (1.5 - 0.6);
+  for (double edge : {centre - 7, centre + 7}) {
+    const auto col = static_cast<int64_t>(std::lround(edge));
+    const double row_centre = 32 + 0.4 * 3.5;
+    const float mean_u =
+        u.narrow(0, static_cast<int64_t>(row_centre) - 3, 6).narrow(1, col - 1, 3).mean().item<float>();
+    EXPECT_NEAR(mean_u, 1.5, 0.4) << "edge at x " << edge << ": u " << u[static_cast<int64_t>(row_centre)];
+  }
+  // The grey residual is the same channel as normal-flow's; a still clip gives nothing.
+  EXPECT_TRUE(torch::equal(plain.narrow(2, 2, 1), stable.narrow(2, 2, 1)));
+  const auto still = clip.narrow(1, 0, 1).expand({1, T, 3, S, S});
+  EXPECT_LT(vidcls::motion_input(still, "normal-flow-stabilised").abs().max().item<float>(), 1e-5f);
+  // A model with it, through the config.
+  auto cfg = vidcls::preset_config("vivit-xs", 4);
+  cfg["input_transform"] = "normal-flow-stabilised";
+  auto model = vidcls::make_model("vivit", cfg);
+  EXPECT_EQ(model->config().at("input_transform"), "normal-flow-stabilised");
+  cfg["input_transform"] = "normal-flow-steady";
   EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
 }
 

@@ -81,7 +81,8 @@ void write_metrics(const fs::path &path, const std::vector<EpochRow> &rows) {
 void write_curves(const fs::path &path, const std::vector<EpochRow> &rows) {
   std::vector<CurvePoint> curve;
   for (const auto &r : rows)
-    curve.push_back({r.epoch, r.lr, r.train_loss, r.train_acc, r.val_loss, r.val_top1});
+    curve.push_back({r.epoch, r.lr, r.train_loss, r.train_acc, r.val_loss, r.val_top1,
+                     r.test_loss, r.test_top1});
   try {
     write_curves_png(path.string(), curve);
   } catch (const std::exception &e) {

@@ -119,11 +119,12 @@ void fill_outline(cv::Mat &img, const std::vector<cv::Point2d> &outline, double 
 
 // A shape with an off-centre marker, so that turning is visible whatever the shape.
 struct Sprite {
-  std::vector<cv::Point2d> body, marker;
-  cv::Scalar colour, marker_colour;
+  std::vector<cv::Point2d> body, marker, inner;  // inner: empty, or a smaller second shape
+  cv::Scalar colour, marker_colour, inner_colour;
 
   void draw(cv::Mat &img, double cx, double cy, double radius, double angle_deg) const {
     fill_outline(img, body, cx, cy, radius, angle_deg, colour);
+    if (!inner.empty()) fill_outline(img, inner, cx, cy, radius, angle_deg, inner_colour);
     fill_outline(img, marker, cx, cy, radius, angle_deg, marker_colour);
   }
 };
@@ -229,7 +230,107 @@ std::function<Pose(double)> motion_path(int m, Rng &rng, double s, int w, int h,
   return pose;
 }
 
+// Content displacement (x, y) of every frame against frame 0, and the margin the canvas needs
+// around the frame so the displaced window stays on it. `rng` is the scene's own stream: the drift
+// is drawn from it whatever the camera, so that a drifting scene keeps its pixels; pan and shake
+// draw from `extra`.
+struct CameraPath {
+  std::vector<double> x, y;
+  double drift_x = 0, drift_y = 0;
+  int margin = 0;
+};
+
+CameraPath camera_path(SynthCamera camera, Rng &rng, Rng &extra, double s, int n) {
+  CameraPath path;
+  path.x.assign(n, 0.0);
+  path.y.assign(n, 0.0);
+  const double drift_total = rng.uniform(0.03, 0.12) * s, drift_angle = rng.uniform(0, 2 * kPi);
+  path.margin = static_cast<int>(std::ceil(0.12 * s)) + 2;
+  if (n < 2) return path;
+  if (camera == SynthCamera::kDrift) {
+    path.drift_x = drift_total * std::cos(drift_angle) / (n - 1);
+    path.drift_y = drift_total * std::sin(drift_angle) / (n - 1);
+    for (int t = 0; t < n; ++t) {
+      path.x[t] = path.drift_x * t;
+      path.y[t] = path.drift_y * t;
+    }
+  } else if (camera == SynthCamera::kPan) {
+    // Mostly horizontal, either way; eases in and out (zero speed at both ends).
+    const double total = extra.uniform(0.20, 0.40) * s;
+    const double angle = (extra.uniform() < 0.5 ? 0 : kPi) + extra.uniform(-0.35, 0.35);
+    for (int t = 0; t < n; ++t) {
+      const double u = static_cast<double>(t) / (n - 1);
+      const double along = total * (u - std::sin(2 * kPi * u) / (2 * kPi));
+      path.x[t] = along * std::cos(angle);
+      path.y[t] = along * std::sin(angle);
+    }
+    path.margin = static_cast<int>(std::ceil(0.42 * s)) + 2;
+  } else if (camera == SynthCamera::kShake) {
+    // Per axis, three sinusoids of periods 3-12 frames: at most 0.09 s from frame 0.
+    for (std::vector<double> *axis : {&path.x, &path.y}) {
+      for (int k = 0; k < 3; ++k) {
+        const double amplitude = extra.uniform(0.005, 0.015) * s;
+        const double period = extra.uniform(3, 12), phase = extra.uniform(0, 2 * kPi);
+        for (int t = 0; t < n; ++t) {
+          (*axis)[t] += amplitude * (std::sin(2 * kPi * t / period + phase) - std::sin(phase));
+        }
+      }
+    }
+  }
+  return path;
+}
+
+// An object-sized shape in the background: two colours, an inner shape and a marker; about half
+// of them travel slowly in a straight line.
+struct ClutterShape {
+  Sprite sprite;
+  double x = 0, y = 0, radius = 0, angle = 0;
+  double vx = 0, vy = 0;  // canvas pixels per frame
+};
+
+std::vector<ClutterShape> make_clutter(Rng &extra, int count, double s, int canvas_w,
+                                       int canvas_h, int n) {
+  std::vector<ClutterShape> shapes;
+  for (int i = 0; i < count; ++i) {
+    ClutterShape c;
+    const cv::Scalar colour = extra.colour();
+    c.sprite = make_sprite(extra.integer(0, kNumShapes - 1), colour,
+                           colour_away_from(extra, colour, 60));
+    const auto inner = unit_outline(extra.integer(0, kNumShapes - 1));
+    for (const auto &p : inner) c.sprite.inner.emplace_back(0.5 * p.x, 0.5 * p.y + 0.15);
+    c.sprite.inner_colour = colour_away_from(extra, colour, 60);
+    c.x = extra.uniform(0, canvas_w);
+    c.y = extra.uniform(0, canvas_h);
+    c.radius = extra.uniform(0.08, 0.16) * s;
+    c.angle = extra.uniform(0, 360);
+    const double travel = extra.uniform(0.05, 0.20) * s, heading = extra.uniform(0, 2 * kPi);
+    if (extra.uniform() < 0.5 && n > 1) {
+      c.vx = travel * std::cos(heading) / (n - 1);
+      c.vy = travel * std::sin(heading) / (n - 1);
+    }
+    shapes.push_back(std::move(c));
+  }
+  return shapes;
+}
+
 }  // namespace
+
+std::string to_string(SynthCamera camera) {
+  switch (camera) {
+    case SynthCamera::kStill: return "still";
+    case SynthCamera::kDrift: return "drift";
+    case SynthCamera::kPan: return "pan";
+    case SynthCamera::kShake: return "shake";
+  }
+  return "drift";
+}
+
+SynthCamera synth_camera_from_string(const std::string &name) {
+  for (auto c : {SynthCamera::kStill, SynthCamera::kDrift, SynthCamera::kPan, SynthCamera::kShake}) {
+    if (name == to_string(c)) return c;
+  }
+  throw std::invalid_argument("unknown camera '" + name + "' (expected still, drift, pan or shake)");
+}
 
 const std::vector<std::string> &synth_motion_names() {
   static const std::vector<std::string> names = {
@@ -243,19 +344,16 @@ SynthVideo render_synth_video(const SynthScene &scene) {
               scene.motion, " out of range [0, ", static_cast<int>(kNumMotions), ")");
   TORCH_CHECK(scene.frames >= 1 && scene.width >= 8 && scene.height >= 8,
               "synth: need at least one frame of 8 x 8 pixels");
+  TORCH_CHECK(scene.clutter >= 0, "synth: clutter must be >= 0, got ", scene.clutter);
   const int n = scene.frames, w = scene.width, h = scene.height;
   const double s = std::min(w, h);
   Rng rng(splitmix64(scene.seed));
+  Rng extra(splitmix64(scene.seed ^ 0x636C757474657221ull));  // clutter, pan, shake
 
-  // The camera: the whole content moves by (dx, dy) per frame, at most 12 % of the short side
-  // over the video, well below the object's own motion.
-  double dx = 0, dy = 0;
-  const double drift_total = rng.uniform(0.03, 0.12) * s, drift_angle = rng.uniform(0, 2 * kPi);
-  if (scene.drift && n > 1) {
-    dx = drift_total * std::cos(drift_angle) / (n - 1);
-    dy = drift_total * std::sin(drift_angle) / (n - 1);
-  }
-  const int margin = static_cast<int>(std::ceil(0.12 * s)) + 2;
+  // The camera: the drift is at most 12 % of the short side over the video, well below the
+  // object's own motion; a pan is up to 40 %.
+  const CameraPath camera = camera_path(scene.camera, rng, extra, s, n);
+  const int margin = camera.margin;
 
   cv::Mat background = make_background(rng, w + 2 * margin, h + 2 * margin);
   const cv::Scalar bg_mean = cv::mean(background);
@@ -266,6 +364,7 @@ SynthVideo render_synth_video(const SynthScene &scene) {
     d.draw(background, rng.uniform(0, background.cols), rng.uniform(0, background.rows),
            rng.uniform(0.05, 0.12) * s, rng.uniform(0, 360));
   }
+  const auto clutter = make_clutter(extra, scene.clutter, s, background.cols, background.rows, n);
   const cv::Scalar colour = colour_away_from(rng, bg_mean, 140);
   const Sprite object =
       make_sprite(rng.integer(0, kNumShapes - 1), colour, colour_away_from(rng, colour, 110));
@@ -277,25 +376,30 @@ SynthVideo render_synth_video(const SynthScene &scene) {
 
   SynthVideo out;
   out.frames = torch::empty({n, h, w, 3}, torch::kUInt8);
-  out.drift_x = static_cast<float>(dx);
-  out.drift_y = static_cast<float>(dy);
+  out.drift_x = static_cast<float>(camera.drift_x);
+  out.drift_y = static_cast<float>(camera.drift_y);
   cv::Mat canvas, noise(h, w, CV_32FC3);
   for (int t = 0; t < n; ++t) {
     const Pose p = pose(n > 1 ? static_cast<double>(t) / (n - 1) : 0.0);
     background.copyTo(canvas);
+    for (const auto &c : clutter) {
+      c.sprite.draw(canvas, c.x + c.vx * t, c.y + c.vy * t, c.radius, c.angle);
+    }
     object.draw(canvas, p.x + margin, p.y + margin, p.radius, p.angle);
-    // The frame is the canvas window that has moved by -(dx, dy) * t.
-    const cv::Matx23d shift(1, 0, dx * t - margin, 0, 1, dy * t - margin);
+    // The frame is the canvas window that has moved by -(camera.x, camera.y)[t].
+    const cv::Matx23d shift(1, 0, camera.x[t] - margin, 0, 1, camera.y[t] - margin);
     cv::Mat frame(h, w, CV_8UC3, out.frames[t].data_ptr<uint8_t>());
     cv::warpAffine(canvas, frame, shift, frame.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
     if (noise_sigma > 0.5) {
       noise_rng.fill(noise, cv::RNG::NORMAL, 0, noise_sigma);
       cv::add(frame, noise, frame, cv::noArray(), CV_8U);
     }
-    out.x.push_back(static_cast<float>(p.x + dx * t));
-    out.y.push_back(static_cast<float>(p.y + dy * t));
+    out.x.push_back(static_cast<float>(p.x + camera.x[t]));
+    out.y.push_back(static_cast<float>(p.y + camera.y[t]));
     out.radius.push_back(static_cast<float>(p.radius));
     out.angle.push_back(static_cast<float>(p.angle));
+    out.camera_x.push_back(static_cast<float>(camera.x[t]));
+    out.camera_y.push_back(static_cast<float>(camera.y[t]));
   }
   return out;
 }
@@ -338,6 +442,7 @@ void SynthOptions::validate() const {
   if (size < 16 || size > 4096) fail("--size must be in [16, 4096]");
   if (width != 0 && (width < 16 || width > 4096)) fail("--width must be in [16, 4096]");
   if (fps < 1 || fps > 240) fail("--fps must be in [1, 240]");
+  if (clutter < 0 || clutter > 64) fail("--clutter must be in [0, 64]");
   if (corrupt < 0) fail("--corrupt must be >= 0");
   if (jobs < 1) fail("--jobs must be >= 1");
 }
@@ -435,7 +540,8 @@ JobPlan plan_jobs(const SynthOptions &o) {
     job.scene.frames = o.frames;
     job.scene.width = o.frame_width();
     job.scene.height = o.size;
-    job.scene.drift = o.drift;
+    job.scene.camera = o.camera;
+    job.scene.clutter = o.clutter;
     switch (o.layout) {
       case SynthLayout::kMsr: {
         const int subject = v % o.subjects + 1;

@@ -348,7 +348,17 @@ void TrainingRun::open_data() {
 
 void TrainingRun::build_model() {
   torch::manual_seed(o_.seed);
-  model_ = make_preset_model(preset_name_, static_cast<int64_t>(data_.cache.classes().size()));
+  const auto classes = static_cast<int64_t>(data_.cache.classes().size());
+  if (o_.input_transform.empty()) {
+    model_ = make_preset_model(preset_name_, classes);
+  } else {
+    if (preset_->architecture != "vivit" && preset_->architecture != "mini-vivit")
+      throw std::invalid_argument("--input-transform is a ViViT option; preset " + preset_name_ +
+                                  " is a " + preset_->architecture + " model");
+    auto config = preset_config(preset_name_, classes);
+    config["input_transform"] = o_.input_transform;
+    model_ = make_model(preset_->architecture, config);
+  }
   backbone_ = model_->per_frame_backbone();
   if (backbone_ != nullptr && o_.fine_tune_backbone) backbone_->set_backbone_frozen(false);
   use_features_ = backbone_ != nullptr && backbone_->backbone_frozen() && !o_.no_feature_cache;

@@ -13,7 +13,7 @@
 int main(int argc, char **argv) {
   namespace train = vidcls::train;
   train::SynthOptions o;
-  std::string layout = "msr";
+  std::string layout = "msr", camera = "drift";
   bool no_drift = false, quiet = false;
   const auto &names = train::synth_motion_names();
   std::string classes_help = "number of motion classes, the first N of:";
@@ -40,7 +40,19 @@ int main(int argc, char **argv) {
   app.add_option("--fps", o.fps, "frames per second")->capture_default_str();
   app.add_option("--seed", o.seed, "seed; each video is drawn from the seed and its index")
       ->capture_default_str();
-  app.add_flag("--no-drift", no_drift, "keep the camera still (no global translation)");
+  auto *camera_opt =
+      app.add_option("--camera", camera,
+                     "how the camera moves: still; drift (slow constant translation, 3-12 % of "
+                     "the short side over the video); pan (eases in and out, 20-40 %, mostly "
+                     "horizontal); shake (hand-held jitter of a few percent)")
+          ->check(CLI::IsMember({"still", "drift", "pan", "shake"}))
+          ->capture_default_str();
+  app.add_flag("--no-drift", no_drift, "keep the camera still: the same as --camera still")
+      ->excludes(camera_opt);
+  app.add_option("--clutter", o.clutter,
+                 "object-sized textured shapes in each video's background (about half of them "
+                 "moving slowly on their own), in [0, 64]")
+      ->capture_default_str();
   app.add_option("--corrupt", o.corrupt,
                  "also write N undecodable files with valid names (header only, random bytes, "
                  "empty, in turn; kinetics400: listed in train.csv)")
@@ -48,10 +60,10 @@ int main(int argc, char **argv) {
   app.add_option("--jobs,-j", o.jobs, "videos encoded in parallel")->capture_default_str();
   app.add_flag("--quiet,-q", quiet, "no progress output");
   CLI11_PARSE(app, argc, argv);
-  o.drift = !no_drift;
 
   return vidcls::run_tool("vidcls-synth", [&] {
     o.layout = train::synth_layout_from_string(layout);
+    o.camera = no_drift ? train::SynthCamera::kStill : train::synth_camera_from_string(camera);
     o.validate();
     const auto start = std::chrono::steady_clock::now();
     auto progress = [quiet](int done, int total) {
@@ -67,6 +79,8 @@ int main(int argc, char **argv) {
                   "in %.1f s",
                   o.classes, o.videos_per_class, o.frames, o.frame_width(), o.size, o.fps,
                   layout.c_str(), o.out.c_str(), seconds);
+      std::printf(", camera %s", train::to_string(o.camera).c_str());
+      if (o.clutter > 0) std::printf(", %d clutter shapes", o.clutter);
       if (o.corrupt > 0) std::printf(", plus %d corrupt files", o.corrupt);
       std::printf("\n");
     }

@@ -90,6 +90,11 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
       ->capture_default_str();
   app.add_flag("--flip", o.flip,
                "random horizontal flips (off: a flip turns slide_left into slide_right)");
+  app.add_option("--input-transform", o.input_transform,
+                 "vivit / mini-vivit: what the tubelet embedding sees instead of the preset's "
+                 "(none, temporal-residual, normal-flow, normal-flow-stabilised; stored in the "
+                 "checkpoint)")
+      ->check(CLI::IsMember({"none", "temporal-residual", "normal-flow", "normal-flow-stabilised"}));
   app.add_flag("--fine-tune-backbone", o.fine_tune_backbone,
                "resnet-vit: train the ResNet too, on clips (slow; default: frozen, trained on "
                "cached per-frame features)");

@@ -46,6 +46,9 @@ struct ViViTConfig {
   //    optical flow along the image gradient that the brightness-constancy constraint
   //    I_x u + I_y v + I_t = 0 determines (Horn & Schunck 1981), in pixels per sampled frame --
   //    and, as the third channel, the grey temporal residual.
+  //  - "normal-flow-stabilised": the same, after the temporal difference has lost the one
+  //    global translation per pair (the camera's) that explains most of it, estimated by
+  //    reweighted least squares on the same constraint: motion relative to the scene.
   // Trained from scratch on vidcls-synth motion data, a model that sees the plain clip memorises
   // appearance and stays near chance; the residual learns where things go (the slides) but not
   // which way they turn (rotation stays at chance: the sign of a local motion depends on the

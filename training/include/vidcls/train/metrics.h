@@ -1,5 +1,5 @@
 // Classification metrics over a test set (top-1, top-5, per-class accuracy, confusion matrix)
-// and the pictures of them (confusion matrix, training curves).
+// and the pictures of them (confusion matrix with OpenCV, training curves with PLplot).
 #pragma once
 
 #include <cstdint>
@@ -45,12 +45,17 @@ class ClassificationMetrics {
 // the share of the true class's row. Throws std::runtime_error when it cannot be written.
 void write_confusion_png(const std::string &path, const ClassificationMetrics &metrics);
 
-// Training curves: loss (train, validation), accuracy (train, validation top-1) and learning
-// rate per epoch.
+// Training curves, one point per epoch: a loss panel and a top-1 panel, each with train,
+// validation and test as separate series (a side that was never evaluated -- its loss is 0 in
+// every row -- is left out), and the learning rate. Drawn with PLplot into a PNG of
+// kCurvesWidth x kCurvesHeight pixels; throws std::runtime_error when it cannot be written or
+// PLplot's Cairo driver (Debian: plplot-driver-cairo) is missing.
 struct CurvePoint {
   int epoch = 0;
-  double lr = 0, train_loss = 0, train_acc = 0, val_loss = 0, val_top1 = 0;
+  double lr = 0, train_loss = 0, train_acc = 0;
+  double val_loss = 0, val_top1 = 0, test_loss = 0, test_top1 = 0;
 };
+constexpr int kCurvesWidth = 1500, kCurvesHeight = 480;
 void write_curves_png(const std::string &path, const std::vector<CurvePoint> &points);
 
 }  // namespace vidcls::train

@@ -1,7 +1,9 @@
 // Synthetic motion videos: the class is decided by how one object moves (direction of travel,
 // sense of rotation, growing or shrinking, sense of an orbit) while its shape, colours, size,
 // position, the background, static distractors and a slow camera drift are random. One frame
-// says nothing about the class; a model has to compare frames.
+// says nothing about the class; a model has to compare frames. Optionally the background is
+// cluttered with object-sized shapes (some of them moving slowly on their own) and the camera
+// pans or shakes instead of drifting.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,17 @@ namespace vidcls::train {
 // orbit_cw, orbit_ccw.
 const std::vector<std::string> &synth_motion_names();
 
+// How the camera moves; the whole frame content moves the opposite way.
+enum class SynthCamera {
+  kStill,  // no global motion
+  kDrift,  // slow constant-velocity translation, 3-12 % of the short side over the video
+  kPan,    // a pan that starts and stops smoothly, 20-40 % of the short side, mostly horizontal
+  kShake,  // hand-held jitter: a few percent of the short side, changing every few frames
+};
+
+std::string to_string(SynthCamera camera);                       // "still", "drift", "pan", "shake"
+SynthCamera synth_camera_from_string(const std::string &name);  // throws std::invalid_argument
+
 // One video to draw.
 struct SynthScene {
   int motion = 0;     // index into synth_motion_names()
@@ -25,7 +38,12 @@ struct SynthScene {
   int frames = 48;
   int width = 128;
   int height = 96;
-  bool drift = true;  // slow translation of the whole frame in a random direction
+  SynthCamera camera = SynthCamera::kDrift;
+  // Object-sized textured shapes in the background, under the object; about half of them move
+  // slowly (at most a fifth of the short side over the video) in their own directions. They and
+  // the camera draw from their own random stream: with clutter = 0 and the drift camera a scene
+  // renders the same pixels as before these options existed.
+  int clutter = 0;
 };
 
 // The frames and the ground truth of the moving object, per frame, in frame pixels.
@@ -34,7 +52,9 @@ struct SynthVideo {
   std::vector<float> x, y;      // object centre
   std::vector<float> radius;    // object size (radius of its circumscribed circle, roughly)
   std::vector<float> angle;     // orientation, degrees, increasing clockwise on screen
-  float drift_x = 0, drift_y = 0;  // displacement of the whole frame content per frame
+  float drift_x = 0, drift_y = 0;  // kDrift: displacement of the whole frame content per frame
+  std::vector<float> camera_x, camera_y;  // displacement of the frame content at each frame
+                                          // against frame 0, any camera
 };
 
 // Deterministic: the same scene gives the same pixels.
@@ -61,7 +81,8 @@ struct SynthOptions {
   int width = 0;               // 0: 4:3, size * 4 / 3 rounded to even
   int fps = 15;
   uint64_t seed = 0;
-  bool drift = true;
+  SynthCamera camera = SynthCamera::kDrift;
+  int clutter = 0;             // object-sized background shapes per video (see SynthScene)
   int corrupt = 0;             // extra undecodable files with valid names (see SynthItem)
   int jobs = 1;                // videos encoded in parallel
 

@@ -58,6 +58,9 @@ struct TrainOptions {
   bool resume = false;
   bool flip = false;
   bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
+  // vivit / mini-vivit: the model's input transform instead of the preset's ("" = the preset's);
+  // stored in the checkpoint's config, so the elements compute the same input.
+  std::string input_transform;
   uint64_t seed = 0;
   // Temporal sampling of the clips, overriding the preset's clip spec (and written into the
   // checkpoint's, so the elements sample the same way): every k-th frame, or frames per second on
