@@ -8,10 +8,10 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/functional/dropout.h>
-#include <torch/nn/functional/padding.h>
 #include <torch/nn/init.h>
 
 #include "vidcls/init.h"
+#include "vidcls/motion.h"
 #include "vidcls/runtime.h"
 
 namespace F = torch::nn::functional;
@@ -72,29 +72,12 @@ ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
 
 namespace {
 
-// Normal flow of consecutive frames (see ViViTConfig::input_transform). Central differences of
-// the pair's mean frame give the gradient, summed over the colour channels; kEps keeps flat
-// regions (gradient ~ noise) near zero; kMaxFlow bounds what occlusions and noise produce.
-torch::Tensor normal_flow(const torch::Tensor &x) {
-  constexpr double kEps = 0.05;     // in squared normalised units per pixel
-  constexpr double kMaxFlow = 4.0;  // pixels per sampled frame
-  const int64_t T = x.size(1);
-  const auto a = x.narrow(1, 0, T - 1), b = x.narrow(1, 1, T - 1);
-  const auto dt = b - a;
-  const auto m = (a + b) * 0.5;
-  const auto flat = m.flatten(0, 1);  // [B (T-1), C, H, W]
-  auto central = [&](int64_t dim) {
-    const int64_t n = flat.size(dim);
-    if (n < 3) return torch::zeros_like(flat);
-    const auto d = (flat.narrow(dim, 2, n - 2) - flat.narrow(dim, 0, n - 2)) * 0.5;
-    const std::vector<int64_t> pad = dim == 3 ? std::vector<int64_t>{1, 1}
-                                               : std::vector<int64_t>{0, 0, 1, 1};
-    return F::pad(d, F::PadFuncOptions(pad));
-  };
-  const auto gx = central(3).view_as(m), gy = central(2).view_as(m);
-  const auto den = (gx * gx + gy * gy).sum(2, true) + kEps;
-  const auto u = -(dt * gx).sum(2, true) / den, v = -(dt * gy).sum(2, true) / den;
-  auto flow = torch::cat({u, v}, 2).clamp(-kMaxFlow, kMaxFlow);  // [B, T-1, 2, H, W]
+// ViViT's "normal-flow" input (see ViViTConfig::input_transform): the normal flow of each pair of
+// consecutive frames (the last frame repeats the last pair's), and the grey temporal residual.
+torch::Tensor normal_flow_input(const torch::Tensor &x) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const auto a = x.narrow(1, 0, T - 1).flatten(0, 1), b = x.narrow(1, 1, T - 1).flatten(0, 1);
+  auto flow = normal_flow(a, b).view({B, T - 1, 2, x.size(3), x.size(4)});
   flow = torch::cat({flow, flow.narrow(1, T - 2, 1)}, 1);
   const auto grey = (x - x.mean(1, true)).mean(2, true);
   return torch::cat({flow, grey}, 2);
@@ -108,7 +91,7 @@ torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_
   TORCH_CHECK(clips.size(1) > 1, "input_transform '", input_transform,
               "' needs more than one frame");
   if (input_transform == "temporal-residual") return clips - clips.mean(1, true);
-  if (input_transform == "normal-flow") return normal_flow(clips);
+  if (input_transform == "normal-flow") return normal_flow_input(clips);
   TORCH_CHECK(false, "unknown input_transform '", input_transform, "'");
 }
 

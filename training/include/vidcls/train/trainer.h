@@ -58,6 +58,9 @@ struct TrainOptions {
   bool resume = false;
   bool flip = false;
   bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
+  // resnet-vit: what the backbone sees, "rgb", "motion" or "two-stream" (empty: the preset's;
+  // see ResNetTViTConfig::input). Written into the checkpoint's config.
+  std::string backbone_input;
   uint64_t seed = 0;
   // Temporal sampling of the clips, overriding the preset's clip spec (and written into the
   // checkpoint's, so the elements sample the same way): every k-th frame, or frames per second on
