@@ -5,7 +5,9 @@
  * Classifies the clips that vidclsclipper attaches to buffers with a ResNet + Temporal ViT
  * checkpoint. It keeps the backbone features of the frames it has seen, so each sampled frame
  * goes through the ResNet exactly once however much consecutive clips overlap; only the
- * temporal transformer runs per clip. The read-only "backbone-frames" counter shows it. Elements
+ * temporal transformer runs per clip. The read-only "backbone-frames" counter shows it. With a
+ * motion or two-stream backbone a frame's feature is that of the pair it makes with the frame
+ * sampled before it, which the clip holds too, and is kept the same way. Elements
  * that share a model instance keep a ring each; the backbone and the temporal model run over the
  * clips of all of them in one batch.
  *
@@ -48,6 +50,11 @@ namespace {
 
 using vidcls::gst::Job;
 
+/* The sampled frames (indices in the clipper's epoch) a backbone feature is computed from: the
+ * earlier frame of a motion pair and the frame itself (the same index twice for a frame alone,
+ * or for the still pair that a padded clip's repeated last frame makes). */
+using FeatureKey = std::pair<guint64, guint64>;
+
 /* One stream's feature ring: backbone features of sampled frames by their index in the
  * clipper's current epoch. Clips come in order, so features of frames before a clip's first one
  * are let go. */
@@ -66,7 +73,7 @@ public:
     }
   }
 
-  std::map<guint64, torch::Tensor> features;
+  std::map<FeatureKey, torch::Tensor> features;
   std::atomic<guint64> *backbone_frames;
 
 private:
@@ -76,8 +83,8 @@ private:
 
 /* A clip takes the features its stream's ring has, the frames it brings new go through the
  * backbone (those of every clip of the batch, whatever its stream, in one pass), and only the
- * temporal model runs per clip. A model whose backbone trains (not frozen) has no per-frame
- * features to keep: its clips run whole. */
+ * temporal model runs per clip. A backbone that was fine-tuned is fixed here too (the model runs
+ * in eval mode: BatchNorm uses its running statistics), so its features are kept the same way. */
 class FeatureRunner : public vidcls::gst::ClipRunner
 {
 public:
@@ -85,7 +92,7 @@ public:
       const std::vector<Job> &jobs) override
   {
     vidcls::PerFrameBackbone *net = m.model->per_frame_backbone ();
-    if (net == nullptr || !net->backbone_frozen ())
+    if (net == nullptr)
       return whole_.logits (m, jobs);
     const size_t split = epoch_change (jobs);
     if (split > 0) {
@@ -100,20 +107,42 @@ public:
     for (const auto &job : jobs) {
       Ring &ring = ring_of (job);
       std::vector<torch::Tensor> seq;
-      for (int64_t row : vidcls::clip_rows (job.record.n_frames, T))
-        seq.push_back (ring.features.at (job.record.first_sample + row));
+      for (const auto &token : tokens (job, T, net->frame_context ()))
+        seq.push_back (ring.features.at (token.key));
       per_clip.push_back (torch::stack (seq));
     }
     for (const auto &job : jobs) {
       Ring &ring = ring_of (job);
       ring.features.erase (ring.features.begin (),
-          ring.features.lower_bound (job.record.first_sample));
+          ring.features.lower_bound (FeatureKey (job.record.first_sample, 0)));
     }
     return net->classify_features (torch::stack (per_clip));
   }
 
 private:
   static Ring &ring_of (const Job &job) { return static_cast<Ring &> (*job.stream); }
+
+  /* A temporal token of a clip: the ring key of its feature and the clip rows of its frame and
+   * of the earlier frame of its pair. */
+  struct Token
+  {
+    FeatureKey key;
+    int64_t row, earlier_row;
+  };
+
+  /* The tokens of a clip of T frames (padded as vidcls::clip_rows says), the first `context`
+   * frames serving only as the earlier frame of a pair. */
+  static std::vector<Token> tokens (const Job &job, int64_t T, int64_t context)
+  {
+    const auto rows = vidcls::clip_rows (job.record.n_frames, T);
+    std::vector<Token> out;
+    for (int64_t k = context; k < T; ++k) {
+      const int64_t earlier = rows[k - context];
+      out.push_back ({FeatureKey (job.record.first_sample + earlier,
+                  job.record.first_sample + rows[k]), rows[k], earlier});
+    }
+    return out;
+  }
 
   /* The first job whose stream had a clip of another epoch earlier in the batch; 0: none. */
   static size_t epoch_change (const std::vector<Job> &jobs)
@@ -132,23 +161,27 @@ private:
   void run_new_frames (const vidcls::gst::InferenceModel &m, vidcls::PerFrameBackbone &net,
       const std::vector<Job> &jobs, int64_t T)
   {
-    std::vector<torch::Tensor> frames;
-    std::vector<std::pair<Ring *, guint64>> owners;
+    std::vector<torch::Tensor> frames, earlier;
+    std::vector<std::pair<Ring *, FeatureKey>> owners;
+    const int64_t context = net.frame_context ();
     for (const auto &job : jobs) {
       Ring &ring = ring_of (job);
       ring.follow (job.record);
-      for (int64_t row : vidcls::clip_rows (job.record.n_frames, T)) {
-        const guint64 id = job.record.first_sample + row;
-        if (ring.features.count (id) || std::find (owners.begin (), owners.end (),
-                std::make_pair (&ring, id)) != owners.end ())
+      for (const auto &token : tokens (job, T, context)) {
+        if (ring.features.count (token.key) || std::find (owners.begin (), owners.end (),
+                std::make_pair (&ring, token.key)) != owners.end ())
           continue;
-        frames.push_back (job.clip[row]);
-        owners.emplace_back (&ring, id);
+        frames.push_back (job.clip[token.row]);
+        earlier.push_back (job.clip[token.earlier_row]);
+        owners.emplace_back (&ring, token.key);
       }
     }
     if (frames.empty ())
       return;
-    auto f = net.frame_features (torch::stack (frames).to (m.device, m.dtype));
+    auto f = context > 0
+        ? net.frame_features (torch::stack (frames).to (m.device, m.dtype),
+            torch::stack (earlier).to (m.device, m.dtype))
+        : net.frame_features (torch::stack (frames).to (m.device, m.dtype));
     for (size_t i = 0; i < owners.size (); ++i) {
       owners[i].first->features[owners[i].second] = f[i];
       *owners[i].first->backbone_frames += 1;

@@ -110,7 +110,8 @@ void to_json(nlohmann::json &j, const ResNetTViTConfig &c) {
        {"temporal", c.temporal},
        {"temporal_pos_embed", c.temporal_pos_embed},
        {"freeze_backbone", c.freeze_backbone},
-       {"head_dropout", c.head_dropout}};
+       {"head_dropout", c.head_dropout},
+       {"input", c.input}};
 }
 
 void from_json(const nlohmann::json &j, ResNetTViTConfig &c) {
@@ -122,6 +123,7 @@ void from_json(const nlohmann::json &j, ResNetTViTConfig &c) {
   get_opt(j, "temporal_pos_embed", c.temporal_pos_embed);
   get_opt(j, "freeze_backbone", c.freeze_backbone);
   get_opt(j, "head_dropout", c.head_dropout);
+  get_opt(j, "input", c.input);
 }
 
 }  // namespace vidcls

@@ -8,10 +8,10 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/functional/dropout.h>
-#include <torch/nn/functional/padding.h>
 #include <torch/nn/init.h>
 
 #include "vidcls/init.h"
+#include "vidcls/motion.h"
 #include "vidcls/runtime.h"
 
 namespace F = torch::nn::functional;
@@ -72,67 +72,13 @@ ViViTImpl::ViViTImpl(const ViViTConfig &cfg) : cfg_(cfg) {
 
 namespace {
 
-// Central differences along W (dim 4) or H (dim 3) of [B, T', C, H, W], zero at the border.
-torch::Tensor central_difference(const torch::Tensor &m, int64_t dim) {
-  const int64_t n = m.size(dim);
-  if (n < 3) return torch::zeros_like(m);
-  const auto flat = m.flatten(0, 1);  // [B T', C, H, W]
-  const int64_t d = dim - 1;
-  const auto diff = (flat.narrow(d, 2, n - 2) - flat.narrow(d, 0, n - 2)) * 0.5;
-  const std::vector<int64_t> pad = d == 3 ? std::vector<int64_t>{1, 1}
-                                           : std::vector<int64_t>{0, 0, 1, 1};
-  return F::pad(diff, F::PadFuncOptions(pad)).view_as(m);
-}
-
-// The translation (u, v) per pair [B, T', 1, 1, 1] that explains most of the temporal difference
-// dt through I_x u + I_y v + I_t = 0: least squares over the whole frame, then reweighted
-// (Cauchy weights, scale from the median residual) so that what moves on its own -- the object,
-// moving clutter -- stops pulling. A camera that drifts, pans or shakes moves the whole
-// background by one translation; subtracting it leaves the motion relative to the scene.
-std::pair<torch::Tensor, torch::Tensor> global_translation(const torch::Tensor &gx,
-                                                           const torch::Tensor &gy,
-                                                           const torch::Tensor &dt) {
-  constexpr int kIterations = 3;
-  constexpr double kRidge = 1e-3;   // keeps the 2x2 system solvable on a flat frame
-  constexpr double kMaxShift = 4.0;  // pixels per sampled frame, as the normal flow's bound
-  const std::vector<int64_t> pix = {2, 3, 4};
-  auto w = torch::ones_like(dt.narrow(2, 0, 1));
-  torch::Tensor u = torch::zeros({dt.size(0), dt.size(1), 1, 1, 1}, dt.options());
-  torch::Tensor v = torch::zeros_like(u);
-  for (int it = 0; it < kIterations; ++it) {
-    const auto sxx = (w * gx * gx).sum(pix, true) + kRidge, syy = (w * gy * gy).sum(pix, true) + kRidge;
-    const auto sxy = (w * gx * gy).sum(pix, true);
-    const auto bx = -(w * gx * dt).sum(pix, true), by = -(w * gy * dt).sum(pix, true);
-    const auto det = sxx * syy - sxy * sxy;
-    u = ((syy * bx - sxy * by) / det).clamp(-kMaxShift, kMaxShift);
-    v = ((sxx * by - sxy * bx) / det).clamp(-kMaxShift, kMaxShift);
-    const auto r = (gx * u + gy * v + dt).abs().sum(2, true);  // [B, T', 1, H, W]
-    const auto scale =
-        std::get<0>(r.flatten(2).median(2)).view({r.size(0), r.size(1), 1, 1, 1}) * 2.5 + 1e-6;
-    w = 1.0 / (1.0 + (r / scale).pow(2));
-  }
-  return {u, v};
-}
-
-// Normal flow of consecutive frames (see ViViTConfig::input_transform). Central differences of
-// the pair's mean frame give the gradient, summed over the colour channels; kEps keeps flat
-// regions (gradient ~ noise) near zero; kMaxFlow bounds what occlusions and noise produce.
-// `stabilise`: the temporal difference first loses what one global translation explains.
-torch::Tensor normal_flow(const torch::Tensor &x, bool stabilise) {
-  constexpr double kEps = 0.05;     // in squared normalised units per pixel
-  constexpr double kMaxFlow = 4.0;  // pixels per sampled frame
-  const int64_t T = x.size(1);
-  const auto a = x.narrow(1, 0, T - 1), b = x.narrow(1, 1, T - 1);
-  auto dt = b - a;
-  const auto m = (a + b) * 0.5;
-  const auto gx = central_difference(m, 4), gy = central_difference(m, 3);
-  if (stabilise) {
-    const auto [gu, gv] = global_translation(gx, gy, dt);
-    dt = dt + gx * gu + gy * gv;
-  }
-  const auto den = (gx * gx + gy * gy).sum(2, true) + kEps;
-  const auto u = -(dt * gx).sum(2, true) / den, v = -(dt * gy).sum(2, true) / den;
-  auto flow = torch::cat({u, v}, 2).clamp(-kMaxFlow, kMaxFlow);  // [B, T-1, 2, H, W]
+// ViViT's "normal-flow" input (see ViViTConfig::input_transform): the normal flow of each pair of
+// consecutive frames (the last frame repeats the last pair's), and the grey temporal residual;
+// `stabilise` for "normal-flow-stabilised" (see normal_flow in motion.h).
+torch::Tensor normal_flow_input(const torch::Tensor &x, bool stabilise) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const auto a = x.narrow(1, 0, T - 1).flatten(0, 1), b = x.narrow(1, 1, T - 1).flatten(0, 1);
+  auto flow = normal_flow(a, b, stabilise).view({B, T - 1, 2, x.size(3), x.size(4)});
   flow = torch::cat({flow, flow.narrow(1, T - 2, 1)}, 1);
   const auto grey = (x - x.mean(1, true)).mean(2, true);
   return torch::cat({flow, grey}, 2);
@@ -146,8 +92,8 @@ torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_
   TORCH_CHECK(clips.size(1) > 1, "input_transform '", input_transform,
               "' needs more than one frame");
   if (input_transform == "temporal-residual") return clips - clips.mean(1, true);
-  if (input_transform == "normal-flow") return normal_flow(clips, false);
-  if (input_transform == "normal-flow-stabilised") return normal_flow(clips, true);
+  if (input_transform == "normal-flow") return normal_flow_input(clips, false);
+  if (input_transform == "normal-flow-stabilised") return normal_flow_input(clips, true);
   TORCH_CHECK(false, "unknown input_transform '", input_transform, "'");
 }
 

@@ -98,6 +98,14 @@ int main(int argc, char **argv) {
     std::printf("input:         [B, %lld, %lld, %lld, %lld] (T, C, H, W)\n",
                 static_cast<long long>(shape.frames), static_cast<long long>(shape.channels),
                 static_cast<long long>(shape.height), static_cast<long long>(shape.width));
+    if (auto *net = ckpt.model->per_frame_backbone()) {
+      // A motion backbone's feature is of a pair of frames: a clip of T frames has T - 1.
+      const auto config = ckpt.model->config();
+      std::printf("backbone:      %s input, %s, %lld per-frame features per clip\n",
+                  config.value("input", std::string("rgb")).c_str(),
+                  net->backbone_frozen() ? "frozen" : "fine-tuned",
+                  static_cast<long long>(shape.frames - net->frame_context()));
+    }
     const auto &c = info.clip;
     std::printf("clip:          %d frames, ", c.frames);
     if (c.sample_rate > 0) {

@@ -157,13 +157,32 @@ TEST(VividInfer, ResultsAreAlsoGStreamerAnalyticsClassifications) {
 #endif
 }
 
-// resnetvitinfer: overlapping clips (hop 2 of T = 8) run the backbone once per sampled frame and
-// give the same scores as the full model on each clip.
-TEST(ResnetVitInfer, FeatureRingRunsTheBackboneOncePerFrame) {
-  const auto ckpt = make_checkpoint("resnet18-tvit-xs");
+// A resnet18-tvit-xs checkpoint whose backbone sees `input` (random weights).
+std::string resnet_checkpoint(const std::string &input) {
+  const auto path = (scratch() / ("resnet-" + input + ".safetensors")).string();
+  if (fs::exists(path)) return path;
+  torch::manual_seed(2);
+  auto cfg = vidcls::preset_config("resnet18-tvit-xs", 5);
+  cfg["input"] = input;
+  auto model = vidcls::make_model("resnet-tvit", cfg);
+  vidcls::CheckpointInfo info;
+  info.preset = "resnet18-tvit-xs";
+  info.clip = vidcls::find_preset("resnet18-tvit-xs").clip;
+  for (int i = 0; i < 5; ++i) info.labels.push_back("l" + std::to_string(i));
+  vidcls::save_checkpoint(path, *model, info);
+  return path;
+}
+
+// resnetvitinfer: overlapping clips (hop 2 of T = 9) run the backbone once per sampled frame (a
+// motion backbone once per pair of consecutive sampled frames) and give the same scores as the
+// full model on each clip, for every backbone input.
+class ResnetVitRing : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ResnetVitRing, FeatureRingRunsTheBackboneOncePerFrame) {
+  const auto ckpt = resnet_checkpoint(GetParam());
   GstHarness *h = gst_harness_new_parse(
       ("vidclsclipper clip-stride=2 ! resnetvitinfer mode=sync model=" + ckpt).c_str());
-  const int frames = 40;  // stride 2 -> 20 sampled frames -> clips at 8, 10, ..., 20: 7 clips
+  const int frames = 40;  // stride 2 -> 20 sampled frames -> clips at 9, 11, ..., 19: 6 clips
   auto out = push_frames(h, frames);
   int results = 0;
   for (GstBuffer *buf : out) {
@@ -178,14 +197,23 @@ TEST(ResnetVitInfer, FeatureRingRunsTheBackboneOncePerFrame) {
     }
     gst_buffer_unref(buf);
   }
-  EXPECT_EQ(results, 7);
+  EXPECT_EQ(results, 6);
   guint64 backbone = 0;
   GstElement *infer = gst_harness_find_element(h, "resnetvitinfer");
   g_object_get(infer, "backbone-frames", &backbone, nullptr);
-  EXPECT_EQ(backbone, 20u) << "each of the 20 sampled frames once; recomputing would be 56";
+  if (GetParam() == "rgb")
+    EXPECT_EQ(backbone, 19u) << "each of the 19 sampled frames in a clip once; recomputing: 54";
+  else
+    EXPECT_EQ(backbone, 18u) << "each of the 18 pairs (0, 1) ... (17, 18) once; recomputing: 48";
   gst_object_unref(infer);
   gst_harness_teardown(h);
 }
+
+INSTANTIATE_TEST_SUITE_P(Inputs, ResnetVitRing, ::testing::Values("rgb", "motion", "two-stream"),
+                         [](const auto &info) {
+                           return info.param == "two-stream" ? std::string("two_stream")
+                                                             : info.param;
+                         });
 
 // The clip completed at EOS (eos-policy=pad) is classified and marked partial on the bus.
 TEST(VividInfer, EndOfStreamClipIsClassified) {

@@ -15,6 +15,7 @@
 #include "vidcls/errors.h"
 #include "vidcls/init.h"
 #include "vidcls/registry.h"
+#include "vidcls/resnet_tvit.h"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -119,6 +120,43 @@ TEST_F(CheckpointTest, RoundTripGivesIdenticalOutputs) {
                               model->input_shape().width});
     EXPECT_TRUE(torch::equal(model->forward(clip), loaded.model->forward(clip))) << preset;
   }
+}
+
+// A ResNet + Temporal ViT checkpoint written before the backbone had an `input` (8 frames, RGB,
+// no "input" in its config) loads as "rgb" and scores as the model that wrote it: every frame's
+// ResNet feature, in order, into the temporal transformer.
+TEST_F(CheckpointTest, ResNetTViTWithoutInputFieldLoadsAsRgb) {
+  torch::manual_seed(5);
+  auto cfg = vidcls::preset_config("resnet18-tvit-xs", 3);
+  cfg["input"] = "rgb";
+  cfg["frames"] = 8;
+  auto model = vidcls::make_model("resnet-tvit", cfg);
+  model->eval();
+  vidcls::CheckpointInfo info;
+  info.preset = "resnet18-tvit-xs";
+  info.labels = {"a", "b", "c"};
+  info.clip = vidcls::find_preset("resnet18-tvit-xs").clip;
+  info.clip.frames = 8;
+  vidcls::save_checkpoint(path("rgb-new.safetensors"), *model, info);
+  const auto old = edit_header(path("rgb-new.safetensors"), "rgb-old.safetensors",
+                               [](nlohmann::json &h) {
+                                 auto c = nlohmann::json::parse(
+                                     h["__metadata__"]["vidcls.config"].get<std::string>());
+                                 ASSERT_EQ(c.erase("input"), 1u);
+                                 h["__metadata__"]["vidcls.config"] = c.dump();
+                               });
+  auto loaded = vidcls::load_checkpoint(old);
+  EXPECT_EQ(loaded.model->config().at("input"), "rgb");
+  EXPECT_EQ(loaded.model->input_shape().frames, 8);
+  auto *net = dynamic_cast<vidcls::ResNetTViTImpl *>(loaded.model.get());
+  ASSERT_NE(net, nullptr);
+  EXPECT_EQ(net->frame_context(), 0);
+  torch::NoGradGuard no_grad;
+  const auto clip = torch::randn({2, 8, 3, 64, 64});
+  const auto per_frame = net->backbone->features(clip.flatten(0, 1)).reshape({2, 8, -1});
+  const auto logits = loaded.model->forward(clip);
+  EXPECT_TRUE(torch::equal(logits, model->forward(clip)));
+  EXPECT_TRUE(torch::allclose(logits, net->classify_features(per_frame), 1e-6, 1e-6));
 }
 
 // Loading builds the model without initial values and copies the file's tensors into it: every

@@ -15,6 +15,7 @@
 #include <torch/version.h>
 
 #include "vidcls/layers.h"
+#include "vidcls/motion.h"
 #include "vidcls/registry.h"
 #include "vidcls/resnet_tvit.h"
 #include "vidcls/runtime.h"
@@ -167,8 +168,10 @@ TEST(MiniViViT, TraceExposesHiddenStatesAndAttention) {
 // not move in training mode; unfrozen, both change.
 TEST(ResNetTViT, FrozenBackboneGetsNoGradient) {
   torch::manual_seed(0);
+  auto cfg = vidcls::preset_config("resnet18-tvit-xs", 3);
+  cfg["input"] = "two-stream";  // both backbones
   auto model = std::dynamic_pointer_cast<vidcls::ResNetTViTImpl>(
-      vidcls::make_preset_model("resnet18-tvit-xs", 3));
+      vidcls::make_model("resnet-tvit", cfg));
   ASSERT_TRUE(model);
   ASSERT_TRUE(model->backbone_frozen());
   model->train();
@@ -180,14 +183,20 @@ TEST(ResNetTViT, FrozenBackboneGetsNoGradient) {
     EXPECT_FALSE(p.value().grad().defined()) << p.key();
     EXPECT_FALSE(p.value().requires_grad()) << p.key();
   }
+  ASSERT_TRUE(model->motion_backbone);
+  for (const auto &p : model->motion_backbone->named_parameters())
+    EXPECT_FALSE(p.value().grad().defined()) << p.key();
+  EXPECT_FALSE(model->motion_backbone->is_training());
   EXPECT_TRUE(model->proj->weight.grad().defined());
   EXPECT_TRUE(torch::equal(mean_before, model->backbone->bn1->running_mean));
 
   model->set_backbone_frozen(false);
   model->train();
   EXPECT_TRUE(model->backbone->is_training());
+  EXPECT_TRUE(model->motion_backbone->is_training());
   model->forward(clip).sum().backward();
   EXPECT_TRUE(model->backbone->conv1->weight.grad().defined());
+  EXPECT_TRUE(model->motion_backbone->conv1->weight.grad().defined());
   EXPECT_FALSE(torch::equal(mean_before, model->backbone->bn1->running_mean));
 }
 
@@ -198,9 +207,90 @@ TEST(ResNetTViT, FeaturePathMatchesForward) {
   model->eval();
   torch::NoGradGuard no_grad;
   auto clip = random_clip(model->input_shape());
-  auto features = model->frame_features(clip.flatten(0, 1)).reshape({2, clip.size(1), -1});
+  const int64_t T = model->cfg().tokens(), skip = clip.size(1) - T;
+  auto features = model->frame_features(clip.narrow(1, skip, T).flatten(0, 1),
+                                        clip.narrow(1, 0, T).flatten(0, 1))
+                      .reshape({2, T, -1});
   EXPECT_TRUE(torch::allclose(model->classify_features(features), model->forward(clip), 1e-5,
                               1e-5));
+}
+
+// The backbone inputs of ResNet + Temporal ViT: resnet18-tvit-xs with `input` set.
+std::shared_ptr<vidcls::ResNetTViTImpl> resnet_tvit(const std::string &input, int64_t classes) {
+  auto cfg = vidcls::preset_config("resnet18-tvit-xs", classes);
+  cfg["input"] = input;
+  return std::dynamic_pointer_cast<vidcls::ResNetTViTImpl>(
+      vidcls::make_model("resnet-tvit", cfg));
+}
+
+// Shapes of each input: a clip of 9 frames gives 9 RGB tokens, or 8 pair tokens with motion; the
+// two streams' features are concatenated (late fusion).
+TEST(ResNetTViT, ShapesOfEachBackboneInput) {
+  struct Case {
+    const char *input;
+    int64_t context, tokens, dim;
+  };
+  for (const Case c : {Case{"rgb", 0, 9, 512}, Case{"motion", 1, 8, 512},
+                       Case{"two-stream", 1, 8, 1024}}) {
+    SCOPED_TRACE(c.input);
+    torch::manual_seed(0);
+    auto model = resnet_tvit(c.input, 5);
+    EXPECT_EQ(model->config().at("input"), c.input);
+    EXPECT_EQ(model->input_shape().frames, 9);
+    EXPECT_EQ(model->frame_context(), c.context);
+    EXPECT_EQ(static_cast<bool>(model->motion_backbone), std::string(c.input) == "two-stream");
+    const auto clip = random_clip(model->input_shape());
+    const auto later = clip.narrow(1, c.context, c.tokens).flatten(0, 1);
+    const auto earlier = clip.narrow(1, 0, c.tokens).flatten(0, 1);
+    const auto f = model->frame_features(later, earlier);
+    ASSERT_EQ(f.sizes(), (std::vector<int64_t>{2 * c.tokens, c.dim}));
+    model->train();
+    auto logits = model->forward(clip);
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 5}));
+    // The per-clip path over features of the clip's own frames (pairs) is forward's.
+    model->eval();
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::allclose(model->classify_features(f.reshape({2, c.tokens, c.dim})),
+                                model->forward(clip), 1e-5, 1e-5));
+  }
+}
+
+// A motion feature needs the frame sampled before; a config that cannot make pairs is refused.
+TEST(ResNetTViT, MotionInputsSayWhatTheyNeed) {
+  auto model = resnet_tvit("motion", 3);
+  const auto frames = torch::randn({2, 3, 64, 64});
+  try {
+    model->frame_features(frames);
+    FAIL() << "a motion feature without the earlier frame";
+  } catch (const c10::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("sampled before"), std::string::npos) << e.what();
+  }
+  auto cfg = vidcls::preset_config("resnet18-tvit-xs", 3);
+  for (const auto &bad : {std::make_pair("optical-flow", 9), std::make_pair("motion", 1)}) {
+    cfg["input"] = bad.first;
+    cfg["frames"] = bad.second;
+    try {
+      vidcls::make_model("resnet-tvit", cfg);
+      FAIL() << "accepted input " << bad.first << " with " << bad.second << " frames";
+    } catch (const c10::Error &e) {
+      EXPECT_NE(std::string(e.what()).find("input"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The motion image of a still pair is zero (a padded clip's repeated last frame), and a pattern
+// moving right gives u > 0 where it has texture along x, whatever its contrast.
+TEST(Motion, PairMotionSeesDirectionNotContrast) {
+  const auto x = torch::arange(64, torch::kFloat).mul(0.4).sin().view({1, 1, 1, 64})
+                     .expand({1, 3, 64, 64}).contiguous();
+  const auto moved = torch::roll(x, {1}, {3});
+  EXPECT_LT(vidcls::pair_motion(x, x).abs().max().item<float>(), 1e-7f);
+  for (const float sign : {1.0f, -1.0f}) {
+    const auto m = vidcls::pair_motion(sign * x, sign * moved);
+    ASSERT_EQ(m.sizes(), (std::vector<int64_t>{1, 3, 64, 64}));
+    EXPECT_GT(m[0][0].narrow(1, 2, 60).mean().item<float>(), 0.3f) << "u, contrast " << sign;
+    EXPECT_LT(m[0][1].abs().max().item<float>(), 1e-5f) << "no vertical motion";
+  }
 }
 
 // Tubelet initialisation from a 2D patch embedding: on a static clip (all frames the same

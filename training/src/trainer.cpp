@@ -22,10 +22,12 @@
 #include "vidcls/errors.h"
 #include "vidcls/pretrained.h"
 #include "vidcls/safetensors.h"
+#include "vidcls/registry.h"
 #include "vidcls/runtime.h"
 #include "vidcls/train/clip_cache.h"
 #include "vidcls/train/dataset.h"
 #include "vidcls/train/evaluation.h"
+#include "vidcls/train/feature_cache.h"
 #include "vidcls/train/prefetch.h"
 #include "vidcls/train/transforms.h"
 #include "vidcls/train/video_reader.h"
@@ -188,24 +190,14 @@ std::vector<Sample> make_samples(const ClipCache &cache, const std::vector<size_
   return out;
 }
 
-// The backbone's feature of every cached frame of `videos` (through the evaluation transform).
+// The backbone's features of the sampled frames of `sides`' videos (sampled_frame_features).
 void frame_features(PerFrameBackbone &net, const ClipCache &cache,
                     const std::vector<const std::vector<Sample> *> &sides, const ClipSpec &spec,
                     const torch::Device &device, std::vector<torch::Tensor> &out) {
-  torch::NoGradGuard no_grad;
   out.assign(cache.size(), torch::Tensor());
-  constexpr int64_t kChunk = 64;
   for (const auto *side : sides) {
-    for (const auto &s : *side) {
-      const auto frames = cache.frames(s.video);
-      std::vector<torch::Tensor> parts;
-      for (int64_t i = 0; i < frames.size(0); i += kChunk) {
-        const auto x =
-            preprocess_frames(frames.narrow(0, i, std::min(kChunk, frames.size(0) - i)), spec);
-        parts.push_back(net.frame_features(x.to(device)).to(torch::kCPU));
-      }
-      out[s.video] = torch::cat(parts);
-    }
+    for (const auto &s : *side)
+      out[s.video] = sampled_frame_features(net, cache.frames(s.video), s.sampled, spec, device);
   }
 }
 
@@ -216,6 +208,7 @@ struct RunData {
   ClipCache cache;
   std::vector<Sample> train, val, test;
   std::vector<torch::Tensor> features;  // per cache item, when training on cached features
+  int64_t feature_context = 0;          // PerFrameBackbone::frame_context of those features
   EvalInputs val_inputs, test_inputs;
 };
 
@@ -229,9 +222,10 @@ EvalInputs eval_inputs(const RunData &d, const std::vector<Sample> &side, const 
       // What vidcls-eval --views 1x1 looks at: the clipper's first window, the centre crop.
       xs.push_back(video_views({d.cache.frames(s.video), s.sampled}, spec, {1, 1}).clips[0]);
     } else {
-      const auto w = eval_windows(static_cast<int64_t>(s.sampled.size()), spec, 1).at(0);
-      const auto idx = window_frame_indices(s.sampled, w, spec.frames);
-      xs.push_back(d.features[s.video].index_select(0, torch::tensor(idx, torch::kInt64)));
+      const auto n = static_cast<int64_t>(s.sampled.size());
+      const auto w = eval_windows(n, spec, 1).at(0);
+      xs.push_back(d.features[s.video].index_select(
+          0, feature_rows(w, n, spec.frames, d.feature_context)));
     }
     ys.push_back(s.label);
   }
@@ -348,17 +342,20 @@ void TrainingRun::open_data() {
 
 void TrainingRun::build_model() {
   torch::manual_seed(o_.seed);
-  const auto classes = static_cast<int64_t>(data_.cache.classes().size());
-  if (o_.input_transform.empty()) {
-    model_ = make_preset_model(preset_name_, classes);
-  } else {
+  auto config = preset_config(preset_name_, static_cast<int64_t>(data_.cache.classes().size()));
+  if (!o_.input_transform.empty()) {
     if (preset_->architecture != "vivit" && preset_->architecture != "mini-vivit")
       throw std::invalid_argument("--input-transform is a ViViT option; preset " + preset_name_ +
                                   " is a " + preset_->architecture + " model");
-    auto config = preset_config(preset_name_, classes);
     config["input_transform"] = o_.input_transform;
-    model_ = make_model(preset_->architecture, config);
   }
+  if (!o_.backbone_input.empty()) {
+    if (preset_->architecture != "resnet-tvit")
+      throw std::invalid_argument("--backbone-input is a resnet-vit option; preset " +
+                                  preset_name_ + " is a " + preset_->architecture + " model");
+    config["input"] = o_.backbone_input;
+  }
+  model_ = make_model(preset_->architecture, config);
   backbone_ = model_->per_frame_backbone();
   if (backbone_ != nullptr && o_.fine_tune_backbone) backbone_->set_backbone_frozen(false);
   use_features_ = backbone_ != nullptr && backbone_->backbone_frozen() && !o_.no_feature_cache;
@@ -380,9 +377,11 @@ void TrainingRun::resume() {
     return;
   }
   auto loaded = load_checkpoint(last_path.string());
-  if (loaded.info.preset != preset_name_ || loaded.info.labels != data_.cache.classes()) {
+  if (loaded.info.preset != preset_name_ || loaded.info.labels != data_.cache.classes() ||
+      loaded.model->config().value("input", "") != model_->config().value("input", "")) {
     throw MismatchError(last_path.string() + " was trained with preset " + loaded.info.preset +
-                        " on other classes; --resume needs the same preset and data");
+                        " on other classes or another model configuration (--backbone-input); "
+                        "--resume needs the same preset, options and data");
   }
   if (loaded.info.clip.frame_stride != spec_.frame_stride ||
       loaded.info.clip.sample_rate != spec_.sample_rate) {
@@ -480,8 +479,10 @@ Batch TrainingRun::make_batch(int epoch, size_t b, const std::vector<size_t> &or
     std::mt19937_64 rng(mix(o_.seed, epoch, 1000 + position));
     const Sample &s = data_.train[order[position]];
     if (use_features_) {
-      const auto idx = random_window(s.sampled, spec_.frames, rng);
-      xs.push_back(data_.features[s.video].index_select(0, torch::tensor(idx, torch::kInt64)));
+      const auto n = static_cast<int64_t>(s.sampled.size());
+      const auto w = random_window_record(n, spec_.frames, rng);
+      xs.push_back(data_.features[s.video].index_select(
+          0, feature_rows(w, n, spec_.frames, data_.feature_context)));
     } else if (o_.decode_every_step) {
       // The notebook way: the whole file decoded and scaled for one clip.
       const auto &item = data_.cache.item(s.video);
@@ -661,6 +662,7 @@ TrainResult TrainingRun::run() {
     const auto t0 = Clock::now();
     frame_features(*backbone_, data_.cache, {&data_.train, &data_.val, &data_.test}, spec_,
                    trainee_.device, data_.features);
+    data_.feature_context = backbone_->frame_context();
     std::printf(
         "backbone features of %zu videos cached in %.1f s (frozen backbone: the temporal "
         "model trains on features of the clean frames, temporal jitter only)\n",
@@ -726,6 +728,8 @@ std::map<std::string, std::string> TrainingRun::configuration() const {
           {"--precision", o_.precision},
           {"--flip", std::to_string(o_.flip)},
           {"--fine-tune-backbone", std::to_string(o_.fine_tune_backbone)},
+          {"--input-transform", o_.input_transform},
+          {"--backbone-input", o_.backbone_input},
           {"--no-feature-cache", std::to_string(o_.no_feature_cache)},
           {"--teacher (given)", std::to_string(!o_.teacher.empty())},
           {"--distill-*",

@@ -72,13 +72,17 @@ std::vector<torch::Tensor> eval_crops(const torch::Tensor &frames_u8, const Clip
   return out;
 }
 
-std::vector<int64_t> random_window(const std::vector<int64_t> &sampled, int64_t frames,
-                                   std::mt19937_64 &rng) {
-  const int64_t n = static_cast<int64_t>(sampled.size());
-  const int64_t last_start = std::max<int64_t>(0, n - frames);
+ClipRecord random_window_record(int64_t n_sampled, int64_t frames, std::mt19937_64 &rng) {
+  const int64_t last_start = std::max<int64_t>(0, n_sampled - frames);
   ClipRecord w;
   w.first_sample = std::uniform_int_distribution<int64_t>(0, last_start)(rng);
-  w.n_frames = std::min<int64_t>(frames, n - static_cast<int64_t>(w.first_sample));
+  w.n_frames = std::min<int64_t>(frames, n_sampled - static_cast<int64_t>(w.first_sample));
+  return w;
+}
+
+std::vector<int64_t> random_window(const std::vector<int64_t> &sampled, int64_t frames,
+                                   std::mt19937_64 &rng) {
+  const auto w = random_window_record(static_cast<int64_t>(sampled.size()), frames, rng);
   return window_frame_indices(sampled, w, frames);
 }
 

@@ -98,6 +98,12 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
   app.add_flag("--fine-tune-backbone", o.fine_tune_backbone,
                "resnet-vit: train the ResNet too, on clips (slow; default: frozen, trained on "
                "cached per-frame features)");
+  app.add_option("--backbone-input", o.backbone_input,
+                 "resnet-vit: what the per-frame backbone sees: rgb (the frame), motion (normal "
+                 "flow and grey difference of the frame against the one sampled before it) or "
+                 "two-stream (an RGB and a motion backbone, features concatenated); default: the "
+                 "preset's (resnet18-tvit-xs: motion, resnet50-tvit: rgb)")
+      ->check(CLI::IsMember({"rgb", "motion", "two-stream"}));
   app.add_option("--teacher", o.teacher,
                  "mini-vivit / vivit: distil from this ViViT checkpoint (same labels and clip "
                  "size): soft labels, last-layer attention maps and hidden-state relations, as "

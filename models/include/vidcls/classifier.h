@@ -25,9 +25,17 @@ struct InputShape {
 class PerFrameBackbone {
  public:
   virtual ~PerFrameBackbone() = default;
-  // frames [N, C, H, W] -> features [N, D]; without autograd while the backbone is frozen.
-  virtual torch::Tensor frame_features(const torch::Tensor &frames) = 0;
-  // features [B, T, D] -> logits [B, num_classes].
+  // How many sampled frames before a frame its feature depends on: 0 (the frame alone) or 1
+  // (motion: the frame against the one sampled before it). A clip of T frames gives
+  // T - frame_context() features, one per frame from its (frame_context() + 1)-th on; a clip's
+  // first frame then only serves as the earlier frame of the second's pair.
+  virtual int64_t frame_context() const { return 0; }
+  // frames [N, C, H, W] -> features [N, D]; `earlier` [N, C, H, W] holds the frame sampled
+  // before each (required when frame_context() is 1, ignored when 0; a frame given as its own
+  // earlier frame is a still pair: no motion). Without autograd while the backbone is frozen.
+  virtual torch::Tensor frame_features(const torch::Tensor &frames,
+                                       const torch::Tensor &earlier = {}) = 0;
+  // features [B, T - frame_context(), D] -> logits [B, num_classes].
   virtual torch::Tensor classify_features(const torch::Tensor &features) = 0;
   virtual bool backbone_frozen() const = 0;
   virtual void set_backbone_frozen(bool frozen) = 0;

@@ -1,6 +1,9 @@
 // ResNet + Temporal ViT: a ResNet gives one pooled vector per frame, a linear projection maps it
 // to the transformer width, and a transformer encoder with a CLS token classifies the sequence.
 // The backbone is frozen by default (eval-mode BatchNorm, no gradients), as in the study.
+// What the backbone sees is the config's `input`: the frame ("rgb", the study's), the frame's
+// motion against the frame sampled before it ("motion"), or both, in two backbones whose features
+// are concatenated before the projection ("two-stream": late fusion, as two-stream networks).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -21,7 +24,19 @@ struct ResNetTViTConfig {
   bool temporal_pos_embed = true;
   bool freeze_backbone = true;
   double head_dropout = 0.0;
+  // "rgb", "motion" or "two-stream". A motion image (vidcls/motion.h: normal flow u, v and the
+  // grey difference) depends on a pair of sampled frames, so with "motion" and "two-stream" a
+  // clip of `frames` frames gives frames - 1 per-frame features, of the pairs (0, 1) ...
+  // (frames - 2, frames - 1), and the temporal encoder has frames - 1 tokens. Checkpoints
+  // written before the field existed read as "rgb".
+  std::string input = "rgb";
   void validate() const;
+  bool sees_motion() const { return input != "rgb"; }
+  // Temporal tokens (per-frame features) of a clip.
+  int64_t tokens() const { return sees_motion() ? frames - 1 : frames; }
+  int64_t feature_dim() const {
+    return input == "two-stream" ? 2 * backbone.feature_dim() : backbone.feature_dim();
+  }
 };
 
 void to_json(nlohmann::json &j, const ResNetTViTConfig &c);
@@ -33,7 +48,9 @@ class ResNetTViTImpl : public VideoClassifierImpl, public PerFrameBackbone {
 
   torch::Tensor forward(torch::Tensor clips) override;
   // frames [N, C, H, W] -> backbone features [N, feature_dim]; without autograd when frozen.
-  torch::Tensor frame_features(const torch::Tensor &frames) override;
+  torch::Tensor frame_features(const torch::Tensor &frames,
+                               const torch::Tensor &earlier = {}) override;
+  int64_t frame_context() const override { return cfg_.sees_motion() ? 1 : 0; }
   // per-frame features [B, T, feature_dim] -> logits; what runs per clip when the backbone
   // features are cached (feature ring in resnetvitinfer, feature cache in training).
   torch::Tensor classify_features(const torch::Tensor &features) override;
@@ -50,7 +67,10 @@ class ResNetTViTImpl : public VideoClassifierImpl, public PerFrameBackbone {
   InputShape input_shape() const override;
   const ResNetTViTConfig &cfg() const { return cfg_; }
 
+  // The RGB stream ("rgb", "two-stream") or the motion stream ("motion").
   ResNet backbone{nullptr};
+  // The motion stream of "two-stream"; null otherwise.
+  ResNet motion_backbone{nullptr};
   torch::nn::Linear proj{nullptr};
   TokenEncoder temporal{nullptr};
   torch::nn::Linear head{nullptr};

@@ -54,6 +54,10 @@ struct Augmentation {
 torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64_t> &sampled,
                          const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng);
 
+// A random window of T of `n_sampled` sampled frames (temporal jitter only): its first sampled
+// frame and how many it holds (fewer than T at the end of a short video).
+ClipRecord random_window_record(int64_t n_sampled, int64_t frames, std::mt19937_64 &rng);
+
 // A random window of T sampled frames (temporal jitter only): frame indices, padded.
 std::vector<int64_t> random_window(const std::vector<int64_t> &sampled, int64_t frames,
                                    std::mt19937_64 &rng);
