@@ -13,11 +13,7 @@
 #include "vidcls/errors.h"
 
 #ifdef VIDCLS_WITH_C10D
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/csrc/distributed/c10d/comm.hpp>
-#include <torch/csrc/distributed/c10d/reducer.hpp>
+#include "c10d_gloo.h"
 #endif
 
 namespace vidcls::train {
@@ -173,13 +169,13 @@ Distributed::Distributed(const Launch &launch, double timeout_s)
       so.numWorkers = launch_.world_size;
       so.waitWorkers = !launch_.agent_store;
       so.timeout = timeout;
+      use_builtin_store_server(so);
       impl_->store = c10::make_intrusive<c10d::PrefixStore>(
           "vidcls-train/" + std::to_string(launch_.restart),
           c10::make_intrusive<c10d::TCPStore>(launch_.master_addr, so));
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
       opts->devices.push_back(gloo_device(launch_));
-      impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
-          impl_->store, launch_.rank, launch_.world_size, opts));
+      impl_->pg = make_gloo_group(impl_->store, launch_.rank, launch_.world_size, opts));
 }
 
 Distributed::~Distributed() = default;
