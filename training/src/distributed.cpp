@@ -219,7 +219,8 @@ void Distributed::wait_turn(const std::string &what) {
 void Distributed::end_turn(const std::string &what) {
   if (!enabled()) return;
   VIDCLS_COLLECTIVE("signalling the end of " + what,
-                    impl_->store->set("turn/" + what + "/" + std::to_string(rank()), {'1'}));
+                    impl_->store->set("turn/" + what + "/" + std::to_string(rank()),
+                                      std::vector<uint8_t>{'1'}));
 }
 
 void Distributed::broadcast(std::vector<torch::Tensor> tensors) {
@@ -241,7 +242,8 @@ void Distributed::broadcast_named(std::map<std::string, torch::Tensor> &named) {
     for (const auto &[name, t] : named)
       layout.push_back({name, static_cast<int>(t.scalar_type()), t.sizes().vec()});
     const std::string s = layout.dump();
-    VIDCLS_COLLECTIVE("sending tensor names", impl_->store->set(key, {s.begin(), s.end()}));
+    VIDCLS_COLLECTIVE("sending tensor names",
+                      impl_->store->set(key, std::vector<uint8_t>(s.begin(), s.end())));
   } else {
     std::vector<uint8_t> bytes;
     VIDCLS_COLLECTIVE("receiving tensor names from rank 0", bytes = impl_->store->get(key));
