@@ -24,6 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_training as tt  # noqa: E402  (the shared dataset, run(), check())
 
 Fail, check = tt.Fail, tt.check
+
+
+class Skip(Exception):
+    """The case cannot run here, for a reason outside vidcls (exit 77: meson's SKIP)."""
 # Per rank: batch 4, two clips per training video; one process: batch 8, the same global batch.
 RUN = ["--model", "vivit", "--repeats", "2", "--seed", "7"]
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # float32, a sum over two halves of the batch reordered
@@ -176,6 +180,12 @@ def case_torchrun(env, torchrun):
            env.tool("vidcls-train")] + args(env, "dist-torchrun", "--batch-size", "4",
                                             "--dist-timeout", "60")
     p = tt.run(cmd, env=base_env({"VIDCLS_TRAIN_DUMP_WEIGHTS": dump}), timeout=600)
+    if p.returncode != 0 and "was build without libuv support" in p.stdout:
+        # Debian 13's python3-torch 2.6: torchrun's static rendezvous asks its TCPStore for the
+        # libuv server (USE_LIBUV is not consulted there) in a build without libuv, and fails
+        # before it starts a rank. Not ours to fix; the environment-variable launch is tested.
+        raise Skip("this torchrun cannot start its own store (PyTorch built without libuv); "
+                   "launch with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT instead")
     check(p.returncode == 0, "torchrun failed")
     check("batch 4 per rank = 8 global" in p.stdout, "rank 0 did not report the job")
     check_like_reference(env, dump, out, ref)
@@ -275,6 +285,9 @@ def main():
     except Fail as e:
         print(f"FAIL: {e}")
         return 1
+    except Skip as e:
+        print(f"SKIP: {e}")
+        return 77
     print("PASS")
     return 0
 

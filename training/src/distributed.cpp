@@ -13,11 +13,7 @@
 #include "vidcls/errors.h"
 
 #ifdef VIDCLS_WITH_C10D
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/csrc/distributed/c10d/comm.hpp>
-#include <torch/csrc/distributed/c10d/reducer.hpp>
+#include "c10d_gloo.h"
 #endif
 
 namespace vidcls::train {
@@ -173,13 +169,13 @@ Distributed::Distributed(const Launch &launch, double timeout_s)
       so.numWorkers = launch_.world_size;
       so.waitWorkers = !launch_.agent_store;
       so.timeout = timeout;
+      use_builtin_store_server(so);
       impl_->store = c10::make_intrusive<c10d::PrefixStore>(
           "vidcls-train/" + std::to_string(launch_.restart),
           c10::make_intrusive<c10d::TCPStore>(launch_.master_addr, so));
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
       opts->devices.push_back(gloo_device(launch_));
-      impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
-          impl_->store, launch_.rank, launch_.world_size, opts));
+      impl_->pg = make_gloo_group(impl_->store, launch_.rank, launch_.world_size, opts));
 }
 
 Distributed::~Distributed() = default;
@@ -223,7 +219,8 @@ void Distributed::wait_turn(const std::string &what) {
 void Distributed::end_turn(const std::string &what) {
   if (!enabled()) return;
   VIDCLS_COLLECTIVE("signalling the end of " + what,
-                    impl_->store->set("turn/" + what + "/" + std::to_string(rank()), {'1'}));
+                    impl_->store->set("turn/" + what + "/" + std::to_string(rank()),
+                                      std::vector<uint8_t>{'1'}));
 }
 
 void Distributed::broadcast(std::vector<torch::Tensor> tensors) {
@@ -245,7 +242,8 @@ void Distributed::broadcast_named(std::map<std::string, torch::Tensor> &named) {
     for (const auto &[name, t] : named)
       layout.push_back({name, static_cast<int>(t.scalar_type()), t.sizes().vec()});
     const std::string s = layout.dump();
-    VIDCLS_COLLECTIVE("sending tensor names", impl_->store->set(key, {s.begin(), s.end()}));
+    VIDCLS_COLLECTIVE("sending tensor names",
+                      impl_->store->set(key, std::vector<uint8_t>(s.begin(), s.end())));
   } else {
     std::vector<uint8_t> bytes;
     VIDCLS_COLLECTIVE("receiving tensor names from rank 0", bytes = impl_->store->get(key));
