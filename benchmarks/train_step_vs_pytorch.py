@@ -84,6 +84,17 @@ class ViViT(nn.Module):
         return self.head(self.temporal(s)[:, 0])
 
 
+def preset_config(init, info, preset, classes):
+    """The model config of `preset` as vidcls-info prints it for a checkpoint vidcls-init made."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = os.path.join(tmp, "m.safetensors")
+        subprocess.run([init, "--preset", preset, "--num-classes", str(classes), "--out", ckpt],
+                       check=True, stdout=subprocess.DEVNULL)
+        out = subprocess.run([info, ckpt, "--json"], check=True, stdout=subprocess.PIPE,
+                             text=True).stdout
+    return json.loads(out)["config"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", required=True)
@@ -96,13 +107,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = os.path.join(tmp, "m.safetensors")
-        subprocess.run([a.init, "--preset", a.preset, "--num-classes", str(a.classes), "--out",
-                        ckpt], check=True, stdout=subprocess.DEVNULL)
-        info = json.loads(subprocess.run([a.info, ckpt, "--json"], check=True,
-                                         stdout=subprocess.PIPE, text=True).stdout)
-    cfg = info["config"]
+    cfg = preset_config(a.init, a.info, a.preset, a.classes)
     if cfg["spatial"].get("share", 1) != 1 or cfg["spatial"].get("attn_mix"):
         raise SystemExit("only plain ViViT presets have a PyTorch twin here")
 
