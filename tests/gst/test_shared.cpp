@@ -100,8 +100,8 @@ void two_streams_one_batch(const std::string &element, const std::string &preset
   const std::string infer = element + " mode=sync model-instance-id=pair batch-size=2 "
                             "batch-timeout=10000 model=" + ckpt;
   GstElement *pipeline = gst_parse_launch(
-      (branch(0, "videotestsrc num-buffers=48 pattern=ball", infer) +
-       branch(1, "videotestsrc num-buffers=48 pattern=snow", infer))
+      (branch(0, "videotestsrc num-buffers=54 pattern=ball", infer) +
+       branch(1, "videotestsrc num-buffers=54 pattern=snow", infer))
           .c_str(),
       nullptr);
   ASSERT_NE(pipeline, nullptr);
@@ -112,7 +112,8 @@ void two_streams_one_batch(const std::string &element, const std::string &preset
   GstElement *infer0 = gst_bin_get_by_name(GST_BIN(pipeline), "infer0");
   vidcls_test::run_pipeline(pipeline, r, nullptr);
   ASSERT_TRUE(r.eos) << r.error << " " << r.debug;
-  // 48 frames at stride 2 = 24 sampled, clips of 8 with hop 8: 3 per stream.
+  // 54 frames at stride 2 = 27 sampled; vivit-xs: clips of 8 with hop 8, 3 per stream (the last
+  // 3 frames make no clip); resnet18-tvit-xs (motion input): clips of 9 with hop 9, 3 per stream.
   EXPECT_EQ(seen0.clips.size(), 3u);
   EXPECT_EQ(seen1.clips.size(), 3u);
   expect_own_results(ckpt, seen0);
@@ -121,7 +122,8 @@ void two_streams_one_batch(const std::string &element, const std::string &preset
   ASSERT_FALSE(seen1.streams.empty());
   EXPECT_NE(seen0.streams[0], seen1.streams[0]);
   if (element == "resnetvitinfer") {
-    // Each ring saw its own 24 sampled frames once, though the backbone ran them in pairs.
+    // Each ring computed the 8 frame pairs of each of its own 3 clips once, though the backbone
+    // ran the two streams' frames together.
     EXPECT_EQ(get_u64(pipeline, "infer0", "backbone-frames"), 24u);
     EXPECT_EQ(get_u64(pipeline, "infer1", "backbone-frames"), 24u);
   }

@@ -139,12 +139,14 @@ def main() -> int:
                 raise SystemExit(f"vidcls-init failed: {out}")
             models[element] = path
         # (container, frames, element, clipper settings (T, stride, hop) or None for the
-        # checkpoint's own (8, 2, 8), eos-policy)
+        # checkpoint's own: (8, 2, 8) for vivit-xs, (9, 2, 9) for resnet18-tvit-xs, whose motion
+        # input takes T + 1 frames for T frame pairs; eos-policy)
+        own = {"vividinfer": (8, 2, 8), "resnetvitinfer": (9, 2, 9)}
         cases = [
             ("mjpeg-avi", 45, "vividinfer", None, "pad"),
             ("vp8-webm", 45, "vividinfer", None, "drop"),
             ("mpeg4-mp4", 37, "resnetvitinfer", None, "partial"),
-            ("mjpeg-avi", 50, "resnetvitinfer", (8, 1, 3), "pad"),
+            ("mjpeg-avi", 50, "resnetvitinfer", (9, 1, 3), "pad"),
             ("vp8-webm", 31, "vividinfer", (8, 3, 2), "drop"),
         ]
         videos = {}
@@ -154,7 +156,7 @@ def main() -> int:
                 videos[key] = os.path.join(tmp, f"v{frames}.{CONTAINERS[container][1]}")
                 make_video(videos[key], container, frames, env)
             clipper = ["vidclsclipper", f"eos-policy={policy}"]
-            T, stride, hop = 8, 2, 8
+            T, stride, hop = own[element]
             if settings:
                 T, stride, hop = settings
                 clipper += [f"clip-length={T}", f"frame-stride={stride}", f"clip-stride={hop}"]
