@@ -287,7 +287,9 @@ TEST_F(ActionVideo, WithoutHysteresisAStrictThresholdFlickers) {
   run_actions(hysteresis, "turn", "window=1 on-threshold=0.93 off-threshold=0.3");
   std::printf("slide_right starts: %d with on = off = 0.93, %d with off 0.3 (truth: 1)\n",
               single.starts_of("slide_right"), hysteresis.starts_of("slide_right"));
-  EXPECT_GE(single.starts_of("slide_right"), 3);
+  // How many dips reach below 0.93 depends on the training run (2 and 5 starts measured): the
+  // behaviour is that a single threshold splits the motion and hysteresis does not.
+  EXPECT_GE(single.starts_of("slide_right"), 2);
   EXPECT_GT(single.starts.size(), truth("turn").size());
   expect_one_action_per_motion(hysteresis, truth("turn"));
 }
