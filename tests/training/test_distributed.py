@@ -203,8 +203,12 @@ def case_dead_rank(env):
     check("rank 0:" in se and "--dist-timeout" in se and "never started" in se,
           f"no clear message: {se!r}")
 
+    # Enough epochs that rank 0 still has collectives ahead when the kill lands, however fast the
+    # machine (one epoch took 2.6 s on a Debian 13 run, and the kill came after it).
     timeout = 30
-    job = Job(env, [a, args(env, "dist-dead-1", "--batch-size", "4")], timeout=timeout)
+    long = ("--batch-size", "4", "--epochs", "50")
+    job = Job(env, [args(env, "dist-dead", *long), args(env, "dist-dead-1", *long)],
+              timeout=timeout)
     rank0, rank1 = job.procs[0][1], job.procs[1][1]
     lines = []
     for line in rank0.stdout:  # rank 0 announces the job, then trains
@@ -212,6 +216,7 @@ def case_dead_rank(env):
         if line.startswith("data-parallel:"):
             break
     time.sleep(1)
+    check(rank0.poll() is None and rank1.poll() is None, "a rank ended before the kill")
     killed_at = time.monotonic()
     rank1.send_signal(signal.SIGKILL)
     print("killed rank 1", flush=True)
