@@ -40,10 +40,11 @@ std::pair<torch::Tensor, torch::Tensor> global_translation(const torch::Tensor &
   return {u, v};
 }
 
-}  // namespace
-
-torch::Tensor normal_flow(const torch::Tensor &earlier, const torch::Tensor &later,
-                          bool stabilise) {
+// The normal flow [N, 2, H, W] of `later` against `earlier` and the temporal difference it was
+// computed from [N, C, H, W] (with `stabilise`, after the global translation was taken out).
+std::pair<torch::Tensor, torch::Tensor> flow_and_difference(const torch::Tensor &earlier,
+                                                            const torch::Tensor &later,
+                                                            bool stabilise) {
   TORCH_CHECK(earlier.dim() == 4 && earlier.sizes() == later.sizes(),
               "normal flow needs two frame batches [N, C, H, W] of one shape, got ",
               earlier.sizes(), " and ", later.sizes());
@@ -68,12 +69,20 @@ torch::Tensor normal_flow(const torch::Tensor &earlier, const torch::Tensor &lat
   }
   const auto den = (gx * gx + gy * gy).sum(1, true) + kEps;
   const auto u = -(dt * gx).sum(1, true) / den, v = -(dt * gy).sum(1, true) / den;
-  return torch::cat({u, v}, 1).clamp(-kMaxFlow, kMaxFlow);
+  return {torch::cat({u, v}, 1).clamp(-kMaxFlow, kMaxFlow), dt};
 }
 
-torch::Tensor pair_motion(const torch::Tensor &earlier, const torch::Tensor &later) {
-  const auto flow = normal_flow(earlier, later);
-  return torch::cat({flow, (later - earlier).mean(1, true)}, 1);
+}  // namespace
+
+torch::Tensor normal_flow(const torch::Tensor &earlier, const torch::Tensor &later,
+                          bool stabilise) {
+  return flow_and_difference(earlier, later, stabilise).first;
+}
+
+torch::Tensor pair_motion(const torch::Tensor &earlier, const torch::Tensor &later,
+                          bool stabilise) {
+  const auto [flow, dt] = flow_and_difference(earlier, later, stabilise);
+  return torch::cat({flow, dt.mean(1, true)}, 1);
 }
 
 }  // namespace vidcls

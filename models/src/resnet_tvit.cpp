@@ -18,8 +18,10 @@ void ResNetTViTConfig::validate() const {
   TORCH_CHECK(frames > 0, "frames must be > 0, got ", frames);
   TORCH_CHECK(image_size >= 32, "image_size must be >= 32, got ", image_size);
   TORCH_CHECK(num_classes > 0, "num_classes must be > 0, got ", num_classes);
-  TORCH_CHECK(input == "rgb" || input == "motion" || input == "two-stream",
-              "input must be 'rgb', 'motion' or 'two-stream', got '", input, "'");
+  TORCH_CHECK(input == "rgb" || input == "motion" || input == "motion-stabilised" ||
+                  input == "two-stream",
+              "input must be 'rgb', 'motion', 'motion-stabilised' or 'two-stream', got '", input,
+              "'");
   TORCH_CHECK(!sees_motion() || frames > 1, "input '", input,
               "' needs clips of more than one frame (a feature per pair of frames), got frames = ",
               frames);
@@ -75,8 +77,8 @@ torch::Tensor ResNetTViTImpl::frame_features(const torch::Tensor &frames,
   c10::optional<torch::NoGradGuard> no_grad;
   if (cfg_.freeze_backbone) no_grad.emplace();
   if (cfg_.input == "rgb") return backbone->features(frames);
-  const auto motion = pair_motion(earlier, frames);
-  if (cfg_.input == "motion") return backbone->features(motion);
+  const auto motion = pair_motion(earlier, frames, cfg_.input == "motion-stabilised");
+  if (cfg_.input != "two-stream") return backbone->features(motion);
   return torch::cat({backbone->features(frames), motion_backbone->features(motion)}, 1);
 }
 

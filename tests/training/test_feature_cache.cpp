@@ -3,6 +3,7 @@
 // that forward() computes on that window's clip (the padded end-of-video window included).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -62,10 +63,11 @@ TEST_P(FeatureCache, CachedRowsAreWhatForwardComputesOnTheClip) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Inputs, FeatureCache,
-                         ::testing::Values("rgb", "motion", "two-stream"),
+                         ::testing::Values("rgb", "motion", "motion-stabilised", "two-stream"),
                          [](const auto &info) {
-                           return info.param == "two-stream" ? std::string("two_stream")
-                                                             : info.param;
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
                          });
 
 }  // namespace

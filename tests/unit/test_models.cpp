@@ -231,7 +231,7 @@ TEST(ResNetTViT, ShapesOfEachBackboneInput) {
     int64_t context, tokens, dim;
   };
   for (const Case c : {Case{"rgb", 0, 9, 512}, Case{"motion", 1, 8, 512},
-                       Case{"two-stream", 1, 8, 1024}}) {
+                       Case{"motion-stabilised", 1, 8, 512}, Case{"two-stream", 1, 8, 1024}}) {
     SCOPED_TRACE(c.input);
     torch::manual_seed(0);
     auto model = resnet_tvit(c.input, 5);
@@ -468,6 +468,38 @@ TEST(ViViT, StabilisedNormalFlowRemovesTheCameraMotionAndKeepsTheObjects) {
   EXPECT_EQ(model->config().at("input_transform"), "normal-flow-stabilised");
   cfg["input_transform"] = "normal-flow-steady";
   EXPECT_THROW(vidcls::make_model("vivit", cfg), c10::Error);
+}
+
+// ResNet + Temporal ViT's "motion-stabilised": the motion image of a pair (flow and grey
+// difference) loses the camera's drift on the background, and a model takes it from its config.
+TEST(ResNetTViT, StabilisedMotionRemovesTheCameraMotion) {
+  const auto clip = drifting_scene(8, 64, 0.6, -0.4, 1.5);
+  const auto earlier = clip[0].narrow(0, 3, 1), later = clip[0].narrow(0, 4, 1);
+  const auto plain = vidcls::pair_motion(earlier, later);
+  const auto stable = vidcls::pair_motion(earlier, later, true);
+  EXPECT_TRUE(torch::equal(plain, vidcls::pair_motion(earlier, later, false)));
+  ASSERT_EQ(stable.sizes(), (std::vector<int64_t>{1, 3, 64, 64}));
+  for (int64_t c = 0; c < 3; ++c) {
+    SCOPED_TRACE(c);
+    const auto bg = [&](const torch::Tensor &m) {
+      return m[0][c].narrow(1, 46, 14).narrow(0, 4, 56).abs().mean().item<float>();
+    };
+    EXPECT_GT(bg(plain), 0.05f) << "the camera motion shows";
+    EXPECT_LT(bg(stable), bg(plain) / 10) << "and is gone once stabilised";
+  }
+  // The same weights on the two inputs: the features differ by what the backbone saw.
+  torch::manual_seed(0);
+  auto model = resnet_tvit("motion-stabilised", 3);
+  torch::manual_seed(0);
+  auto unstabilised = resnet_tvit("motion", 3);
+  EXPECT_EQ(model->config().at("input"), "motion-stabilised");
+  EXPECT_EQ(model->frame_context(), 1);
+  EXPECT_FALSE(model->motion_backbone);
+  EXPECT_TRUE(
+      torch::equal(model->backbone->parameters()[0], unstabilised->backbone->parameters()[0]));
+  torch::NoGradGuard no_grad;
+  EXPECT_FALSE(torch::allclose(model->frame_features(later, earlier),
+                               unstabilised->frame_features(later, earlier)));
 }
 
 // Inference embeds clip by clip and runs the spatial encoder a few frames at a time (its

@@ -100,10 +100,12 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
                "cached per-frame features)");
   app.add_option("--backbone-input", o.backbone_input,
                  "resnet-vit: what the per-frame backbone sees: rgb (the frame), motion (normal "
-                 "flow and grey difference of the frame against the one sampled before it) or "
-                 "two-stream (an RGB and a motion backbone, features concatenated); default: the "
-                 "preset's (resnet18-tvit-xs: motion, resnet50-tvit: rgb)")
-      ->check(CLI::IsMember({"rgb", "motion", "two-stream"}));
+                 "flow and grey difference of the frame against the one sampled before it), "
+                 "motion-stabilised (the same after the pair's global translation, a moving "
+                 "camera, was taken out) or two-stream (an RGB and a motion backbone, features "
+                 "concatenated); default: the preset's (resnet18-tvit-xs: motion, "
+                 "resnet50-tvit: rgb)")
+      ->check(CLI::IsMember({"rgb", "motion", "motion-stabilised", "two-stream"}));
   app.add_option("--teacher", o.teacher,
                  "mini-vivit / vivit: distil from this ViViT checkpoint (same labels and clip "
                  "size): soft labels, last-layer attention maps and hidden-state relations, as "

@@ -1,6 +1,6 @@
 // Motion images computed from pairs of normalised frames: what the CPU presets' motion inputs
-// (ViViT's "normal-flow" input transform, ResNet + Temporal ViT's "motion" and "two-stream"
-// backbones) see instead of, or beside, the frames themselves.
+// (ViViT's "normal-flow" input transforms, ResNet + Temporal ViT's "motion", "motion-stabilised"
+// and "two-stream" backbones) see instead of, or beside, the frames themselves.
 #pragma once
 
 #include <torch/types.h>
@@ -20,7 +20,9 @@ torch::Tensor normal_flow(const torch::Tensor &earlier, const torch::Tensor &lat
 // The motion image of each frame of `later` against the frame sampled before it (`earlier`):
 // normal flow (u, v) and the grey frame difference -> [N, 3, H, W]. It depends on that one pair
 // only, so a per-frame feature of it is the same in every clip that holds the pair; a still pair
-// (the same frame twice) gives zeros.
-torch::Tensor pair_motion(const torch::Tensor &earlier, const torch::Tensor &later);
+// (the same frame twice) gives zeros. `stabilise`: both the flow and the difference after the
+// pair's global translation was taken out, as in normal_flow.
+torch::Tensor pair_motion(const torch::Tensor &earlier, const torch::Tensor &later,
+                          bool stabilise = false);
 
 }  // namespace vidcls

@@ -24,10 +24,12 @@ struct ResNetTViTConfig {
   bool temporal_pos_embed = true;
   bool freeze_backbone = true;
   double head_dropout = 0.0;
-  // "rgb", "motion" or "two-stream". A motion image (vidcls/motion.h: normal flow u, v and the
-  // grey difference) depends on a pair of sampled frames, so with "motion" and "two-stream" a
-  // clip of `frames` frames gives frames - 1 per-frame features, of the pairs (0, 1) ...
-  // (frames - 2, frames - 1), and the temporal encoder has frames - 1 tokens. Checkpoints
+  // "rgb", "motion", "motion-stabilised" (the motion relative to the scene: what one global
+  // translation of the pair explains, a drifting or shaking camera, taken out first) or
+  // "two-stream". A motion image (vidcls/motion.h: normal flow u, v and the grey difference)
+  // depends on a pair of sampled frames, so with every input but "rgb" a clip of `frames` frames
+  // gives frames - 1 per-frame features, of the pairs (0, 1) ... (frames - 2, frames - 1), and
+  // the temporal encoder has frames - 1 tokens. Checkpoints
   // written before the field existed read as "rgb".
   std::string input = "rgb";
   void validate() const;

@@ -61,8 +61,8 @@ struct TrainOptions {
   // vivit / mini-vivit: the model's input transform instead of the preset's ("" = the preset's);
   // stored in the checkpoint's config, so the elements compute the same input.
   std::string input_transform;
-  // resnet-vit: what the backbone sees, "rgb", "motion" or "two-stream" (empty: the preset's;
-  // see ResNetTViTConfig::input). Written into the checkpoint's config.
+  // resnet-vit: what the backbone sees, "rgb", "motion", "motion-stabilised" or "two-stream"
+  // (empty: the preset's; see ResNetTViTConfig::input). Written into the checkpoint's config.
   std::string backbone_input;
   uint64_t seed = 0;
   // Temporal sampling of the clips, overriding the preset's clip spec (and written into the
