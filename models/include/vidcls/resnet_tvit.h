@@ -29,8 +29,8 @@ struct ResNetTViTConfig {
   // "two-stream". A motion image (vidcls/motion.h: normal flow u, v and the grey difference)
   // depends on a pair of sampled frames, so with every input but "rgb" a clip of `frames` frames
   // gives frames - 1 per-frame features, of the pairs (0, 1) ... (frames - 2, frames - 1), and
-  // the temporal encoder has frames - 1 tokens. Checkpoints
-  // written before the field existed read as "rgb".
+  // the temporal encoder has frames - 1 tokens. Checkpoints written before the field existed
+  // read as "rgb".
   std::string input = "rgb";
   void validate() const;
   bool sees_motion() const { return input != "rgb"; }
