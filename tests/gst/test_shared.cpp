@@ -298,16 +298,25 @@ TEST(SharedInstance, LiveStreamsShareAnOverloadedModelFairly) {
     classified0[i] = get_u64(pipeline, ("infer" + std::to_string(i)).c_str(),
                              "clips-classified");
   }
+  // Shares are judged on at least 12 clips (each stream's half share is then 2 or more):
+  // 10 s are plenty on an idle machine, a loaded one gets up to 60 s to classify them.
+  const guint64 kEnough = 12;
   const gint64 t0 = g_get_monotonic_time();
-  pump(bus, 10.0, [](GstMessage *) {});
-  const double elapsed = (g_get_monotonic_time() - t0) / 1e6;
   guint64 got[3], dropped[3], total = 0;
-  for (int i = 0; i < 3; ++i) {
-    const std::string name = "infer" + std::to_string(i);
-    got[i] = get_u64(pipeline, name.c_str(), "clips-classified") - classified0[i];
-    dropped[i] = get_u64(pipeline, name.c_str(), "clips-dropped");
-    total += got[i];
+  for (double waited = 0; waited < 60.0; waited += 1.0) {
+    pump(bus, 1.0, [](GstMessage *) {});
+    total = 0;
+    for (int i = 0; i < 3; ++i) {
+      const std::string name = "infer" + std::to_string(i);
+      got[i] = get_u64(pipeline, name.c_str(), "clips-classified") - classified0[i];
+      dropped[i] = get_u64(pipeline, name.c_str(), "clips-dropped");
+      total += got[i];
+    }
+    if (waited >= 9.0 && total >= kEnough) break;
   }
+  const double elapsed = (g_get_monotonic_time() - t0) / 1e6;
+  ASSERT_GE(total, kEnough) << "the shared model classified only " << total << " clips in "
+                            << elapsed << " s: too few to judge the shares";
   double mean_batch = 0;
   GstElement *infer0 = gst_bin_get_by_name(GST_BIN(pipeline), "infer0");
   g_object_get(infer0, "instance-mean-batch", &mean_batch, nullptr);
@@ -323,8 +332,7 @@ TEST(SharedInstance, LiveStreamsShareAnOverloadedModelFairly) {
     EXPECT_GE(got[i] * 2 * 3, total) << "stream " << i << " starved: " << got[i] << " of "
                                      << total;
   }
-  std::printf("mean batch %.2f\n", mean_batch);
-  EXPECT_GT(total, 0u);
+  std::printf("mean batch %.2f over %.1f s\n", mean_batch, elapsed);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(pipeline);

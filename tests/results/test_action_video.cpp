@@ -90,9 +90,11 @@ struct Outcome {
     for (const auto &a : starts) out.push_back(a.label);
     return out;
   }
-  int starts_of(const std::string &label) const {
+  int starts_of(const std::string &label) const { return count(starts, label); }
+  int ends_of(const std::string &label) const { return count(ends, label); }
+  static int count(const std::vector<ActionEvent> &events, const std::string &label) {
     int n = 0;
-    for (const auto &a : starts) n += a.label == label;
+    for (const auto &a : events) n += a.label == label;
     return n;
   }
 };
@@ -307,13 +309,13 @@ double threshold_under_deepest_dip(const std::vector<float> &s) {
 
 TEST_F(ActionVideo, WithoutHysteresisAStrictThresholdFlickers) {
   // After the turn the object moves at a third of the speed the model was trained on, and its
-  // slide_right score, about 0.96 at its peaks, dips every few clips (measured: to 0.52 - 0.92,
+  // slide_right score dips every few clips (measured: peaks 0.96 - 0.97, dips to 0.52 - 0.968,
   // deeper or shallower from one training run to the next). Someone asking for confident
   // actions only sets a strict on-threshold that a dip falls under: the test takes it from this
   // model's own raw scores (window 1), halfway between the deepest dip and the peaks around it.
   // With a single threshold the dip ends the action and the next clip starts another.
   // Hysteresis is the fix: once started, the action holds until the score falls below
-  // off-threshold (0.3), so the same strict start gives one action per motion. (Where in the
+  // off-threshold (0.3), so the same strict start gives one slide_right action. (Where in the
   // slow stretch the turn is placed varies between training runs, up to 1.4 hops measured:
   // boundaries are checked on the full-speed videos.)
   const Motion &right = truth("turn").at(1);
@@ -335,8 +337,14 @@ TEST_F(ActionVideo, WithoutHysteresisAStrictThresholdFlickers) {
   std::printf("slide_right starts: %d with on = off = %.3f, %d with off 0.3 (truth: 1)\n",
               single.starts_of("slide_right"), on, hysteresis.starts_of("slide_right"));
   EXPECT_GE(single.starts_of("slide_right"), 2);
-  EXPECT_GT(single.starts.size(), truth("turn").size());
-  expect_one_action_per_motion(hysteresis, truth("turn"));
+  // The threshold is the slow stretch's: slide_left, before the turn, may or may not reach it
+  // (its peak varies between training runs), so only the slow motion is judged.
+  EXPECT_EQ(hysteresis.starts_of("slide_right"), 1);
+  EXPECT_EQ(hysteresis.ends_of("slide_right"), 1);
+  EXPECT_LE(hysteresis.starts_of("slide_left"), 1);
+  EXPECT_EQ(hysteresis.starts.size(), hysteresis.ends.size());
+  for (const ActionEvent &a : hysteresis.starts)
+    EXPECT_TRUE(a.label == "slide_right" || a.label == "slide_left") << a.label;
 }
 
 TEST_F(ActionVideo, ABurstIsAnActionWithoutMinDurationAndDroppedWithIt) {
