@@ -297,6 +297,21 @@ def case_reproducible(env):
     c = env.train("repro-c", "--epochs", "2", "--seed", "8", "--repeats", "2")
     rc = read_metrics(os.path.join(env.work, "repro-c", "metrics.csv"))
     check(training_columns(ra) != training_columns(rc), "another seed gave the same metrics")
+    # Stochastic depth is really in the forward pass (same seed, other metrics), in the
+    # checkpoint's config (both encoders), and gone at evaluation: eval metrics stay finite.
+    d = env.train("repro-drop-path", "--epochs", "2", "--seed", "7", "--repeats", "2",
+                  "--drop-path", "0.3")
+    check(d.returncode == 0, "training with --drop-path failed")
+    check("stochastic depth: up to 0.30" in d.stdout, "the run does not say its drop-path rate")
+    rd = read_metrics(os.path.join(env.work, "repro-drop-path", "metrics.csv"))
+    check(training_columns(ra) != training_columns(rd), "--drop-path 0.3 changed nothing")
+    info = run([env.tool("../models/vidcls-info"),
+                os.path.join(env.work, "repro-drop-path", "last.safetensors"), "--json"])
+    config = json.loads(info.stdout)["config"]
+    check(config["spatial"]["drop_path"] == 0.3 and config["temporal"]["drop_path"] == 0.3,
+          f"drop_path not in the checkpoint: {config['spatial']}, {config['temporal']}")
+    bad = env.train("repro-drop-path-bad", "--epochs", "1", "--drop-path", "1.5")
+    check(bad.returncode != 0 and "--drop-path" in bad.stdout, "--drop-path 1.5 was accepted")
 
 
 def case_resume(env):

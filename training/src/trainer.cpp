@@ -355,6 +355,10 @@ void TrainingRun::build_model() {
                                   preset_name_ + " is a " + preset_->architecture + " model");
     config["input"] = o_.backbone_input;
   }
+  if (o_.drop_path >= 0) {
+    for (const char *encoder : {"spatial", "temporal"})
+      if (config.contains(encoder)) config[encoder]["drop_path"] = o_.drop_path;
+  }
   model_ = make_model(preset_->architecture, config);
   backbone_ = model_->per_frame_backbone();
   if (backbone_ != nullptr && o_.fine_tune_backbone) backbone_->set_backbone_frozen(false);
@@ -449,6 +453,7 @@ void TrainingRun::print_setup() const {
       recipe_.weight_decay, recipe_.warmup_epochs, recipe_.label_smoothing, recipe_.clip_grad,
       recipe_.batch_size, recipe_.epochs, static_cast<long long>(batches_), recipe_.repeats,
       static_cast<unsigned long long>(o_.seed), o_.device.c_str());
+  if (o_.drop_path >= 0) std::printf("stochastic depth: up to %.2f per encoder\n", o_.drop_path);
   if (trainee_.precision != torch::kFloat32) {
     std::printf("mixed precision: forward passes autocast to %s%s\n", o_.precision.c_str(),
                 trainee_.scaler.on ? ", dynamic loss scaling" : "");
@@ -730,6 +735,7 @@ std::map<std::string, std::string> TrainingRun::configuration() const {
           {"--fine-tune-backbone", std::to_string(o_.fine_tune_backbone)},
           {"--input-transform", o_.input_transform},
           {"--backbone-input", o_.backbone_input},
+          {"--drop-path", str(o_.drop_path)},
           {"--no-feature-cache", std::to_string(o_.no_feature_cache)},
           {"--teacher (given)", std::to_string(!o_.teacher.empty())},
           {"--distill-*",

@@ -106,6 +106,10 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
                  "concatenated); default: the preset's (resnet18-tvit-xs: motion, "
                  "resnet50-tvit: rgb)")
       ->check(CLI::IsMember({"rgb", "motion", "motion-stabilised", "two-stream"}));
+  app.add_option("--drop-path", o.drop_path,
+                 "stochastic depth of the transformer encoders, rising over their layers to this "
+                 "rate (default: the preset's, 0 for the xs presets)")
+      ->check(CLI::Range(0.0, 0.9));
   app.add_option("--teacher", o.teacher,
                  "mini-vivit / vivit: distil from this ViViT checkpoint (same labels and clip "
                  "size): soft labels, last-layer attention maps and hidden-state relations, as "

@@ -64,6 +64,9 @@ struct TrainOptions {
   // resnet-vit: what the backbone sees, "rgb", "motion", "motion-stabilised" or "two-stream"
   // (empty: the preset's; see ResNetTViTConfig::input). Written into the checkpoint's config.
   std::string backbone_input;
+  // Stochastic depth of every transformer encoder of the model, rising linearly over its layers
+  // to this rate (< 0: the preset's). Training only; written into the config with the rest.
+  double drop_path = -1;
   uint64_t seed = 0;
   // Temporal sampling of the clips, overriding the preset's clip spec (and written into the
   // checkpoint's, so the elements sample the same way): every k-th frame, or frames per second on
