@@ -297,8 +297,8 @@ def case_reproducible(env):
     c = env.train("repro-c", "--epochs", "2", "--seed", "8", "--repeats", "2")
     rc = read_metrics(os.path.join(env.work, "repro-c", "metrics.csv"))
     check(training_columns(ra) != training_columns(rc), "another seed gave the same metrics")
-    # Stochastic depth is really in the forward pass (same seed, other metrics), in the
-    # checkpoint's config (both encoders), and gone at evaluation: eval metrics stay finite.
+    # Stochastic depth is really in the training forward pass (same seed, other metrics) and in
+    # the checkpoint's config (both encoders); an out-of-range rate is refused.
     d = env.train("repro-drop-path", "--epochs", "2", "--seed", "7", "--repeats", "2",
                   "--drop-path", "0.3")
     check(d.returncode == 0, "training with --drop-path failed")
