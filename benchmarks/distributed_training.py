@@ -95,6 +95,8 @@ def main():
             base = [tool("vidcls-train"), "--model", model, "--data", data, "--cache",
                     os.path.join(work, "cache"), "--epochs", str(a.epochs), "--repeats",
                     str(a.repeats), "--val-fraction", "0.25"]
+            if model == "resnet-vit":  # the temporal transformer on cached backbone features
+                base.append("--freeze-backbone")
             for threads in (cores, 1):
                 e, _ = run_one(base + ["--out", os.path.join(work, f"{model}-1x{threads}"),
                                        "--batch-size", str(2 * a.batch)], threads)

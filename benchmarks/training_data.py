@@ -60,8 +60,9 @@ def main():
         for name, model, extra in [
                 ("vivit-xs, clip cache", "vivit", []),
                 ("vivit-xs, decode every step", "vivit", ["--decode-every-step"]),
-                ("resnet18-tvit-xs, feature cache", "resnet-vit", []),
-                ("resnet18-tvit-xs, backbone every step", "resnet-vit", ["--no-feature-cache"])]:
+                ("resnet18-tvit-xs, feature cache", "resnet-vit", ["--freeze-backbone"]),
+                ("resnet18-tvit-xs, backbone every step", "resnet-vit",
+                 ["--freeze-backbone", "--no-feature-cache"])]:
             o = os.path.join(work, re.sub(r"[^a-z0-9]+", "-", name))
             shutil.rmtree(o, ignore_errors=True)
             log, wall = run([tool("vidcls-train"), "--model", model, "--out", o] + common + extra)

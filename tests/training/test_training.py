@@ -3,9 +3,9 @@
 
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
-CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision. The
-cases share one dataset and clip cache under DIR (made once, under a lock), so each spends its
-time on what it checks. Default cache locations go under DIR too (VIDCLS_CACHE_DIR).
+CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision,
+backbone. The cases share one dataset and clip cache under DIR (made once, under a lock), so
+each spends its time on what it checks. Default cache locations go under DIR too (VIDCLS_CACHE_DIR).
 """
 import argparse
 import csv
@@ -458,10 +458,66 @@ def case_precision(env):
     check(r.returncode == 1 and "needs --device cuda" in r.stdout, "fp16 on the CPU was taken")
 
 
+def safetensors_tensors(path):
+    """The raw bytes of each tensor of a .safetensors file (standard library only)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        body = f.read()
+    return {k: body[v["data_offsets"][0]:v["data_offsets"][1]]
+            for k, v in header.items() if k != "__metadata__"}
+
+
+def case_backbone(env):
+    """resnet-vit trains its ResNet by default (resnet18-tvit-xs), or keeps it as initialised
+    with --freeze-backbone and trains on cached per-frame features; the checkpoint says which.
+    Same seed, same initialisation: only the trained run's backbone weights move."""
+    _, cache = env.dataset()
+    args = ["--model", "resnet-vit", "--data", cache, "--repeats", "1", "--seed", "4"]
+    runs = {}
+    for name, extra in (("trained", []), ("frozen", ["--freeze-backbone"])):
+        out = os.path.join(env.work, "backbone-" + name)
+        p = run([env.tool("vidcls-train")] + args + ["--epochs", "1", "--out", out] + extra)
+        check(p.returncode == 0, f"the {name} resnet-vit run failed")
+        info = run([env.tool("../models/vidcls-info"), os.path.join(out, "last.safetensors"),
+                    "--json"])
+        runs[name] = (p.stdout, json.loads(info.stdout)["config"],
+                      safetensors_tensors(os.path.join(out, "last.safetensors")))
+    (t_log, t_cfg, t_w), (f_log, f_cfg, f_w) = runs["trained"], runs["frozen"]
+    check(t_cfg["freeze_backbone"] is False and f_cfg["freeze_backbone"] is True,
+          f"freeze_backbone in the checkpoints: {t_cfg['freeze_backbone']}, "
+          f"{f_cfg['freeze_backbone']}")
+    check("features of" in f_log and "features of" not in t_log,
+          "only the frozen run should train on cached backbone features")
+    conv = [k for k in t_w if k.startswith("backbone.") and k.endswith("conv1.weight")]
+    heads = [k for k in t_w if k.startswith("head.")]
+    check(conv and heads, f"no backbone / head tensors in {sorted(t_w)[:8]}")
+    moved = [k for k in t_w if k.startswith("backbone.") and t_w[k] != f_w[k]]
+    print(f"{len(moved)} backbone tensors differ between the trained and the frozen run")
+    check(all(t_w[k] != f_w[k] for k in conv), "training left the backbone's convolutions as "
+          "initialised")
+    check(all(t_w[k] != f_w[k] for k in heads), "the two runs' heads are identical")
+    # The frozen run's backbone is the initialisation: a second frozen run with other training
+    # (another epoch count) has the same backbone.
+    out = os.path.join(env.work, "backbone-frozen-2")
+    p = run([env.tool("vidcls-train")] + args + ["--epochs", "2", "--out", out,
+                                                 "--freeze-backbone"])
+    check(p.returncode == 0, "the second frozen run failed")
+    f2 = safetensors_tensors(os.path.join(out, "last.safetensors"))
+    check(all(f2[k] == f_w[k] for k in f_w if k.startswith("backbone.")),
+          "a frozen backbone changed during training")
+    both = run([env.tool("vidcls-train")] + args + ["--out", out, "--freeze-backbone",
+                                                    "--fine-tune-backbone"])
+    check(both.returncode != 0 and "excludes" in both.stdout, "both flags together were taken")
+    vivit = env.train("backbone-vivit", "--epochs", "1", "--freeze-backbone")
+    check(vivit.returncode != 0 and "resnet-vit option" in vivit.stdout,
+          "--freeze-backbone on a ViViT was taken")
+
+
 CASES = {"learns": case_learns, "corrupt": case_corrupt, "select": case_select,
          "reproducible": case_reproducible,
          "resume": case_resume, "eval": case_eval, "distill": case_distill,
-         "precision": case_precision}
+         "precision": case_precision, "backbone": case_backbone}
 
 
 def main():

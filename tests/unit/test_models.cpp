@@ -170,6 +170,7 @@ TEST(ResNetTViT, FrozenBackboneGetsNoGradient) {
   torch::manual_seed(0);
   auto cfg = vidcls::preset_config("resnet18-tvit-xs", 3);
   cfg["input"] = "two-stream";  // both backbones
+  cfg["freeze_backbone"] = true;  // the study's setting (the xs preset trains its backbone)
   auto model = std::dynamic_pointer_cast<vidcls::ResNetTViTImpl>(
       vidcls::make_model("resnet-tvit", cfg));
   ASSERT_TRUE(model);
@@ -240,16 +241,16 @@ TEST(ResNetTViT, ShapesOfEachBackboneInput) {
     EXPECT_EQ(model->frame_context(), c.context);
     EXPECT_EQ(static_cast<bool>(model->motion_backbone), std::string(c.input) == "two-stream");
     const auto clip = random_clip(model->input_shape());
-    const auto later = clip.narrow(1, c.context, c.tokens).flatten(0, 1);
-    const auto earlier = clip.narrow(1, 0, c.tokens).flatten(0, 1);
-    const auto f = model->frame_features(later, earlier);
-    ASSERT_EQ(f.sizes(), (std::vector<int64_t>{2 * c.tokens, c.dim}));
     model->train();
     auto logits = model->forward(clip);
     ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 5}));
     // The per-clip path over features of the clip's own frames (pairs) is forward's.
     model->eval();
     torch::NoGradGuard no_grad;
+    const auto later = clip.narrow(1, c.context, c.tokens).flatten(0, 1);
+    const auto earlier = clip.narrow(1, 0, c.tokens).flatten(0, 1);
+    const auto f = model->frame_features(later, earlier);
+    ASSERT_EQ(f.sizes(), (std::vector<int64_t>{2 * c.tokens, c.dim}));
     EXPECT_TRUE(torch::allclose(model->classify_features(f.reshape({2, c.tokens, c.dim})),
                                 model->forward(clip), 1e-5, 1e-5));
   }

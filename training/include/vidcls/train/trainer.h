@@ -57,7 +57,9 @@ struct TrainOptions {
   std::string precision = "fp32";
   bool resume = false;
   bool flip = false;
-  bool fine_tune_backbone = false;  // resnet-vit: train the backbone on clips, no feature cache
+  // resnet-vit: true trains the temporal transformer alone on cached per-frame features, false
+  // trains the backbone too, on clips (no feature cache); unset: the preset's config.
+  std::optional<bool> freeze_backbone;
   // vivit / mini-vivit: the model's input transform instead of the preset's ("" = the preset's);
   // stored in the checkpoint's config, so the elements compute the same input.
   std::string input_transform;
