@@ -346,6 +346,12 @@ def case_resume(env):
     check(p.returncode == 1 and "--frame-stride" in p.stdout,
           "resuming with another --frame-stride was not refused with a message")
     check(open(os.path.join(out, "metrics.csv")).read() == before, "the refused resume wrote")
+    # So is a model configured otherwise (stochastic depth here), with what differs named.
+    p = env.train("resume-kill", "--epochs", "6", "--seed", "5", "--repeats", "2", "--resume",
+                  "--drop-path", "0.2")
+    check(p.returncode == 1 and "temporal" in p.stdout and "--drop-path" in p.stdout,
+          "resuming with another --drop-path was not refused with a message")
+    check(open(os.path.join(out, "metrics.csv")).read() == before, "the refused resume wrote")
 
 
 def case_eval(env):

@@ -388,11 +388,26 @@ void TrainingRun::resume() {
     return;
   }
   auto loaded = load_checkpoint(last_path.string());
-  if (loaded.info.preset != preset_name_ || loaded.info.labels != data_.cache.classes() ||
-      loaded.model->config().value("input", "") != model_->config().value("input", "")) {
+  if (loaded.info.preset != preset_name_ || loaded.info.labels != data_.cache.classes()) {
     throw MismatchError(last_path.string() + " was trained with preset " + loaded.info.preset +
-                        " on other classes or another model configuration (--backbone-input); "
-                        "--resume needs the same preset, options and data");
+                        " on other classes; --resume needs the same preset, options and data");
+  }
+  // The model's options (--input-transform, --backbone-input, --drop-path, --freeze-backbone)
+  // are in its config: resuming under others would mix two trainings.
+  const json was = loaded.model->config(), now = model_->config();
+  if (was != now) {
+    std::string differ;
+    for (const auto &d : json::diff(was, now)) {
+      const json::json_pointer at(d.at("path").get<std::string>());
+      std::string name = at.to_string().substr(1);
+      std::replace(name.begin(), name.end(), '/', '.');
+      differ += (differ.empty() ? "" : ", ") + name + " " +
+                (was.contains(at) ? was.at(at).dump() : "unset") + " -> " +
+                (now.contains(at) ? now.at(at).dump() : "unset");
+    }
+    throw MismatchError(last_path.string() + " was trained with another model configuration: " +
+                        differ + "; --resume needs the same --input-transform, --backbone-input, "
+                        "--drop-path and --fine-tune-backbone / --freeze-backbone");
   }
   if (loaded.info.clip.frame_stride != spec_.frame_stride ||
       loaded.info.clip.sample_rate != spec_.sample_rate) {
