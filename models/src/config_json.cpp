@@ -94,12 +94,13 @@ void from_json(const nlohmann::json &j, ViViTConfig &c) {
 }
 
 void to_json(nlohmann::json &j, const ResNetConfig &c) {
-  j = {{"depth", c.depth}, {"num_classes", c.num_classes}};
+  j = {{"depth", c.depth}, {"num_classes", c.num_classes}, {"pool", c.pool}};
 }
 
 void from_json(const nlohmann::json &j, ResNetConfig &c) {
   get_opt(j, "depth", c.depth);
   get_opt(j, "num_classes", c.num_classes);
+  get_opt(j, "pool", c.pool);
 }
 
 void to_json(nlohmann::json &j, const ResNetTViTConfig &c) {

@@ -74,6 +74,8 @@ std::array<int64_t, 4> units_per_stage(int64_t depth) {
 void ResNetConfig::validate() const {
   units_per_stage(depth);
   TORCH_CHECK(num_classes >= 0, "num_classes must be >= 0");
+  TORCH_CHECK(pool == "avg" || pool == "max", "ResNet pool must be \"avg\" or \"max\", got \"",
+              pool, "\"");
 }
 
 ResNetImpl::ResNetImpl(const ResNetConfig &cfg) : cfg_(cfg) {
@@ -118,7 +120,7 @@ torch::Tensor ResNetImpl::features(const torch::Tensor &images) {
   auto x = F::relu(bn1(conv1(images)));
   x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
-  return x.mean({2, 3});
+  return cfg_.pool == "max" ? x.amax({2, 3}) : x.mean({2, 3});
 }
 
 torch::Tensor ResNetImpl::forward(const torch::Tensor &images) {

@@ -256,6 +256,36 @@ TEST(ResNetTViT, ShapesOfEachBackboneInput) {
   }
 }
 
+// The backbone's pooling: a frame's feature is the mean ("avg") or the max ("max") of the last
+// stage's map, per channel; the choice is in the checkpoint's config, and another is refused.
+TEST(ResNetTViT, BackbonePoolIsTheMeanOrTheMaxOfTheLastMap) {
+  torch::manual_seed(0);
+  auto cfg = vidcls::preset_config("resnet18-tvit-xs", 3);
+  cfg["backbone"]["pool"] = "max";
+  auto model = std::dynamic_pointer_cast<vidcls::ResNetTViTImpl>(
+      vidcls::make_model("resnet-tvit", cfg));
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->config().at("backbone").at("pool"), "max");
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto &net = *model->backbone;
+  const auto images = torch::randn({3, 3, 96, 96});  // a 3x3 last map
+  auto map = torch::relu(net.bn1(net.conv1(images)));
+  map = torch::max_pool2d(map, {3, 3}, {2, 2}, {1, 1});
+  map = net.layer4->forward(net.layer3->forward(net.layer2->forward(net.layer1->forward(map))));
+  ASSERT_EQ(map.size(2), 3);
+  EXPECT_TRUE(torch::allclose(net.features(images), map.amax({2, 3}), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(net.features(images), map.mean({2, 3}), 1e-3, 1e-3));
+  EXPECT_EQ(vidcls::preset_config("resnet18-tvit-xs").at("backbone").at("pool"), "avg");
+  cfg["backbone"]["pool"] = "sum";
+  try {
+    vidcls::make_model("resnet-tvit", cfg);
+    FAIL() << "accepted pool=sum";
+  } catch (const c10::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("pool"), std::string::npos);
+  }
+}
+
 // A motion feature needs the frame sampled before; a config that cannot make pairs is refused.
 TEST(ResNetTViT, MotionInputsSayWhatTheyNeed) {
   auto model = resnet_tvit("motion", 3);

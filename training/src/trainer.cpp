@@ -356,6 +356,12 @@ void TrainingRun::build_model() {
                                   preset_name_ + " is a " + preset_->architecture + " model");
     config["input"] = o_.backbone_input;
   }
+  if (!o_.backbone_pool.empty()) {
+    if (preset_->architecture != "resnet-tvit")
+      throw std::invalid_argument("--backbone-pool is a resnet-vit option; preset " +
+                                  preset_name_ + " is a " + preset_->architecture + " model");
+    config["backbone"]["pool"] = o_.backbone_pool;
+  }
   if (o_.drop_path >= 0) {
     for (const char *encoder : {"spatial", "temporal"})
       if (config.contains(encoder)) config[encoder]["drop_path"] = o_.drop_path;
@@ -758,6 +764,7 @@ std::map<std::string, std::string> TrainingRun::configuration() const {
            backbone_ == nullptr ? "" : backbone_->backbone_frozen() ? "frozen" : "trained"},
           {"--input-transform", o_.input_transform},
           {"--backbone-input", o_.backbone_input},
+          {"--backbone-pool", o_.backbone_pool},
           {"--drop-path", str(o_.drop_path)},
           {"--no-feature-cache", std::to_string(o_.no_feature_cache)},
           {"--teacher (given)", std::to_string(!o_.teacher.empty())},

@@ -112,6 +112,11 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
                  "concatenated); default: the preset's (resnet18-tvit-xs: motion, "
                  "resnet50-tvit: rgb)")
       ->check(CLI::IsMember({"rgb", "motion", "motion-stabilised", "two-stream"}));
+  app.add_option("--backbone-pool", o.backbone_pool,
+                 "resnet-vit: how the backbone pools its last feature map into a frame's "
+                 "feature: avg (torchvision's) or max (the strongest response, not diluted by "
+                 "the rest of the frame); default: the preset's (avg)")
+      ->check(CLI::IsMember({"avg", "max"}));
   app.add_option("--drop-path", o.drop_path,
                  "stochastic depth of the transformer encoders, rising over their layers to this "
                  "rate (default: the preset's, 0 for the xs presets)")

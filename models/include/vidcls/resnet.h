@@ -2,6 +2,8 @@
 // 3x3 convolution), with torchvision's parameter names, so its state dicts load as they are.
 #pragma once
 
+#include <string>
+
 #include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -14,6 +16,10 @@ namespace vidcls {
 struct ResNetConfig {
   int64_t depth = 50;         // 18, 34, 50, 101 or 152
   int64_t num_classes = 0;    // 0: no fc layer, forward returns pooled features
+  // How the last stage's map becomes the feature: "avg" (global average, torchvision's) or
+  // "max" (global max: the strongest response wherever it is, not diluted by the rest of the
+  // frame; for motion among moving distractors).
+  std::string pool = "avg";
   int64_t feature_dim() const { return depth < 50 ? 512 : 2048; }
   void validate() const;
 };

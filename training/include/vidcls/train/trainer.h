@@ -66,6 +66,9 @@ struct TrainOptions {
   // resnet-vit: what the backbone sees, "rgb", "motion", "motion-stabilised" or "two-stream"
   // (empty: the preset's; see ResNetTViTConfig::input). Written into the checkpoint's config.
   std::string backbone_input;
+  // resnet-vit: how the backbone pools its last map, "avg" or "max" (empty: the preset's; see
+  // ResNetConfig::pool). Written into the checkpoint's config.
+  std::string backbone_pool;
   // Stochastic depth of every transformer encoder of the model, rising linearly over its layers
   // to this rate (< 0: the preset's). Training only; written into the config with the rest.
   double drop_path = -1;
