@@ -101,9 +101,10 @@ int main(int argc, char **argv) {
     if (auto *net = ckpt.model->per_frame_backbone()) {
       // A motion backbone's feature is of a pair of frames: a clip of T frames has T - 1.
       const auto config = ckpt.model->config();
-      std::printf("backbone:      %s input, %s, %lld per-frame features per clip\n",
+      std::printf("backbone:      %s input, %s pool, %s, %lld per-frame features per clip\n",
                   config.value("input", std::string("rgb")).c_str(),
-                  net->backbone_frozen() ? "frozen" : "fine-tuned",
+                  config.value("/backbone/pool"_json_pointer, std::string("avg")).c_str(),
+                  net->backbone_frozen() ? "frozen" : "trained",
                   static_cast<long long>(shape.frames - net->frame_context()));
     }
     const auto &c = info.clip;
