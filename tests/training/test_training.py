@@ -515,6 +515,11 @@ def case_backbone(env):
     both = run([env.tool("vidcls-train")] + args + ["--out", out, "--freeze-backbone",
                                                     "--fine-tune-backbone"])
     check(both.returncode != 0 and "excludes" in both.stdout, "both flags together were taken")
+    # --no-feature-cache (a benchmark of the frozen backbone's cache) on a trained backbone.
+    p = run([env.tool("vidcls-train")] + args + ["--epochs", "1", "--out", out,
+                                                 "--no-feature-cache"])
+    check(p.returncode != 0 and "--freeze-backbone" in p.stdout,
+          "--no-feature-cache without a frozen backbone was taken")
     vivit = env.train("backbone-vivit", "--epochs", "1", "--freeze-backbone")
     check(vivit.returncode != 0 and "resnet-vit option" in vivit.stdout,
           "--freeze-backbone on a ViViT was taken")

@@ -375,6 +375,10 @@ void TrainingRun::build_model() {
                                   preset_->architecture + " model");
     backbone_->set_backbone_frozen(*o_.freeze_backbone);
   }
+  if (o_.no_feature_cache && (backbone_ == nullptr || !backbone_->backbone_frozen()))
+    throw std::invalid_argument("--no-feature-cache measures what the feature cache of a frozen "
+                                "backbone saves, and this run has none: add --freeze-backbone "
+                                "(resnet-vit)");
   use_features_ = backbone_ != nullptr && backbone_->backbone_frozen() && !o_.no_feature_cache;
   if (!o_.pretrained.empty()) {
     const auto r = import_pretrained(*model_, o_.pretrained);
