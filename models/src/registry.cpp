@@ -157,7 +157,8 @@ void add_cpu_presets(std::vector<Preset> &out) {
     c.input = "motion";
     out.push_back({"resnet18-tvit-xs", "resnet-tvit",
                    "CPU-sized ResNet-18 + Temporal ViT: ResNet-18 (trained with the rest) on the "
-                   "motion of each frame pair, 512 -> 128, 2 layers over the 8 pairs of 9 frames at 64 px",
+                   "motion of each frame pair, 512 -> 128, 2 layers over the 8 pairs of 9 "
+                   "frames at 64 px",
                    c, clip(9, 2, 64, 0, kImageNetMean, kImageNetStd)});
   }
 }
