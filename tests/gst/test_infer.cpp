@@ -140,9 +140,10 @@ TEST(VividInfer, ResultsAreAlsoGStreamerAnalyticsClassifications) {
       for (guint i = 0; i < res->n_results; ++i) {
         EXPECT_STREQ(g_quark_to_string(gst_analytics_cls_mtd_get_quark(cls, i)), res->labels[i]);
         EXPECT_FLOAT_EQ(gst_analytics_cls_mtd_get_level(cls, i), res->scores[i]);
-        if (i > 0)
+        if (i > 0) {
           EXPECT_LE(gst_analytics_cls_mtd_get_level(cls, i),
                     gst_analytics_cls_mtd_get_level(cls, i - 1));
+        }
       }
       // A label looks its confidence up by name, as analytics consumers do.
       EXPECT_EQ(gst_analytics_cls_mtd_get_index_by_quark(cls, g_quark_from_string(res->labels[0])),

@@ -197,16 +197,6 @@ class ActionVideo : public ::testing::Test {
   const std::vector<Motion> &truth(const std::string &video) { return g_fixture->truth.at(video); }
 };
 
-// One start and one end per motion, labels in order, whatever the boundaries.
-void expect_one_action_per_motion(const Outcome &run, const std::vector<Motion> &truth) {
-  ASSERT_EQ(run.starts.size(), truth.size());
-  ASSERT_EQ(run.ends.size(), truth.size());
-  for (size_t i = 0; i < truth.size(); ++i) {
-    EXPECT_EQ(run.starts[i].label, truth[i].label) << i;
-    EXPECT_EQ(run.ends[i].label, truth[i].label) << i;
-  }
-}
-
 TEST_F(ActionVideo, EachMotionIsOneActionWithinAHopOfTheTruth) {
   Outcome run;
   run_actions(run, "swing", "");
