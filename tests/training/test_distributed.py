@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -41,18 +40,9 @@ def free_port():
 
 def read_weights(path):
     """The float32 tensors of a safetensors file, by name (numpy views of the file)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    data = raw[8 + n:]
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__" or e["dtype"] != "F32" or name.startswith("optim."):
-            continue
-        a, b = e["data_offsets"]
-        out[name] = np.frombuffer(data[a:b], dtype=np.float32).reshape(e["shape"])
-    return out
+    return {name: np.frombuffer(raw, dtype=np.float32).reshape(e["shape"])
+            for name, (e, raw) in tt.safetensors_tensors(path).items()
+            if e["dtype"] == "F32" and not name.startswith("optim.")}
 
 
 def base_env(extra=None):

@@ -5,7 +5,8 @@
 
 CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision,
 backbone. The cases share one dataset and clip cache under DIR (made once, under a lock), so
-each spends its time on what it checks. Default cache locations go under DIR too (VIDCLS_CACHE_DIR).
+each spends its time on what it checks. Default cache locations go under DIR too
+(VIDCLS_CACHE_DIR).
 """
 import argparse
 import csv
@@ -465,12 +466,13 @@ def case_precision(env):
 
 
 def safetensors_tensors(path):
-    """The raw bytes of each tensor of a .safetensors file (standard library only)."""
+    """Each tensor of a .safetensors file by name: its header entry (dtype, shape) and its raw
+    bytes (standard library only)."""
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(n))
         body = f.read()
-    return {k: body[v["data_offsets"][0]:v["data_offsets"][1]]
+    return {k: (v, body[v["data_offsets"][0]:v["data_offsets"][1]])
             for k, v in header.items() if k != "__metadata__"}
 
 
@@ -487,8 +489,9 @@ def case_backbone(env):
         check(p.returncode == 0, f"the {name} resnet-vit run failed")
         info = run([env.tool("../models/vidcls-info"), os.path.join(out, "last.safetensors"),
                     "--json"])
+        tensors = safetensors_tensors(os.path.join(out, "last.safetensors"))
         runs[name] = (p.stdout, json.loads(info.stdout)["config"],
-                      safetensors_tensors(os.path.join(out, "last.safetensors")))
+                      {k: raw for k, (_, raw) in tensors.items()})
     (t_log, t_cfg, t_w), (f_log, f_cfg, f_w) = runs["trained"], runs["frozen"]
     check(t_cfg["freeze_backbone"] is False and f_cfg["freeze_backbone"] is True,
           f"freeze_backbone in the checkpoints: {t_cfg['freeze_backbone']}, "
@@ -509,7 +512,8 @@ def case_backbone(env):
     p = run([env.tool("vidcls-train")] + args + ["--epochs", "2", "--out", out,
                                                  "--freeze-backbone"])
     check(p.returncode == 0, "the second frozen run failed")
-    f2 = safetensors_tensors(os.path.join(out, "last.safetensors"))
+    f2 = {k: raw for k, (_, raw) in safetensors_tensors(
+        os.path.join(out, "last.safetensors")).items()}
     check(all(f2[k] == f_w[k] for k in f_w if k.startswith("backbone.")),
           "a frozen backbone changed during training")
     both = run([env.tool("vidcls-train")] + args + ["--out", out, "--freeze-backbone",
