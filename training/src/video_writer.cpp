@@ -126,9 +126,35 @@ std::string file_extension(VideoCodec codec) {
   return ".avi";
 }
 
+// The encoder's input rows end in alignment padding that videoconvert leaves as allocated, and
+// jpegenc hands libjpeg whole 8x8 blocks (raw-data mode, no edge expansion of its own): where a
+// plane's width is not a multiple of 8, the last block column was encoded with whatever the
+// heap held, so the same frames gave other files and other decoded pixels from run to run. The
+// padding gets each row's last sample again, as libjpeg's own edge expansion would give it.
+GstPadProbeReturn extend_right_edges(GstPad *, GstPadProbeInfo *info, gpointer user_data) {
+  const auto *vinfo = static_cast<const GstVideoInfo *>(user_data);
+  GstBuffer *buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+  GST_PAD_PROBE_INFO_DATA(info) = buffer;
+  GstVideoFrame frame;
+  if (!gst_video_frame_map(&frame, const_cast<GstVideoInfo *>(vinfo), buffer, GST_MAP_WRITE))
+    return GST_PAD_PROBE_OK;  // the encoder will say what is wrong with the buffer
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame); ++p) {
+    auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
+    const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p);
+    const int width = GST_VIDEO_FRAME_COMP_WIDTH(&frame, p);
+    for (int y = 0; y < GST_VIDEO_FRAME_COMP_HEIGHT(&frame, p); ++y) {
+      uint8_t *row = data + static_cast<size_t>(y) * stride;
+      std::memset(row + width, row[width - 1], stride - width);
+    }
+  }
+  gst_video_frame_unmap(&frame);
+  return GST_PAD_PROBE_OK;
+}
+
 struct VideoWriter::Impl {
   std::string path;
   GstVideoInfo info;  // the RGB frames we push
+  GstVideoInfo i420;  // what the encoder gets
   GstElement *pipeline = nullptr;
   GstAppSrc *src = nullptr;  // owned by the pipeline
   GstBus *bus = nullptr;
@@ -190,6 +216,11 @@ VideoWriter::VideoWriter(const std::string &path, VideoCodec codec, int width, i
   }
   g_object_set(filter, "caps", i420, nullptr);
   gst_caps_unref(i420);
+  gst_video_info_set_format(&d.i420, GST_VIDEO_FORMAT_I420, width, height);
+  GstPad *encoder_input = gst_element_get_static_pad(filter, "src");
+  gst_pad_add_probe(encoder_input, GST_PAD_PROBE_TYPE_BUFFER, extend_right_edges, &d.i420,
+                    nullptr);
+  gst_object_unref(encoder_input);
   if (codec == VideoCodec::kMpeg4Mp4) {
     // A constant quantiser: the rate control of this avenc_mpeg4 starves every frame after the
     // first key frame (the broken timestamps, see TimestampRepair, are a likely cause).
