@@ -4,7 +4,7 @@
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
 CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision,
-backbone. The cases share one dataset and clip cache under DIR (made once, under a lock), so
+backbone, mirrors. The cases share one dataset and clip cache under DIR (made once, under a lock), so
 each spends its time on what it checks. Default cache locations go under DIR too
 (VIDCLS_CACHE_DIR).
 """
@@ -529,10 +529,52 @@ def case_backbone(env):
           "--freeze-backbone on a ViViT was taken")
 
 
+def case_mirrors(env):
+    """Mirrors that swap the classes they turn into each other: a left-right flip makes a
+    slide_left clip a slide_right one, a top-bottom flip slide_up slide_down, a clip played
+    backwards both. With the right pairs a short run learns as without mirrors; with the wrong
+    pairs (the top-bottom pair given to the left-right flip) half of every direction's clips
+    carry the wrong label and held-out top-1 falls towards 50 %: the label follows the mirror
+    actually drawn for each clip. Unknown classes and a frozen backbone's cached features are
+    refused."""
+    common = ["--epochs", str(EPOCHS_LEARN), "--repeats", "8", "--warmup-epochs", "1",
+              "--seed", "1"]
+    right = env.train("mirrors-right", *common, "--flip-swap", "slide_left:slide_right",
+                      "--vflip-swap", "slide_up:slide_down",
+                      "--reverse-swap", "slide_left:slide_right,slide_up:slide_down")
+    check(right.returncode == 0, "the run with mirrors failed")
+    check("left-right swapping slide_left:slide_right; top-bottom swapping slide_up:slide_down"
+          in right.stdout, "the run does not say which mirrors it draws")
+    wrong = env.train("mirrors-wrong", *common, "--flip-swap", "slide_up:slide_down")
+    check(wrong.returncode == 0, "the run with the wrong pair failed")
+    top1 = {}
+    for name in ("right", "wrong"):
+        rows = read_metrics(os.path.join(env.work, "mirrors-" + name, "metrics.csv"))
+        top1[name] = float(rows[-1]["test_top1"])
+    print(f"held-out top-1 after {EPOCHS_LEARN} epochs: right pairs {top1['right']:.3f}, "
+          f"wrong pairs {top1['wrong']:.3f}")
+    check(top1["right"] >= 0.75, f"held-out top-1 {top1['right']:.3f} < 0.75 with the right "
+          "pairs (chance 0.25)")
+    check(top1["wrong"] <= top1["right"] - 0.2, "the wrong pairs learned as well as the right "
+          "ones: labels do not follow the mirrors")
+    bad = env.train("mirrors-bad", "--epochs", "1", "--flip-swap", "slide_left:jump")
+    check(bad.returncode != 0 and "--flip-swap: no class 'jump'" in bad.stdout and
+          "slide_down" in bad.stdout, "an unknown class was taken, or the classes not listed")
+    bad = env.train("mirrors-bad", "--epochs", "1", "--vflip-swap", "slide_up:slide_up")
+    check(bad.returncode != 0 and "paired with itself" in bad.stdout,
+          "a class paired with itself was taken")
+    _, cache = env.dataset()
+    frozen = run([env.tool("vidcls-train"), "--model", "resnet-vit", "--data", cache, "--out",
+                  os.path.join(env.work, "mirrors-bad"), "--epochs", "1", "--freeze-backbone",
+                  "--flip-swap", "slide_left:slide_right"])
+    check(frozen.returncode != 0 and "--no-feature-cache" in frozen.stdout,
+          "mirrors on cached features of a frozen backbone were taken")
+
+
 CASES = {"learns": case_learns, "corrupt": case_corrupt, "select": case_select,
          "reproducible": case_reproducible,
          "resume": case_resume, "eval": case_eval, "distill": case_distill,
-         "precision": case_precision, "backbone": case_backbone}
+         "precision": case_precision, "backbone": case_backbone, "mirrors": case_mirrors}
 
 
 def main():

@@ -270,6 +270,7 @@ class TrainingRun {
   ClipSpec spec_;
   Recipe recipe_;
   Augmentation aug_;
+  LabelSwaps swaps_;  // what the mirrors of aug_ do to the labels
   RunData data_;
   ClassifierPtr model_;
   PerFrameBackbone *backbone_ = nullptr;
@@ -303,7 +304,9 @@ void TrainingRun::setup() {
   recipe_ = o_.recipe;
   aug_.min_scale = recipe_.min_scale;
   aug_.max_scale = recipe_.max_scale;
-  aug_.flip = o_.flip;
+  aug_.flip = o_.flip || !o_.flip_swap.empty();
+  aug_.vflip = !o_.vflip_swap.empty();
+  aug_.reverse = !o_.reverse_swap.empty();
   trainee_.device = parse_device(o_.device, false);
   trainee_.precision = precision_dtype(o_.precision, trainee_.device);
   trainee_.scaler.on = trainee_.precision == torch::kHalf;
@@ -336,6 +339,12 @@ void TrainingRun::open_data() {
         "clip spec's %d: their clips differ from the live pipeline's by more than "
         "rounding (give the dataset folder to store them as the spec needs)\n",
         cache.eval_short_side(), eval_side);
+  if (!o_.flip_swap.empty())
+    swaps_.h = parse_label_swaps(o_.flip_swap, cache.classes(), "--flip-swap");
+  if (!o_.vflip_swap.empty())
+    swaps_.v = parse_label_swaps(o_.vflip_swap, cache.classes(), "--vflip-swap");
+  if (!o_.reverse_swap.empty())
+    swaps_.t = parse_label_swaps(o_.reverse_swap, cache.classes(), "--reverse-swap");
   data_.train = make_samples(cache, train, spec_);
   data_.val = make_samples(cache, val, spec_);
   data_.test = make_samples(cache, test, spec_);
@@ -380,6 +389,11 @@ void TrainingRun::build_model() {
                                 "backbone saves, and this run has none: add --freeze-backbone "
                                 "(resnet-vit)");
   use_features_ = backbone_ != nullptr && backbone_->backbone_frozen() && !o_.no_feature_cache;
+  if (use_features_ && (aug_.flip || aug_.vflip || aug_.reverse))
+    throw std::invalid_argument("--flip, --flip-swap, --vflip-swap and --reverse-swap mirror the "
+                                "clips, and a frozen backbone trains on per-frame features "
+                                "cached from the unmirrored frames: add --no-feature-cache to "
+                                "mirror them (slower), or train the backbone");
   if (!o_.pretrained.empty()) {
     const auto r = import_pretrained(*model_, o_.pretrained);
     std::printf("pretrained: %s (%s): %zu tensors loaded, %zu left as initialised",
@@ -486,6 +500,14 @@ void TrainingRun::print_setup() const {
       recipe_.batch_size, recipe_.epochs, static_cast<long long>(batches_), recipe_.repeats,
       static_cast<unsigned long long>(o_.seed), o_.device.c_str());
   if (o_.drop_path >= 0) std::printf("stochastic depth: up to %.2f per encoder\n", o_.drop_path);
+  if (aug_.flip || aug_.vflip || aug_.reverse) {
+    auto said = [](bool on, const std::string &swap) {
+      return !on ? std::string("off") : swap.empty() ? std::string("on") : "swapping " + swap;
+    };
+    std::printf("mirrors (each p = 1/2): left-right %s; top-bottom %s; in time %s\n",
+                said(aug_.flip, o_.flip_swap).c_str(), said(aug_.vflip, o_.vflip_swap).c_str(),
+                said(aug_.reverse, o_.reverse_swap).c_str());
+  }
   if (trainee_.precision != torch::kFloat32) {
     std::printf("mixed precision: forward passes autocast to %s%s\n", o_.precision.c_str(),
                 trainee_.scaler.on ? ", dynamic loss scaling" : "");
@@ -515,6 +537,7 @@ Batch TrainingRun::make_batch(int epoch, size_t b, const std::vector<size_t> &or
     const size_t position = i * dist_->world_size() + dist_->rank();
     std::mt19937_64 rng(mix(o_.seed, epoch, 1000 + position));
     const Sample &s = data_.train[order[position]];
+    Mirrors mirrored;
     if (use_features_) {
       const auto n = static_cast<int64_t>(s.sampled.size());
       const auto w = random_window_record(n, spec_.frames, rng);
@@ -525,11 +548,12 @@ Batch TrainingRun::make_batch(int epoch, size_t b, const std::vector<size_t> &or
       const auto &item = data_.cache.item(s.video);
       auto frames = resize_short_side(decode_video(item.path).frames,
                                       static_cast<int>(std::min(item.height, item.width)));
-      xs.push_back(train_clip(frames, s.sampled, spec_, aug_, rng));
+      xs.push_back(train_clip(frames, s.sampled, spec_, aug_, rng, &mirrored));
     } else {
-      xs.push_back(train_clip(data_.cache.frames(s.video), s.sampled, spec_, aug_, rng));
+      xs.push_back(
+          train_clip(data_.cache.frames(s.video), s.sampled, spec_, aug_, rng, &mirrored));
     }
-    ys.push_back(s.label);
+    ys.push_back(swaps_(s.label, mirrored));
   }
   return Batch{torch::stack(xs), torch::tensor(ys, torch::kInt64)};
 }
@@ -628,7 +652,10 @@ nlohmann::json TrainingRun::provenance(const EpochRow &row) const {
                  {"clip_grad", recipe_.clip_grad},
                  {"batch_size", recipe_.batch_size},
                  {"repeats", recipe_.repeats},
-                 {"flip", o_.flip},
+                 {"flip", aug_.flip},
+                 {"flip_swap", o_.flip_swap},
+                 {"vflip_swap", o_.vflip_swap},
+                 {"reverse_swap", o_.reverse_swap},
                  {"scale", {recipe_.min_scale, recipe_.max_scale}},
                  {"precision", o_.precision}};
   p["metrics"] = {{"train_loss", row.train_loss}, {"train_acc", row.train_acc},
@@ -764,6 +791,9 @@ std::map<std::string, std::string> TrainingRun::configuration() const {
           {"--seed", std::to_string(o_.seed)},
           {"--precision", o_.precision},
           {"--flip", std::to_string(o_.flip)},
+          {"--flip-swap", o_.flip_swap},
+          {"--vflip-swap", o_.vflip_swap},
+          {"--reverse-swap", o_.reverse_swap},
           {"--fine-tune-backbone / --freeze-backbone",
            backbone_ == nullptr ? "" : backbone_->backbone_frozen() ? "frozen" : "trained"},
           {"--input-transform", o_.input_transform},

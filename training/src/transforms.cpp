@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace vidcls::train {
 
@@ -87,7 +88,8 @@ std::vector<int64_t> random_window(const std::vector<int64_t> &sampled, int64_t 
 }
 
 torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64_t> &sampled,
-                         const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng) {
+                         const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng,
+                         Mirrors *applied) {
   const auto idx = random_window(sampled, spec.frames, rng);
   const auto frames = frames_u8.index_select(0, torch::tensor(idx, torch::kInt64));
   // The contract's own resize and normalisation, with a jittered short side and a random crop.
@@ -99,9 +101,66 @@ torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64
   CropOffset at;
   at.top = std::uniform_int_distribution<int64_t>(0, plan.resized_h - spec.height)(rng);
   at.left = std::uniform_int_distribution<int64_t>(0, plan.resized_w - spec.width)(rng);
-  auto x = preprocess_frames(frames, jittered, at);
-  if (aug.flip && std::uniform_int_distribution<int>(0, 1)(rng) == 1) x = x.flip({3});
+  auto x = preprocess_frames(frames, jittered, at);  // [T, 3, H, W]
+  Mirrors done;
+  auto coin = [&rng](bool enabled) {
+    return enabled && std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+  };
+  done.h = coin(aug.flip);
+  done.v = coin(aug.vflip);
+  done.t = coin(aug.reverse);
+  std::vector<int64_t> dims;
+  if (done.t) dims.push_back(0);
+  if (done.v) dims.push_back(2);
+  if (done.h) dims.push_back(3);
+  if (!dims.empty()) x = x.flip(dims);
+  if (applied != nullptr) *applied = done;
   return x.contiguous();
+}
+
+std::vector<int64_t> parse_label_swaps(const std::string &pairs,
+                                       const std::vector<std::string> &classes,
+                                       const std::string &option) {
+  std::vector<int64_t> to(classes.size());
+  for (size_t i = 0; i < to.size(); ++i) to[i] = static_cast<int64_t>(i);
+  std::vector<bool> named(classes.size(), false);
+  auto index_of = [&](const std::string &name) {
+    const auto it = std::find(classes.begin(), classes.end(), name);
+    if (it == classes.end()) {
+      std::string known;
+      for (const auto &c : classes) known += (known.empty() ? "" : ", ") + c;
+      throw std::invalid_argument(option + ": no class '" + name + "' in the dataset (its " +
+                                  "classes: " + known + ")");
+    }
+    const auto i = static_cast<size_t>(it - classes.begin());
+    if (named[i]) throw std::invalid_argument(option + ": class '" + name + "' named twice");
+    named[i] = true;
+    return i;
+  };
+  size_t begin = 0;
+  while (begin <= pairs.size()) {
+    const size_t comma = std::min(pairs.find(',', begin), pairs.size());
+    const std::string pair = pairs.substr(begin, comma - begin);
+    const size_t colon = pair.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == pair.size() ||
+        pair.find(':', colon + 1) != std::string::npos)
+      throw std::invalid_argument(option + ": expected comma-separated pairs a:b of class "
+                                  "names, got '" + pair + "'");
+    const std::string a = pair.substr(0, colon), b = pair.substr(colon + 1);
+    if (a == b) throw std::invalid_argument(option + ": '" + a + "' paired with itself");
+    const size_t i = index_of(a), j = index_of(b);
+    to[i] = static_cast<int64_t>(j);
+    to[j] = static_cast<int64_t>(i);
+    begin = comma + 1;
+  }
+  return to;
+}
+
+int64_t LabelSwaps::operator()(int64_t label, const Mirrors &applied) const {
+  if (applied.h && !h.empty()) label = h.at(label);
+  if (applied.v && !v.empty()) label = v.at(label);
+  if (applied.t && !t.empty()) label = t.at(label);
+  return label;
 }
 
 }  // namespace vidcls::train

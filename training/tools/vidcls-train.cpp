@@ -89,7 +89,18 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
       ->capture_default_str();
   app.add_flag("--flip", o.flip,
-               "random horizontal flips (off: a flip turns slide_left into slide_right)");
+               "random horizontal flips, labels kept (a flip turns slide_left into slide_right: "
+               "see --flip-swap)");
+  app.add_option("--flip-swap", o.flip_swap,
+                 "random horizontal flips that swap these classes' labels: comma-separated "
+                 "pairs of class names, e.g. slide_left:slide_right,rotate_cw:rotate_ccw (a "
+                 "class not named keeps its label)");
+  app.add_option("--vflip-swap", o.vflip_swap,
+                 "random vertical flips (p = 1/2) that swap these classes' labels, as "
+                 "--flip-swap (e.g. slide_up:slide_down,rotate_cw:rotate_ccw)");
+  app.add_option("--reverse-swap", o.reverse_swap,
+                 "clips played backwards (p = 1/2), swapping these classes' labels, as "
+                 "--flip-swap (e.g. slide_left:slide_right,grow:shrink)");
   app.add_option("--input-transform", o.input_transform,
                  "vivit / mini-vivit: what the tubelet embedding sees instead of the preset's "
                  "(none, temporal-residual, normal-flow, normal-flow-stabilised; stored in the "

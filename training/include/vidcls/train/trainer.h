@@ -57,6 +57,9 @@ struct TrainOptions {
   std::string precision = "fp32";
   bool resume = false;
   bool flip = false;
+  // Mirrors that turn a direction class into its opposite, each "a:b,c:d" (parse_label_swaps;
+  // "" = off): left-right flips (with flip or alone), top-bottom flips, clips played backwards.
+  std::string flip_swap, vflip_swap, reverse_swap;
   // resnet-vit: true trains the temporal transformer alone on cached per-frame features, false
   // trains the backbone too, on clips (no feature cache); unset: the preset's config.
   std::optional<bool> freeze_backbone;

@@ -1,10 +1,11 @@
 // Clip transforms over cached or decoded frames: which frames a clip spec samples, the training
-// augmentation (temporal jitter, short-side scale jitter, random crop, optional flip) and the
+// augmentation (temporal jitter, short-side scale jitter, random crop, mirrors) and the
 // clean evaluation clips (the windows vidclsclipper cuts, through vidcls::preprocess_frames).
 #pragma once
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <torch/types.h>
@@ -44,15 +45,42 @@ struct Augmentation {
   // spec.short_side): 1.0 is the evaluation scale.
   double min_scale = 1.0;
   double max_scale = 1.15;
-  bool flip = false;  // horizontal flip with probability 1/2; wrong for direction classes
+  // Mirrors, each with probability 1/2: left-right, top-bottom and in time (the clip played
+  // backwards). Each turns a direction class into its opposite (slide_left into slide_right);
+  // the caller relabels the clip by what train_clip says it did (mirror_label).
+  bool flip = false;
+  bool vflip = false;
+  bool reverse = false;
+};
+
+// The mirrors train_clip applied to one clip.
+struct Mirrors {
+  bool h = false, v = false, t = false;
 };
 
 // One training clip [T, 3, height, width] from a video's frames uint8 [N, H, W, 3]: a random
 // window of T consecutive sampled frames (completed as short clips are), through
-// preprocess_frames with the short side scaled by a random factor and a random crop, optionally
-// flipped.
+// preprocess_frames with the short side scaled by a random factor and a random crop, then
+// mirrored as `aug` asks (what was done goes to `applied`). The random draws of a mirror that is
+// off are not made, so enabling one leaves the clips of the others as they were.
 torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64_t> &sampled,
-                         const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng);
+                         const ClipSpec &spec, const Augmentation &aug, std::mt19937_64 &rng,
+                         Mirrors *applied = nullptr);
+
+// What a mirror does to the labels: the class each class becomes. From "a:b,c:d" (class names,
+// as --flip-swap takes them): each pair swapped, every other class itself. Throws
+// std::invalid_argument naming `option` for an unknown class (the classes listed), a class
+// named twice, a class paired with itself or a malformed pair.
+std::vector<int64_t> parse_label_swaps(const std::string &pairs,
+                                       const std::vector<std::string> &classes,
+                                       const std::string &option);
+
+// Swaps for the mirrors of one training run (empty: identity) and the label of a clip after
+// the mirrors in `applied`.
+struct LabelSwaps {
+  std::vector<int64_t> h, v, t;
+  int64_t operator()(int64_t label, const Mirrors &applied) const;
+};
 
 // A random window of T of `n_sampled` sampled frames (temporal jitter only): its first sampled
 // frame and how many it holds (fewer than T at the end of a short video).
