@@ -6,13 +6,15 @@ vidcls-synth's default scenes or with a cluttered background (6 object-sized sha
 of them moving slowly) and the slowly drifting camera.
 
   accuracy_synth.py --bin-dir BUILD/training [--classes 6] [--models vivit,mini-vivit,resnet-vit]
-                    [--regimes large,small,large-clutter,small-clutter] [--keep DIR]
+                    [--regimes large,small,large-clutter,small-clutter] [--mirrors]
+                    [--extra "OPTIONS"] [--keep DIR]
 
 best.safetensors is the epoch with the best top-1 on the validation side (whole subjects carved
 from the training side); the test subjects are never trained on and never choose. Prints, per
 model and regime, the test top-1 of that chosen epoch (the number to report), of the last epoch,
 and of the chosen checkpoint re-measured with vidcls-eval on the decoded videos (the way the live
-pipeline sees them), and the minutes of training.
+pipeline sees them), and the minutes of training. --mirrors adds vidcls-train's mirrors with the
+pairs of vidcls-synth's classes that each mirror turns into each other.
 """
 import argparse
 import csv
@@ -33,6 +35,29 @@ REGIMES = {
     "small-clutter": (20, 10, CLUTTER),
 }
 
+# vidcls-synth's motions in its order, and the pairs each mirror swaps.
+MOTIONS = ["slide_left", "slide_right", "slide_up", "slide_down", "rotate_cw", "rotate_ccw",
+           "grow", "shrink", "orbit_cw", "orbit_ccw"]
+MIRROR_PAIRS = {
+    "--flip-swap": [("slide_left", "slide_right"), ("rotate_cw", "rotate_ccw"),
+                    ("orbit_cw", "orbit_ccw")],
+    "--vflip-swap": [("slide_up", "slide_down"), ("rotate_cw", "rotate_ccw"),
+                     ("orbit_cw", "orbit_ccw")],
+    "--reverse-swap": [("slide_left", "slide_right"), ("slide_up", "slide_down"),
+                       ("rotate_cw", "rotate_ccw"), ("grow", "shrink"), ("orbit_cw", "orbit_ccw")],
+}
+
+
+def mirror_options(classes):
+    """vidcls-train's mirror options for the first `classes` motions."""
+    present = set(MOTIONS[:classes])
+    out = []
+    for option, pairs in MIRROR_PAIRS.items():
+        kept = [f"{a}:{b}" for a, b in pairs if a in present and b in present]
+        if kept:
+            out += [option, ",".join(kept)]
+    return out
+
 
 def run(cmd, log):
     t0 = time.monotonic()
@@ -50,6 +75,8 @@ def main():
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--models", default="vivit,mini-vivit,resnet-vit")
     ap.add_argument("--regimes", default="large,small")
+    ap.add_argument("--mirrors", action="store_true",
+                    help="mirror the training clips, swapping the classes each mirror swaps")
     ap.add_argument("--extra", default="", help="more vidcls-train options, space-separated")
     ap.add_argument("--keep", help="work here and keep the files")
     a = ap.parse_args()
@@ -72,6 +99,8 @@ def main():
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = [tool("vidcls-train"), "--model", model, "--data", data, "--out", out,
                        "--cache", cache, "--seed", "1"] + a.extra.split()
+                if a.mirrors:
+                    cmd += mirror_options(a.classes)
                 seconds = run(cmd, os.path.join(work, f"train-{model}-{regime}.log"))
                 with open(os.path.join(out, "metrics.csv")) as f:
                     rows = list(csv.DictReader(f))
