@@ -4,8 +4,8 @@
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
 CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision,
-backbone, mirrors. The cases share one dataset and clip cache under DIR (made once, under a lock), so
-each spends its time on what it checks. Default cache locations go under DIR too
+backbone, mirrors. The cases share one dataset and clip cache under DIR (made once, under a
+lock), so each spends its time on what it checks. Default cache locations go under DIR too
 (VIDCLS_CACHE_DIR).
 """
 import argparse

@@ -47,7 +47,7 @@ struct Augmentation {
   double max_scale = 1.15;
   // Mirrors, each with probability 1/2: left-right, top-bottom and in time (the clip played
   // backwards). Each turns a direction class into its opposite (slide_left into slide_right);
-  // the caller relabels the clip by what train_clip says it did (mirror_label).
+  // the caller relabels the clip by what train_clip says it did (LabelSwaps).
   bool flip = false;
   bool vflip = false;
   bool reverse = false;
