@@ -5,7 +5,7 @@
 // frame (a new result each frame, the worst case), and attached as a composition meta for a
 // downstream that draws it; and textoverlay drawing the same three lines, for reference.
 //
-//   bench-overlay --plugin-dir BUILD/gst-plugins/vidcls [--frames 300] [--sizes 1280x720,1920x1080]
+//   bench-overlay --plugin-dir BUILD/gst-plugins [--frames 300] [--sizes 1280x720,1920x1080]
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>

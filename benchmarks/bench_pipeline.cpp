@@ -152,7 +152,11 @@ PipelineRun run_pipeline(const std::string &desc, const std::vector<GstBuffer *>
   GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
   guint64 classified = 0;
   double latency_ms = 0;
-  g_object_get(infer, "clips-classified", &classified, "mean-latency", &latency_ms, nullptr);
+  GstStructure *stats = nullptr;
+  g_object_get(infer, "stats", &stats, nullptr);
+  gst_structure_get_uint64(stats, "clips-classified", &classified);
+  gst_structure_get_double(stats, "mean-latency", &latency_ms);
+  gst_structure_free(stats);
   result.model_seconds = classified * latency_ms / 1e3;
   gst_object_unref(infer);
   result.clipper_seconds = timer.seconds;

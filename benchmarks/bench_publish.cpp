@@ -8,7 +8,7 @@
 //    port: time from its start until the queue is empty (reconnect-delay 100 ms, max 200 ms).
 // Debian's mosquitto (/usr/sbin/mosquitto) on a free 127.0.0.1 port, no persistence.
 //
-//   bench-publish --plugin-dir BUILD/gst-plugins/vidcls [--lines 20000]
+//   bench-publish --plugin-dir BUILD/gst-plugins [--lines 20000]
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <netinet/in.h>

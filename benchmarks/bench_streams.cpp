@@ -112,7 +112,11 @@ int run_case(const std::string &ckpt, int streams, int frames, bool shared) {
     GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline), ("infer" + std::to_string(i)).c_str());
     guint64 c = 0;
     double mean_batch = 0;
-    g_object_get(e, "clips-classified", &c, "instance-mean-batch", &mean_batch, nullptr);
+    GstStructure *stats = nullptr;
+    g_object_get(e, "stats", &stats, nullptr);
+    gst_structure_get_uint64(stats, "clips-classified", &c);
+    gst_structure_get_double(stats, "instance-mean-batch", &mean_batch);
+    gst_structure_free(stats);
     clips += c;
     batch_sum += mean_batch;
     gst_object_unref(e);
@@ -252,7 +256,11 @@ int soak(const std::string &preset, long total_frames, int streams, const fs::pa
   guint64 clips = 0;
   double mean_batch = 0;
   GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline), "infer0");
-  g_object_get(e, "instance-clips", &clips, "instance-mean-batch", &mean_batch, nullptr);
+  GstStructure *stats = nullptr;
+  g_object_get(e, "stats", &stats, nullptr);
+  gst_structure_get_uint64(stats, "instance-clips", &clips);
+  gst_structure_get_double(stats, "instance-mean-batch", &mean_batch);
+  gst_structure_free(stats);
   gst_object_unref(e);
   done = true;
   sampler.join();

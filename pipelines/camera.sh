@@ -4,15 +4,15 @@
 # Shows: a live pipeline. With a live source the inference element runs in a worker with a
 # bounded queue (mode=auto resolves to async): frames keep flowing to the display at the camera's
 # rate and, when the model is slower than the camera, clips are dropped (drop=oldest) and
-# counted in its clips-dropped property. Results are printed here, from the bus; drawing them on
-# the video is the job of the overlay element (a later item). To print them from the buffers'
+# counted in the clips-dropped field of its stats property. Results are printed here, from the
+# bus; display.sh draws them on the video with vidclsoverlay. To print them from the buffers'
 # GstVidclsClassificationMeta instead, run the same description under vidcls-meta-reader
 # --sink display.
 #
 # Needs: gst-launch-1.0; a camera at DEVICE (default /dev/video0) and gstreamer1.0-plugins-good
 # (v4l2src); plugins-base (decodebin, videoconvert; decodebin also takes MJPEG cameras with a
 # JPEG decoder from plugins-good); a display for autovideosink; the vidcls plugin installed, or
-# GST_PLUGIN_PATH=<build>/gst-plugins/vidcls.
+# GST_PLUGIN_PATH=<build>/gst-plugins.
 #
 # Usage: camera.sh MODEL [DEVICE]     (Ctrl-C stops; the clip in progress is still reported)
 #   A ResNet + Temporal ViT checkpoint: INFER=resnetvitinfer camera.sh MODEL

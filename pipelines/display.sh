@@ -4,7 +4,7 @@
 # Shows: vidclsoverlay drawing the latest top-k labels with their scores, and the actions
 # vidclsaction has open, on the video. The inference element runs with
 # mode=async, so the window plays at real time: frames never wait for the model, and when the
-# model is slower than real time clips are dropped (counted in clips-dropped) instead of slowing
+# model is slower than real time clips are dropped (counted in stats.clips-dropped) instead of slowing
 # playback down; each result is drawn from the first frame after it is ready until the next.
 # For a result for every clip, use file.sh.
 #
@@ -13,7 +13,7 @@
 #
 # Needs: gst-launch-1.0; gstreamer1.0-plugins-base (decodebin, videoconvert) and the file's
 # decoders; a display for autovideosink; the vidcls plugins (libgstvidcls, libgstvidclsresults)
-# installed, or GST_PLUGIN_PATH=<build>/gst-plugins/vidcls.
+# installed, or GST_PLUGIN_PATH=<build>/gst-plugins.
 #
 # Usage: display.sh VIDEO MODEL
 #   A ResNet + Temporal ViT checkpoint: INFER=resnetvitinfer display.sh VIDEO MODEL

@@ -7,7 +7,7 @@
 #
 # Needs: gst-launch-1.0; gstreamer1.0-plugins-base (decodebin, videoconvert) and the decoders
 # for the file (gstreamer1.0-libav for H.264/MPEG-4, plugins-good for MJPEG/VP8...); the vidcls
-# plugin installed, or GST_PLUGIN_PATH=<build>/gst-plugins/vidcls.
+# plugin installed, or GST_PLUGIN_PATH=<build>/gst-plugins.
 #
 # Usage: file.sh [--resnet] VIDEO MODEL
 #   --resnet  the checkpoint is a ResNet-50 + Temporal ViT (resnetvitinfer); the default is

@@ -5,15 +5,15 @@
 # model-instance-id, so the checkpoint is loaded once and one worker classifies the clips of all
 # four streams together, up to batch-size=4 per forward pass. The sources are live, so each
 # element runs async (mode=auto): a camera never waits for the others or for the model, and
-# clips the model cannot keep up with are dropped (clips-dropped). Each result line is prefixed
-# with its camera's element name. Without sources it runs on four videotestsrc patterns, so it
-# works anywhere; the element's instance-clips, instance-batches and instance-mean-batch
-# properties say how well the clips were batched (gst-inspect-1.0 vividinfer).
+# clips the model cannot keep up with are dropped (stats.clips-dropped). Each result line is
+# prefixed with its camera's element name. Without sources it runs on four videotestsrc patterns,
+# so it works anywhere; the instance-clips, instance-batches and instance-mean-batch fields of an
+# element's stats property say how well the clips were batched (gst-inspect-1.0 vividinfer).
 #
 # Needs: gst-launch-1.0; gstreamer1.0-plugins-base (videotestsrc, uridecodebin, videoconvert);
 # for cameras gstreamer1.0-plugins-good (v4l2src, and for MJPEG cameras the JPEG decoder); for
 # RTSP plugins-good (rtspsrc) and the decoder for the camera's codec (gstreamer1.0-libav for
-# H.264/H.265); the vidcls plugin installed, or GST_PLUGIN_PATH=<build>/gst-plugins/vidcls.
+# H.264/H.265); the vidcls plugin installed, or GST_PLUGIN_PATH=<build>/gst-plugins.
 #
 # Usage: four-cameras.sh MODEL [SRC1 SRC2 SRC3 SRC4]     (Ctrl-C stops)
 #   SRC is a V4L2 device (/dev/video0), a URI (rtsp://user:pass@host/path, file:///v.mp4, ...)

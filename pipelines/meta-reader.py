@@ -28,7 +28,7 @@ Needs Debian's python3-gi with gir1.2-gstreamer-1.0, and the vidcls plugin and t
 (meson install puts GstVidcls-1.0.typelib in <libdir>/girepository-1.0), or from a build tree:
 
     export GI_TYPELIB_PATH=$BUILD/gst-plugins/meta LD_LIBRARY_PATH=$BUILD/gst-plugins/meta
-    export GST_PLUGIN_PATH=$BUILD/gst-plugins/vidcls
+    export GST_PLUGIN_PATH=$BUILD/gst-plugins
 
 (`meson devenv -C $BUILD` sets the first two). girepository looks in its own libdir only, so an
 install under /usr/local needs GI_TYPELIB_PATH=/usr/local/lib/<multiarch>/girepository-1.0.

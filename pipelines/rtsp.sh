@@ -7,7 +7,7 @@
 #
 # Needs: gst-launch-1.0; gstreamer1.0-plugins-good (rtspsrc, RTP depayloaders); the decoder for
 # the camera's codec (gstreamer1.0-libav for H.264/H.265); plugins-base; the vidcls plugin
-# installed, or GST_PLUGIN_PATH=<build>/gst-plugins/vidcls. URL may carry credentials
+# installed, or GST_PLUGIN_PATH=<build>/gst-plugins. URL may carry credentials
 # (rtsp://user:pass@host/path).
 #
 # Usage: rtsp.sh URL MODEL     (Ctrl-C stops)

@@ -13,7 +13,7 @@
 #
 # Needs: gst-launch-1.0; gstreamer1.0-plugins-base (decodebin, videoconvert, videoscale),
 # gstreamer1.0-plugins-good (pngenc, multifilesink) and the file's decoders; the vidcls plugins
-# (libgstvidcls, libgstvidclsresults) installed, or GST_PLUGIN_PATH=<build>/gst-plugins/vidcls.
+# (libgstvidcls, libgstvidclsresults) installed, or GST_PLUGIN_PATH=<build>/gst-plugins.
 #
 # Usage: snapshot.sh VIDEO MODEL OUT.png [FRAME]
 #   FRAME  index of the frame to save, from 0 (default: the last one)

@@ -37,7 +37,7 @@ meson compile -C "$build" -j "$jobs" vidcls-synth vidcls-train vidcls-eval gstvi
 
 build=$(cd "$build" && pwd)
 bin=$build/training
-export GST_PLUGIN_PATH=$build/gst-plugins/vidcls${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+export GST_PLUGIN_PATH=$build/gst-plugins${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
 export GST_REGISTRY_1_0=$build/demo-registry.bin
 
 step "2/4 synthetic motion dataset ($work/data, $classes classes, MSR layout)"

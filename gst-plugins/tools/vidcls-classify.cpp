@@ -255,7 +255,7 @@ bool elements_available(const char *infer_name) {
       std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found.\n"
                 << "  Is the vidcls plugin installed? For a build tree, point GST_PLUGIN_PATH at "
                    "the folder of libgstvidcls.so,\n"
-                << "  e.g. GST_PLUGIN_PATH=$PWD/build/gst-plugins/vidcls; "
+                << "  e.g. GST_PLUGIN_PATH=$PWD/build/gst-plugins; "
                    "`gst-inspect-1.0 vidcls` says why it does not load.\n";
       return false;
     }
@@ -386,8 +386,13 @@ bool handle_message(GstMessage *msg, Stream &stream, const Output &out) {
 void finish(Stream &stream, InstanceCounters &counters) {
   guint streams = 0;
   InstanceCounters now;
-  g_object_get(stream.infer, "instance-streams", &streams, "instance-clips", &now.clips,
-               "instance-batches", &now.batches, "instance-mean-batch", &now.mean_batch, nullptr);
+  GstStructure *stats = nullptr;
+  g_object_get(stream.infer, "stats", &stats, nullptr);
+  gst_structure_get_uint(stats, "instance-streams", &streams);
+  gst_structure_get_uint64(stats, "instance-clips", &now.clips);
+  gst_structure_get_uint64(stats, "instance-batches", &now.batches);
+  gst_structure_get_double(stats, "instance-mean-batch", &now.mean_batch);
+  gst_structure_free(stats);
   if (streams > 0 && now.batches >= counters.batches) counters = now;
   gst_element_set_state(stream.pipeline, GST_STATE_NULL);
   stream.running = false;

@@ -34,6 +34,13 @@ void ClipSpec::validate() const {
   }
 }
 
+bool same_clip_spec(const ClipSpec &a, const ClipSpec &b) {
+  return a.frames == b.frames && a.width == b.width && a.height == b.height &&
+         a.frame_stride == b.frame_stride && a.sample_rate == b.sample_rate && a.hop == b.hop &&
+         a.short_side == b.short_side && a.resize == b.resize && a.mean == b.mean &&
+         a.std == b.std;
+}
+
 std::string to_string(ResizeMode mode) {
   switch (mode) {
     case ResizeMode::kCrop:

@@ -45,6 +45,36 @@ class GstEnvironment : public ::testing::Environment {
   std::filesystem::path registry_;
 };
 
+// An inference element's `stats` structure, read once; a missing field fails the test.
+class Stats {
+ public:
+  explicit Stats(GstElement *element) { g_object_get(element, "stats", &s_, nullptr); }
+  ~Stats() {
+    if (s_ != nullptr) gst_structure_free(s_);
+  }
+  Stats(const Stats &) = delete;
+  Stats &operator=(const Stats &) = delete;
+  guint64 u64(const char *field) const {
+    guint64 v = 0;
+    EXPECT_TRUE(s_ != nullptr && gst_structure_get_uint64(s_, field, &v)) << "stats." << field;
+    return v;
+  }
+  guint uint(const char *field) const {
+    guint v = 0;
+    EXPECT_TRUE(s_ != nullptr && gst_structure_get_uint(s_, field, &v)) << "stats." << field;
+    return v;
+  }
+  double dbl(const char *field) const {
+    double v = 0;
+    EXPECT_TRUE(s_ != nullptr && gst_structure_get_double(s_, field, &v)) << "stats." << field;
+    return v;
+  }
+  const GstStructure *structure() const { return s_; }
+
+ private:
+  GstStructure *s_ = nullptr;
+};
+
 // Runs a pipeline to EOS or ERROR (or `timeout_s`), collecting element messages with the given
 // structure name. Returns the error message (empty on EOS).
 struct RunResult {

@@ -100,10 +100,8 @@ TEST(VividInfer, ScoresEqualTheModelOnTheSameClips) {
   }
   // vivit-xs: 8 frames at stride 2, hop 8 -> clips complete at frames 14 and 30.
   EXPECT_EQ(results, 2);
-  guint64 classified = 0;
   GstElement *infer = gst_harness_find_element(h, "vividinfer");
-  g_object_get(infer, "clips-classified", &classified, nullptr);
-  EXPECT_EQ(classified, 2u);
+  EXPECT_EQ(vidcls_test::Stats(infer).u64("clips-classified"), 2u);
   gst_object_unref(infer);
   gst_harness_teardown(h);
 }
@@ -199,9 +197,8 @@ TEST_P(ResnetVitRing, FeatureRingRunsTheBackboneOncePerFrame) {
     gst_buffer_unref(buf);
   }
   EXPECT_EQ(results, 6);
-  guint64 backbone = 0;
   GstElement *infer = gst_harness_find_element(h, "resnetvitinfer");
-  g_object_get(infer, "backbone-frames", &backbone, nullptr);
+  const guint64 backbone = vidcls_test::Stats(infer).u64("backbone-frames");
   if (GetParam() == "rgb")
     EXPECT_EQ(backbone, 19u) << "each of the 19 sampled frames in a clip once; recomputing: 54";
   else
@@ -370,9 +367,7 @@ TEST(VividInfer, PropertyStress) {
   EXPECT_GT(gst_harness_stress_thread_stop(t1), 0u);
   EXPECT_GT(gst_harness_stress_thread_stop(t2), 0u);
   EXPECT_GT(gst_harness_stress_thread_stop(t3), 0u);
-  guint64 classified = 0;
-  g_object_get(infer, "clips-classified", &classified, nullptr);
-  EXPECT_EQ(classified, 23u);  // 60 frames at stride 2 = 30 sampled, T = 8, hop 1 -> 23 clips
+  EXPECT_EQ(vidcls_test::Stats(infer).u64("clips-classified"), 23u);  // 60 frames at stride 2 = 30 sampled, T = 8, hop 1 -> 23 clips
   gst_object_unref(infer);
   g_value_unset(&k);
   g_value_unset(&thr);

@@ -90,8 +90,12 @@ TEST(Live, FramesKeepFlowingWhileSlowInferenceDropsClips) {
   const long rss_end = rss_kib();
   guint64 classified = 0, dropped = 0;
   double latency = 0;
-  g_object_get(infer, "clips-classified", &classified, "clips-dropped", &dropped, "mean-latency",
-               &latency, nullptr);
+  {
+    const vidcls_test::Stats stats(infer);
+    classified = stats.u64("clips-classified");
+    dropped = stats.u64("clips-dropped");
+    latency = stats.dbl("mean-latency");
+  }
   gst_element_set_state(pipeline, GST_STATE_NULL);
 
   const double fps = flowed / elapsed;

@@ -84,10 +84,10 @@ std::string branch(int i, const std::string &src, const std::string &infer) {
          std::to_string(i) + " ";
 }
 
-guint64 get_u64(GstElement *pipeline, const char *element, const char *prop) {
+// A guint64 field of the `stats` of the element `element` of `pipeline`.
+guint64 get_u64(GstElement *pipeline, const char *element, const char *field) {
   GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline), element);
-  guint64 v = 0;
-  g_object_get(e, prop, &v, nullptr);
+  const guint64 v = vidcls_test::Stats(e).u64(field);
   gst_object_unref(e);
   return v;
 }
@@ -155,9 +155,8 @@ TEST(SharedInstance, CountersShowOneInstanceAndFullBatches) {
   ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_PAUSED), GST_STATE_CHANGE_ASYNC);
   ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 30 * GST_SECOND),
             GST_STATE_CHANGE_SUCCESS);
-  guint streams = 0;
-  g_object_get(infer0, "instance-streams", &streams, nullptr);
-  EXPECT_EQ(streams, 2u) << "both elements joined one instance";
+  EXPECT_EQ(vidcls_test::Stats(infer0).uint("instance-streams"), 2u)
+      << "both elements joined one instance";
   GstBus *bus = gst_element_get_bus(pipeline);
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   GstMessage *msg = gst_bus_timed_pop_filtered(
@@ -165,15 +164,13 @@ TEST(SharedInstance, CountersShowOneInstanceAndFullBatches) {
   ASSERT_NE(msg, nullptr);
   EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
   gst_message_unref(msg);
-  guint64 clips = 0, batches = 0, own0 = 0, own1 = 0;
-  double mean_batch = 0;
-  g_object_get(infer1, "instance-clips", &clips, "instance-batches", &batches,
-               "instance-mean-batch", &mean_batch, "clips-classified", &own1, nullptr);
-  g_object_get(infer0, "clips-classified", &own0, nullptr);
-  guint64 dropped = 1;
-  double delay = 0, own_delay = 0, load = 0;
-  g_object_get(infer0, "instance-dropped", &dropped, "instance-mean-delay", &delay, "mean-delay",
-               &own_delay, "load-time", &load, nullptr);
+  const vidcls_test::Stats stats0(infer0), stats1(infer1);
+  const guint64 clips = stats1.u64("instance-clips"), batches = stats1.u64("instance-batches");
+  const double mean_batch = stats1.dbl("instance-mean-batch");
+  const guint64 own1 = stats1.u64("clips-classified"), own0 = stats0.u64("clips-classified");
+  const guint64 dropped = stats0.u64("instance-dropped");
+  const double delay = stats0.dbl("instance-mean-delay"), own_delay = stats0.dbl("mean-delay");
+  const double load = stats0.dbl("load-time");
   EXPECT_EQ(dropped, 0u) << "sync streams never drop";
   EXPECT_GT(delay, 0.0);
   EXPECT_GT(own_delay, 0.0);
@@ -235,9 +232,7 @@ TEST(SharedInstance, RefusesAnotherModelNamingTheHolderAndIsFreedOnStop) {
   GstElement *same = one("same", "model-instance-id=cam model=" + a);
   EXPECT_EQ(start(same), "") << "the same checkpoint shares";
   GstElement *infer = gst_bin_get_by_name(GST_BIN(same), "same");
-  guint streams = 0;
-  g_object_get(infer, "instance-streams", &streams, nullptr);
-  EXPECT_EQ(streams, 2u);
+  EXPECT_EQ(vidcls_test::Stats(infer).uint("instance-streams"), 2u);
   gst_object_unref(infer);
 
   gst_element_set_state(holder, GST_STATE_NULL);
@@ -317,9 +312,8 @@ TEST(SharedInstance, LiveStreamsShareAnOverloadedModelFairly) {
   const double elapsed = (g_get_monotonic_time() - t0) / 1e6;
   ASSERT_GE(total, kEnough) << "the shared model classified only " << total << " clips in "
                             << elapsed << " s: too few to judge the shares";
-  double mean_batch = 0;
   GstElement *infer0 = gst_bin_get_by_name(GST_BIN(pipeline), "infer0");
-  g_object_get(infer0, "instance-mean-batch", &mean_batch, nullptr);
+  const double mean_batch = vidcls_test::Stats(infer0).dbl("instance-mean-batch");
   gst_object_unref(infer0);
   for (int i = 0; i < 3; ++i) {
     std::lock_guard<std::mutex> g(seen[i].lock);

@@ -131,7 +131,7 @@ void run_pipeline_desc(Outcome &run, const std::string &desc) {
   gst_object_unref(sink);
   action_test::run_pipeline(pipeline, run.log, 120);
   GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
-  g_object_get(infer, "clips-dropped", &run.dropped, nullptr);
+  run.dropped = vidcls_test::Stats(infer).u64("clips-dropped");
   gst_object_unref(infer);
   gst_object_unref(pipeline);
   ASSERT_TRUE(run.log.eos) << run.log.error << "\n" << run.log.error_debug;

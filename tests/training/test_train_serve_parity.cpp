@@ -1,6 +1,7 @@
-// Train-serve parity (DESIGN.md §4): on real encoded videos, the clip tensors of training's
-// evaluation path (decode_video -> sampled_frame_indices -> eval_windows -> eval_crops, what
-// vidcls-eval runs) are bit for bit the tensors vidclsclipper attaches in
+// Train-serve parity (the preprocessing contract, docs/architecture.md): on real encoded videos,
+// the clip tensors of training's evaluation path (decode_video -> sampled_frame_indices ->
+// eval_windows -> eval_crops, what vidcls-eval runs) are bit for bit the tensors vidclsclipper
+// attaches in
 //   filesrc ! decodebin ! vidclsclipper eos-policy=P ! vividinfer model=M ! fakesink
 // and the scores vividinfer posts equal the model run on the evaluation tensors, and the ones
 // vidcls-eval writes in its JSON; with eos-policy=partial too, where the clipper sends the short

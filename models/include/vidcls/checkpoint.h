@@ -1,5 +1,5 @@
 // The vidcls checkpoint: one safetensors file whose __metadata__ describes everything needed to
-// rebuild and use the model (DESIGN.md section 3).
+// rebuild and use the model (docs/architecture.md, "The checkpoint").
 //
 // __metadata__ keys (values are strings; JSON where noted):
 //   vidcls.format        "1"

@@ -45,6 +45,9 @@ struct ClipSpec {
   int crop_short_side() const { return short_side > 0 ? short_side : std::max(width, height); }
 };
 
+// Every field equal: clips cut for one spec fit the other (a swapped model, a renegotiation).
+bool same_clip_spec(const ClipSpec &a, const ClipSpec &b);
+
 std::string to_string(ResizeMode mode);
 ResizeMode resize_mode_from_string(const std::string &name);  // throws std::invalid_argument
 

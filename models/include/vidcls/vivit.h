@@ -30,7 +30,7 @@ struct ViViTConfig {
   bool spatial_pos_embed = true;
   bool temporal_pos_embed = true;
   double head_dropout = 0.0;
-  // How pretrained image weights are brought in (DESIGN.md section 2): copy the patch
+  // How pretrained image weights are brought in (docs/training.md): copy the patch
   // embedding bias into the tubelet bias or leave it random.
   bool tubelet_bias_from_image = true;
   // Take the spatial position embedding from the image model (interpolated when the grid
