@@ -3,7 +3,7 @@
 // normalisation), from the mapped frames file, first with the file's pages dropped from the page
 // cache (the disk's share) and then with them resident. Prints clips/s per core, the frame
 // bytes the clips touched per second, and the cache's bytes per second of video: the numbers the
-// README's Kinetics-400 plan scales from.
+// Kinetics-400 plan in docs/accuracy.md scales from.
 //
 //   bench-clip-read --cache DIR --preset vivit-b16x2-fe [--clips 300] [--threads 1]
 #include <fcntl.h>

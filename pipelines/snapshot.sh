@@ -6,7 +6,7 @@
 # the plugin has it, so the open actions are drawn under the labels. The model sees the video as
 # it is; WIDTH scales only what is drawn on and saved.
 #
-# The README's docs/overlay.png was made with
+# docs/overlay.png (in docs/elements.md) was made with
 #   WIDTH=384 pipelines/snapshot.sh demo/unseen/a01_s01_e01_rgb.avi \
 #       demo/run/best.safetensors docs/overlay.png 40
 # (demo/: scripts/demo.sh's unseen videos and trained vivit-xs).

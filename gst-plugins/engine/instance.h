@@ -2,8 +2,7 @@
  * inference element of the process that names it by `model-instance-id` (an element with no id
  * has an instance of its own). Elements join it in start() and leave it in stop(); the last to
  * leave frees it. A swap loads another checkpoint on a background thread and puts it in place
- * between two batches. Apart from GStreamer objects: each element gives it callbacks.
- * Private to the plugin (C++).
+ * between two batches. No GStreamer here: each element gives it callbacks.
  */
 #pragma once
 

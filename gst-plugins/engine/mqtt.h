@@ -20,7 +20,6 @@
  * a consumer see it.
  *
  * No GStreamer here: the element gives the functions that report what happens.
- * Private to the plugin (C++).
  */
 #pragma once
 

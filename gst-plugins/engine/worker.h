@@ -3,9 +3,8 @@
  * `batch-timeout` for a batch to fill, taking the streams in turn so none starves. Each element
  * has its own bounded queue and drop policy (async: frames never wait) or waits for its own
  * clip (sync: back-pressure, files). Results go back to the element whose clip it was.
- * Apart from GStreamer objects: the instance gives it the function that classifies a batch,
- * each element the functions that announce its results and its failures.
- * Private to the plugin (C++).
+ * No GStreamer here: the instance gives it the function that classifies a batch, each element
+ * the functions that announce its results and its failures.
  */
 #pragma once
 

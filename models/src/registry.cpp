@@ -145,8 +145,8 @@ void add_cpu_presets(std::vector<Preset> &out) {
   {
     // Trained from scratch on motion: the frozen RGB backbone stays at chance, the frozen motion
     // backbone did best of the frozen inputs on validation, ahead of two-stream, and training
-    // the backbone too led freezing it in both regimes (README, "Accuracy"); 9 frames give the
-    // 8 pairs of 8 tokens.
+    // the backbone too led freezing it in both regimes (the accuracy log that README.md kept
+    // until docs/ replaced it; git history); 9 frames give the 8 pairs of 8 tokens.
     ResNetTViTConfig c;
     c.freeze_backbone = false;
     c.backbone.depth = 18;

@@ -3,9 +3,10 @@
 
   test_training.py --bin-dir BUILD/training --work DIR CASE
 
-CASE is one of: learns, corrupt, select, reproducible, resume, eval, distill, precision,
-backbone, mirrors. The cases share one dataset and clip cache under DIR (made once, under a
-lock), so each spends its time on what it checks. Default cache locations go under DIR too
+CASE is one of: step, learns, corrupt, select, reproducible, resume, eval, distill, precision,
+backbone, mirrors. The cases but step share one dataset and clip cache under DIR (made once,
+under a lock), so each spends its time on what it checks; step (the quick tier's) makes a tiny
+dataset of its own. Default cache locations go under DIR too
 (VIDCLS_CACHE_DIR).
 """
 import argparse
@@ -571,7 +572,40 @@ def case_mirrors(env):
           "mirrors on cached features of a frozen backbone were taken")
 
 
-CASES = {"learns": case_learns, "corrupt": case_corrupt, "select": case_select,
+STEP_SYNTH = ["--layout", "msr", "--classes", "2", "--videos-per-class", "6", "--subjects", "6",
+              "--frames", "24", "--size", "64", "--fps", "15", "--seed", "5", "-q"]
+
+
+def case_step(env):
+    """Two optimiser steps of each model family through vidcls-train, from a tiny dataset to a
+    checkpoint vidcls-info reads back: data, cache, model, loss, backward, AdamW, evaluation
+    and the checkpoint all run. No accuracy is asked for (the quick tier's training check)."""
+    data = os.path.join(env.work, "step-data")
+    shutil.rmtree(data, ignore_errors=True)
+    p = run([env.tool("vidcls-synth"), "--out", data] + STEP_SYNTH)
+    check(p.returncode == 0, "vidcls-synth failed")
+    # 6 subjects: 1, 3, 5 train (one of them validates), 2, 4, 6 test; 4 training videos,
+    # batch 2: two steps.
+    for model, architecture in (("vivit", "vivit"), ("mini-vivit", "mini-vivit"),
+                                ("resnet-vit", "resnet-tvit")):
+        out = os.path.join(env.work, "step-" + model)
+        p = run([env.tool("vidcls-train"), "--model", model, "--data", data, "--cache",
+                 os.path.join(env.work, "step-cache"), "--out", out, "--epochs", "1",
+                 "--repeats", "1", "--batch-size", "2", "--seed", "1"])
+        check(p.returncode == 0, f"vidcls-train --model {model} failed")
+        rows = read_metrics(os.path.join(out, "metrics.csv"))
+        check(len(rows) == 1, f"{model}: {len(rows)} rows in metrics.csv")
+        loss = float(rows[0]["train_loss"])
+        check(math.isfinite(loss) and loss > 0, f"{model}: training loss {loss}")
+        p = run([env.tool("../models/vidcls-info"), os.path.join(out, "best.safetensors"),
+                 "--json"])
+        check(p.returncode == 0, f"{model}: vidcls-info cannot read the checkpoint")
+        info = json.loads(p.stdout[p.stdout.index("{"):])
+        check(info.get("architecture") == architecture,
+              f"{model}: the checkpoint says {info.get('architecture')}")
+
+
+CASES = {"step": case_step, "learns": case_learns, "corrupt": case_corrupt, "select": case_select,
          "reproducible": case_reproducible,
          "resume": case_resume, "eval": case_eval, "distill": case_distill,
          "precision": case_precision, "backbone": case_backbone, "mirrors": case_mirrors}

@@ -47,7 +47,8 @@ Recipe default_recipe(const std::string &preset) {
     r.lr = 2e-4;
   } else if (preset == "resnet18-tvit-xs") {
     // The whole model, backbone included (its preset config): trained for 15 epochs, it led
-    // the frozen backbone's 40 on validation in both regimes (README, "Accuracy").
+    // the frozen backbone's 40 on validation in both synthetic regimes (the accuracy log that
+    // README.md kept until docs/ replaced it; git history).
     r.epochs = 15;
     r.lr = 1e-3;
   } else {

@@ -53,7 +53,7 @@ struct ViViTConfig {
   // appearance and stays near chance; the residual learns where things go (the slides) but not
   // which way they turn (rotation stays at chance: the sign of a local motion depends on the
   // object's contrast with its background, which the residual leaves in); normal flow carries
-  // the direction itself, whatever the contrast, and learns both (README, "Accuracy"). Both
+  // the direction itself, whatever the contrast, and learns both (docs/training.md). Both
   // throw away the appearance cues real actions need, so only the CPU presets use them. Part of
   // the model, not of the clip spec: vidclsclipper's clips are the same either way.
   std::string input_transform = "none";
