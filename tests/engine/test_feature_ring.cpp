@@ -55,7 +55,8 @@ TEST_P(FeatureRingTest, OverlappingClipsGiveTheWholeClipsLogitsWithEachFrameOnce
   const auto shape = m.model->input_shape();
   const int64_t T = shape.frames, hop = 2, clips = 5;
   torch::manual_seed(4);
-  const auto frames = torch::randn({(clips - 1) * hop + T, shape.channels, shape.height, shape.width});
+  const auto frames =
+      torch::randn({(clips - 1) * hop + T, shape.channels, shape.height, shape.width});
   std::atomic<uint64_t> computed{0};
   auto ring = std::make_shared<FeatureRing>(&computed);
   FeatureRunner runner;
@@ -73,8 +74,7 @@ TEST_P(FeatureRingTest, OverlappingClipsGiveTheWholeClipsLogitsWithEachFrameOnce
       << "recomputing would run " << clips * (T - context);
 }
 
-INSTANTIATE_TEST_SUITE_P(Inputs, FeatureRingTest,
-                         ::testing::Values("rgb", "motion", "two-stream"));
+INSTANTIATE_TEST_SUITE_P(Inputs, FeatureRingTest, ::testing::Values("rgb", "motion", "two-stream"));
 
 TEST(FeatureRing, ANewEpochAnotherStreamOrAResetStartsOver) {
   torch::NoGradGuard no_grad;
@@ -92,8 +92,8 @@ TEST(FeatureRing, ANewEpochAnotherStreamOrAResetStartsOver) {
   EXPECT_EQ(computed.load(), static_cast<uint64_t>(T));
   // The same sample indices after a flush (a new epoch) hold other frames: all are run again.
   const Job after_flush = clip_of(b, T, 1, 0, ring, "s", 1);
-  EXPECT_TRUE(torch::allclose(runner.logits(m, {after_flush}), whole.logits(m, {after_flush}),
-                              1e-5, 1e-5));
+  EXPECT_TRUE(
+      torch::allclose(runner.logits(m, {after_flush}), whole.logits(m, {after_flush}), 1e-5, 1e-5));
   EXPECT_EQ(computed.load(), static_cast<uint64_t>(2 * T));
   const Job other_stream = clip_of(a, T, 1, 0, ring, "t", 1);
   EXPECT_TRUE(torch::allclose(runner.logits(m, {other_stream}), whole.logits(m, {other_stream}),

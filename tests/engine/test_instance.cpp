@@ -192,8 +192,8 @@ TEST(ModelInstance, ASwapReplacesTheModelOrLeavesItRunningWithTheReason) {
   EXPECT_EQ(inst->model()->info.labels.size(), 6u) << "the new model classifies from now on";
   EXPECT_EQ(inst->model()->info.architecture, "mini-vivit");
   Outcome o;
-  ASSERT_TRUE(inst->worker().classify_now(id, clip_for(inst->model(), 0),
-                                         vidcls::engine::Batching(), &o));
+  ASSERT_TRUE(
+      inst->worker().classify_now(id, clip_for(inst->model(), 0), vidcls::engine::Batching(), &o));
   EXPECT_EQ(o.kind, Outcome::Kind::kDone);
   inst->leave(id);
 }

@@ -238,12 +238,8 @@ TEST(MqttPublisher, AddressesAreHostColonPort) {
   EXPECT_EQ(host, "::1");
   EXPECT_EQ(port, 8883);
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"localhost", "no port"},
-      {":1883", "no host"},
-      {"::1:1883", "[address]:port"},
-      {"[::1]1883", "[address]:port"},
-      {"host:0", "1 to 65535"},
-      {"host:65536", "1 to 65535"},
+      {"localhost", "no port"},        {":1883", "no host"},     {"::1:1883", "[address]:port"},
+      {"[::1]1883", "[address]:port"}, {"host:0", "1 to 65535"}, {"host:65536", "1 to 65535"},
       {"host:http", "1 to 65535"},
   };
   for (const auto &[address, why] : bad) {

@@ -44,7 +44,8 @@ class Recorder {
  public:
   std::vector<Outcome> classify(std::vector<Job> &jobs) {
     std::vector<std::string> names;
-    for (const auto &j : jobs) names.push_back(j.record.stream + ":" + std::to_string(j.record.index));
+    for (const auto &j : jobs)
+      names.push_back(j.record.stream + ":" + std::to_string(j.record.index));
     {
       std::unique_lock<std::mutex> l(lock_);
       batches_.push_back(names);
@@ -197,7 +198,8 @@ TEST(Worker, StreamsTakeTurnsInABatchUnderOverload) {
   EXPECT_EQ(batches[1], (std::vector<std::string>{"B:0", "C:0"}))
       << "after A was served first, B and C go before A's backlog";
   std::vector<std::string> rest;
-  for (size_t i = 2; i < batches.size(); ++i) rest.insert(rest.end(), batches[i].begin(), batches[i].end());
+  for (size_t i = 2; i < batches.size(); ++i)
+    rest.insert(rest.end(), batches[i].begin(), batches[i].end());
   EXPECT_EQ(rest, (std::vector<std::string>{"A:1", "A:2", "A:3", "A:4"})) << "A's clips in order";
   w.detach(a);
   w.detach(bb);
@@ -212,7 +214,8 @@ TEST(Worker, AFlushEndsASyncWaitAndItsClipNeverAnswersTheNextWait) {
   const auto id = w.attach(r.client(b));
   rec.hold();
   Outcome o;
-  auto waiting = std::async(std::launch::async, [&] { return w.classify_now(id, job("A", 0), b, &o); });
+  auto waiting =
+      std::async(std::launch::async, [&] { return w.classify_now(id, job("A", 0), b, &o); });
   rec.wait_batches(1);
   w.flush_start(id);
   ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready) << "the flush ends the wait";
@@ -221,7 +224,8 @@ TEST(Worker, AFlushEndsASyncWaitAndItsClipNeverAnswersTheNextWait) {
   // The stream goes on (a seek) while clip 0 of before the flush is still in the model: the
   // next wait gets its own clip's outcome, not clip 0's.
   Outcome next;
-  auto after = std::async(std::launch::async, [&] { return w.classify_now(id, job("A", 1), b, &next); });
+  auto after =
+      std::async(std::launch::async, [&] { return w.classify_now(id, job("A", 1), b, &next); });
   EXPECT_EQ(after.wait_for(200ms), std::future_status::timeout);
   rec.release();
   ASSERT_EQ(after.wait_for(10s), std::future_status::ready);
@@ -278,7 +282,8 @@ TEST(Worker, AFailingClipStopsItsStreamOnly) {
   std::lock_guard<std::mutex> l(good.lock);
   EXPECT_EQ(good.published, (std::vector<uint64_t>{0, 1}));
   for (const auto &batch : rec.batches())
-    for (const auto &name : batch) EXPECT_NE(name, "bad:1") << "the failed stream's queue is cleared";
+    for (const auto &name : batch)
+      EXPECT_NE(name, "bad:1") << "the failed stream's queue is cleared";
 }
 
 }  // namespace
