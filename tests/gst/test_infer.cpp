@@ -106,6 +106,44 @@ TEST(VividInfer, ScoresEqualTheModelOnTheSameClips) {
   gst_harness_teardown(h);
 }
 
+// The statistics are one read-only structure, read at any time; notify::stats is emitted only
+// with silent=false (as videorate's counters), once per classified clip.
+TEST(VividInfer, StatsAreOneStructureNotifiedOnlyWhenNotSilent) {
+  const auto ckpt = make_checkpoint("vivit-xs");
+  for (const bool silent : {true, false}) {
+    SCOPED_TRACE(silent ? "silent" : "not silent");
+    GstHarness *h = gst_harness_new_parse(("vidclsclipper ! vividinfer mode=sync model=" + ckpt +
+                                           (silent ? "" : " silent=false"))
+                                              .c_str());
+    GstElement *infer = gst_harness_find_element(h, "vividinfer");
+    int notified = 0;
+    auto count = +[](GObject *, GParamSpec *, gpointer n) { ++*static_cast<int *>(n); };
+    g_signal_connect(infer, "notify::stats", G_CALLBACK(count), &notified);
+    for (GstBuffer *buf : push_frames(h, 40)) gst_buffer_unref(buf);
+    {
+      const vidcls_test::Stats stats(infer);
+      EXPECT_TRUE(gst_structure_has_name(stats.structure(), "vidcls-infer-stats"));
+      EXPECT_EQ(stats.u64("clips-classified"), 2u);
+      EXPECT_EQ(stats.u64("clips-dropped"), 0u);
+      EXPECT_GT(stats.dbl("mean-latency"), 0.0);
+      EXPECT_GE(stats.dbl("mean-delay"), stats.dbl("mean-latency"))
+          << "the delay holds the forward pass";
+      EXPECT_GT(stats.dbl("load-time"), 0.0);
+      EXPECT_EQ(stats.uint("instance-streams"), 1u);
+      EXPECT_EQ(stats.u64("instance-clips"), 2u);
+      EXPECT_EQ(stats.u64("instance-batches"), 2u);
+      EXPECT_DOUBLE_EQ(stats.dbl("instance-mean-batch"), 1.0);
+      EXPECT_EQ(stats.u64("instance-dropped"), 0u);
+      EXPECT_GT(stats.dbl("instance-mean-delay"), 0.0);
+      EXPECT_FALSE(gst_structure_has_field(stats.structure(), "backbone-frames"))
+          << "resnetvitinfer's field only";
+    }
+    EXPECT_EQ(notified, silent ? 0 : 2);
+    gst_object_unref(infer);
+    gst_harness_teardown(h);
+  }
+}
+
 // Built against GStreamer >= 1.24, every result is also a GstAnalyticsClsMtd in the buffer's
 // GstAnalyticsRelationMeta: read back with the analytics API alone, it holds our labels and
 // confidences, best first.
@@ -367,7 +405,8 @@ TEST(VividInfer, PropertyStress) {
   EXPECT_GT(gst_harness_stress_thread_stop(t1), 0u);
   EXPECT_GT(gst_harness_stress_thread_stop(t2), 0u);
   EXPECT_GT(gst_harness_stress_thread_stop(t3), 0u);
-  EXPECT_EQ(vidcls_test::Stats(infer).u64("clips-classified"), 23u);  // 60 frames at stride 2 = 30 sampled, T = 8, hop 1 -> 23 clips
+  // 60 frames at stride 2 = 30 sampled, T = 8, hop 1 -> 23 clips
+  EXPECT_EQ(vidcls_test::Stats(infer).u64("clips-classified"), 23u);
   gst_object_unref(infer);
   g_value_unset(&k);
   g_value_unset(&thr);
