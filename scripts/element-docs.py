@@ -54,8 +54,12 @@ def value_text(GObject, pspec, value):
 def range_text(GObject, pspec):
     t = pspec.value_type
     if GObject.type_is_a(t, GObject.TYPE_ENUM):
-        values = pspec.enum_class.__enum_values__
-        return ", ".join(v.value_nick for _, v in sorted(values.items()))
+        # PyGObject before 3.50 lists an enum's values in __enum_values__; later ones make the
+        # class a Python enum that iterates over them
+        values = getattr(pspec.enum_class, "__enum_values__", None)
+        members = [v for _, v in sorted(values.items())] if values else sorted(
+            pspec.enum_class, key=int)
+        return ", ".join(m.value_nick for m in members)
     if hasattr(pspec, "minimum") and hasattr(pspec, "maximum"):
         lo, hi = pspec.minimum, pspec.maximum
         fmt = (lambda x: f"{x:g}") if isinstance(lo, float) else str
