@@ -41,7 +41,8 @@ def value_text(GObject, pspec, value):
     if value is None:
         return "(none)"
     if GObject.type_is_a(pspec.value_type, GObject.TYPE_ENUM):
-        return value.value_nick
+        # an enum member, or a plain int from PyGObject 3.50 on
+        return pspec.enum_class(int(value)).value_nick
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
