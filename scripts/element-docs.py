@@ -37,12 +37,27 @@ def gst_init(plugin_dir):
     return GObject, Gst, registry.name
 
 
+def enum_members(GObject, pspec):
+    """(value, nick) of each value of an enum property's type. Before PyGObject 3.50 (Debian 12)
+    pspec.enum_class is a Python class that lists its values and the default is one of them; from
+    3.50 (Debian 13) it is the GEnumClass and the default a plain int."""
+    ec = pspec.enum_class
+    values = getattr(ec, "__enum_values__", None)
+    if values is not None:
+        return [(int(v), m.value_nick) for v, m in sorted(values.items())]
+    members = []
+    for v in range(ec.minimum, ec.maximum + 1):
+        m = GObject.enum_get_value(ec, v)
+        if m is not None:
+            members.append((v, m.value_nick))
+    return members
+
+
 def value_text(GObject, pspec, value):
     if value is None:
         return "(none)"
     if GObject.type_is_a(pspec.value_type, GObject.TYPE_ENUM):
-        # an enum member, or a plain int from PyGObject 3.50 on
-        return pspec.enum_class(int(value)).value_nick
+        return dict(enum_members(GObject, pspec))[int(value)]
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -55,12 +70,7 @@ def value_text(GObject, pspec, value):
 def range_text(GObject, pspec):
     t = pspec.value_type
     if GObject.type_is_a(t, GObject.TYPE_ENUM):
-        # PyGObject before 3.50 lists an enum's values in __enum_values__; later ones make the
-        # class a Python enum that iterates over them
-        values = getattr(pspec.enum_class, "__enum_values__", None)
-        members = [v for _, v in sorted(values.items())] if values else sorted(
-            pspec.enum_class, key=int)
-        return ", ".join(m.value_nick for m in members)
+        return ", ".join(nick for _, nick in enum_members(GObject, pspec))
     if hasattr(pspec, "minimum") and hasattr(pspec, "maximum"):
         lo, hi = pspec.minimum, pspec.maximum
         fmt = (lambda x: f"{x:g}") if isinstance(lo, float) else str
