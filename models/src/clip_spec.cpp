@@ -32,13 +32,15 @@ void ClipSpec::validate() const {
   for (float s : std) {
     if (!(s > 0)) fail("std values must be > 0");
   }
+  if (!(object.margin >= 0 && object.margin <= 4)) fail("object margin must be in [0, 4]");
 }
 
 bool same_clip_spec(const ClipSpec &a, const ClipSpec &b) {
   return a.frames == b.frames && a.width == b.width && a.height == b.height &&
          a.frame_stride == b.frame_stride && a.sample_rate == b.sample_rate && a.hop == b.hop &&
          a.short_side == b.short_side && a.resize == b.resize && a.mean == b.mean &&
-         a.std == b.std;
+         a.std == b.std && a.object.margin == b.object.margin &&
+         a.object.square == b.object.square;
 }
 
 std::string to_string(ResizeMode mode) {
@@ -72,6 +74,7 @@ void to_json(nlohmann::json &j, const ClipSpec &s) {
        {"resize", to_string(s.resize)},
        {"mean", s.mean},
        {"std", s.std},
+       {"object", {{"margin", s.object.margin}, {"square", s.object.square}}},
        {"layout", ClipSpec::kLayout},
        {"dtype", "float32"},
        {"color", "RGB"}};
@@ -92,6 +95,10 @@ void from_json(const nlohmann::json &j, ClipSpec &s) {
     s.resize = resize_mode_from_string(it->get<std::string>());
   opt("mean", s.mean);
   opt("std", s.std);
+  if (auto it = j.find("object"); it != j.end()) {  // absent in checkpoints before per-object clips
+    if (auto m = it->find("margin"); m != it->end()) m->get_to(s.object.margin);
+    if (auto q = it->find("square"); q != it->end()) q->get_to(s.object.square);
+  }
   if (auto it = j.find("layout"); it != j.end() && it->get<std::string>() != ClipSpec::kLayout) {
     throw std::invalid_argument("clip spec: unsupported layout '" + it->get<std::string>() + "'");
   }

@@ -21,6 +21,14 @@ enum class ResizeMode {
   kStretch,    // scale each axis independently
 };
 
+// Per-object clips: how a tracked object's box becomes the region of the frame its clips are
+// cut from (object_region in object_crop.h). Training's per-person crops and vidclsclipper's
+// per-object mode use the same rule.
+struct ObjectCrop {
+  double margin = 0.1;  // fraction of the box's width and of its height added on each side
+  bool square = true;   // widen the region's shorter side to its longer one
+};
+
 struct ClipSpec {
   int frames = 16;          // T, sampled frames per clip
   int frame_stride = 1;     // take every k-th decoded frame (used when sample_rate == 0)
@@ -32,6 +40,7 @@ struct ClipSpec {
   ResizeMode resize = ResizeMode::kCrop;
   std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // RGB, on [0, 1] values
   std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+  ObjectCrop object;        // per-object clips only
   // Layout of a clip tensor: [T, C, H, W], float32, RGB. A batch is [B, T, C, H, W].
   static constexpr const char *kLayout = "TCHW";
 
