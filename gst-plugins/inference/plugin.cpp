@@ -1,8 +1,9 @@
-/* The vidcls GStreamer plugin: vidclsclipper, vividinfer, resnetvitinfer. */
+/* The vidcls GStreamer plugin: vidclsclipper, vidclsroireplay, vividinfer, resnetvitinfer. */
 #include <gst/gst.h>
 
 #include "gstresnetvitinfer.h"
 #include "gstvidclsclipper.h"
+#include "gstvidclsroireplay.h"
 #include "gstvividinfer.h"
 
 static gboolean
@@ -10,6 +11,7 @@ plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER (vidclsclipper, plugin);
+  ret |= GST_ELEMENT_REGISTER (vidclsroireplay, plugin);
   ret |= GST_ELEMENT_REGISTER (vividinfer, plugin);
   ret |= GST_ELEMENT_REGISTER (resnetvitinfer, plugin);
   return ret;
