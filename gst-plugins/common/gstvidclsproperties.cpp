@@ -34,9 +34,9 @@ counter_param_spec (const gchar *name, const gchar *nick, const gchar *blurb)
 }
 
 GParamSpec *
-stats_param_spec (const gchar *blurb)
+stats_param_spec (const gchar *blurb, const gchar *name)
 {
-  return g_param_spec_boxed ("stats", "Statistics", blurb, GST_TYPE_STRUCTURE,
+  return g_param_spec_boxed (name, "Statistics", blurb, GST_TYPE_STRUCTURE,
       (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 }
 

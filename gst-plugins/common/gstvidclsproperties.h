@@ -24,8 +24,9 @@ GParamSpec *silent_param_spec (const gchar *counters);
 /* A read-only guint64 counter. */
 GParamSpec *counter_param_spec (const gchar *name, const gchar *nick, const gchar *blurb);
 
-/* A read-only GstStructure property (a copy of the statistics each time it is read). */
-GParamSpec *stats_param_spec (const gchar *blurb);
+/* A read-only GstStructure property (a copy of the statistics each time it is read), "stats"
+ * unless named otherwise. */
+GParamSpec *stats_param_spec (const gchar *blurb, const gchar *name = "stats");
 
 /* Emits notify:: for each of `changed` unless `silent`. Call it outside the element's locks: a
  * handler may read the properties. */

@@ -81,6 +81,17 @@ get_clip_meta (GstBuffer *buffer)
   return (GstVidclsClipMeta *) gst_buffer_get_meta (buffer, GST_VIDCLS_CLIP_META_API_TYPE);
 }
 
+std::vector<GstVidclsClipMeta *>
+clip_metas (GstBuffer *buffer)
+{
+  std::vector<GstVidclsClipMeta *> out;
+  gpointer state = nullptr;
+  while (GstMeta *m = gst_buffer_iterate_meta_filtered (buffer, &state,
+          GST_VIDCLS_CLIP_META_API_TYPE))
+    out.push_back ((GstVidclsClipMeta *) m);
+  return out;
+}
+
 GstQuery *
 clip_spec_query_new ()
 {

@@ -15,6 +15,7 @@
 #include <gst/gst.h>
 
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -42,6 +43,8 @@ namespace gst {
 GstVidclsClipMeta *add_clip_meta (GstBuffer *buffer, const torch::Tensor &clip,
     const ClipRecord &record);
 GstVidclsClipMeta *get_clip_meta (GstBuffer *buffer);
+/* Every clip meta of the buffer, in the order they were attached (per-object clips: several). */
+std::vector<GstVidclsClipMeta *> clip_metas (GstBuffer *buffer);
 
 /* The upstream query. The answer holds the clip spec (as the JSON of vidcls::ClipSpec), the
  * device the model runs on ("cpu", "cuda:0") and the model's name. */

@@ -60,6 +60,7 @@
 #include "vidcls/clip_spec.h"
 #include "vidcls/device.h"
 #include "vidcls/errors.h"
+#include "vidcls/object_clipper.h"
 #include "vidcls/runtime.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_vidcls_clipper_debug);
@@ -76,6 +77,12 @@ GST_DEBUG_CATEGORY_STATIC (gst_vidcls_clipper_debug);
 /* pad: a video shorter than one clip still gets a result, from frames that really are in it */
 #define DEFAULT_EOS_POLICY GST_VIDCLS_CLIPPER_EOS_PAD
 #define DEFAULT_SILENT TRUE
+#define DEFAULT_REGION GST_VIDCLS_CLIPPER_REGION_FULL_FRAME
+#define DEFAULT_OBJECT_CLASS NULL
+#define DEFAULT_MIN_OBJECT_SIZE 0
+#define DEFAULT_MAX_OBJECTS 16
+#define DEFAULT_OBJECT_HOLD GST_SECOND
+#define DEFAULT_OBJECT_TIMEOUT (2 * GST_SECOND)
 
 #define MAX_CLIP_LENGTH 4096
 #define MAX_SIZE 16384
@@ -96,6 +103,13 @@ enum
   PROP_FRAMES_IN,
   PROP_FRAMES_SAMPLED,
   PROP_CLIPS_OUT,
+  PROP_REGION,
+  PROP_OBJECT_CLASS,
+  PROP_MIN_OBJECT_SIZE,
+  PROP_MAX_OBJECTS,
+  PROP_OBJECT_HOLD,
+  PROP_OBJECT_TIMEOUT,
+  PROP_OBJECT_STATS,
   N_PROPERTIES
 };
 
@@ -125,6 +139,12 @@ struct Settings {
   std::string device = DEFAULT_DEVICE;
   GstVidclsClipperEosPolicy eos_policy = DEFAULT_EOS_POLICY;
   gboolean silent = DEFAULT_SILENT;
+  GstVidclsClipperRegion region = DEFAULT_REGION;
+  std::vector<std::string> object_classes;      /* empty: every type */
+  guint min_object_size = DEFAULT_MIN_OBJECT_SIZE;
+  guint max_objects = DEFAULT_MAX_OBJECTS;
+  guint64 object_hold = DEFAULT_OBJECT_HOLD;
+  guint64 object_timeout = DEFAULT_OBJECT_TIMEOUT;
 };
 
 /* Downstream's answer to the clip-spec query. */
@@ -207,6 +227,13 @@ struct GstVidclsClipperPrivate {
 
   vidcls::FrameSampler sampler;
   vidcls::ClipCutter cutter;    /* clip records: indices, epochs, time spans */
+
+  /* inference-region=roi-list: a ring per tracked object instead of `ring` */
+  bool per_object = false;
+  std::vector<std::string> object_classes;
+  guint min_object_size = 0;
+  vidcls::ObjectClipper objects;
+  std::mutex objects_lock;      /* guards `objects` for the object-stats reader */
 };
 
 struct _GstVidclsClipper
@@ -249,6 +276,54 @@ gst_vidcls_clipper_eos_policy_get_type (void)
     {0, nullptr, nullptr},
   };
   return vidcls::gst::enum_type_once (&type, "GstVidclsClipperEosPolicy", values);
+}
+
+GType
+gst_vidcls_clipper_region_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_VIDCLS_CLIPPER_REGION_FULL_FRAME, "Clips of whole frames", "full-frame"},
+    {GST_VIDCLS_CLIPPER_REGION_ROI_LIST, "Clips of each tracked object's region of interest",
+        "roi-list"},
+    {0, nullptr, nullptr},
+  };
+  return vidcls::gst::enum_type_once (&type, "GstVidclsClipperRegion", values);
+}
+
+/* The properties of per-object clips (inference-region=roi-list). */
+static void
+make_object_properties (void)
+{
+  const auto ready = static_cast<GParamFlags> (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+      | GST_PARAM_MUTABLE_READY);
+  properties[PROP_REGION] = g_param_spec_enum ("inference-region", "Inference region",
+      "full-frame: clips of whole frames; roi-list: clips of each tracked object, cut around "
+      "the boxes of the frames' region-of-interest metas by the clip spec's object rule (the "
+      "object is the meta's id, or the id of its 'object_id' parameter as DL Streamer's "
+      "gvatrack writes it)", GST_TYPE_VIDCLS_CLIPPER_REGION, DEFAULT_REGION, ready);
+  properties[PROP_OBJECT_CLASS] = g_param_spec_string ("object-class", "Object class",
+      "roi-list: comma-separated types of the region-of-interest metas to clip (e.g. person); "
+      "unset: every type", DEFAULT_OBJECT_CLASS, ready);
+  properties[PROP_MIN_OBJECT_SIZE] = g_param_spec_uint ("min-object-size", "Min object size",
+      "roi-list: boxes narrower or lower than this many pixels are left out", 0, G_MAXINT,
+      DEFAULT_MIN_OBJECT_SIZE, ready);
+  properties[PROP_MAX_OBJECTS] = g_param_spec_uint ("max-objects", "Max objects",
+      "roi-list: most objects followed at once (a clip ring each); a new one beyond ends the "
+      "object seen longest ago, or is left out when all were on the frame (see object-stats)",
+      1, 4096, DEFAULT_MAX_OBJECTS, ready);
+  properties[PROP_OBJECT_HOLD] = g_param_spec_uint64 ("object-hold", "Object hold",
+      "roi-list: nanoseconds; a sampled frame without an object's box takes its last box if "
+      "the object was seen at most this long before", 0, G_MAXUINT64, DEFAULT_OBJECT_HOLD,
+      ready);
+  properties[PROP_OBJECT_TIMEOUT] = g_param_spec_uint64 ("object-timeout", "Object timeout",
+      "roi-list: nanoseconds; an object not seen this long is let go, its leftover frames "
+      "handled as at end of stream (eos-policy)", 0, G_MAXUINT64, DEFAULT_OBJECT_TIMEOUT,
+      ready);
+  properties[PROP_OBJECT_STATS] = vidcls::gst::stats_param_spec ("roi-list "
+      "(vidcls-clipper-objects): tracks (followed now), started, ended (not seen for "
+      "object-timeout), dropped (ended for a new one: max-objects), refused (new ones left "
+      "out: max-objects), clips", "object-stats");
 }
 
 static void gst_vidcls_clipper_finalize (GObject * object);
@@ -320,6 +395,7 @@ gst_vidcls_clipper_class_init (GstVidclsClipperClass * klass)
       "Frames sampled", "Frames sampled since the element started");
   properties[PROP_CLIPS_OUT] = vidcls::gst::counter_param_spec ("clips-out", "Clips out",
       "Clips sent since the element started, end-of-stream clips included");
+  make_object_properties ();
   g_object_class_install_properties (gobject_class, N_PROPERTIES, properties);
 
   gst_element_class_set_static_metadata (element_class, "Video clip sampler",
@@ -360,6 +436,8 @@ release_resources (GstVidclsClipperPrivate * priv)
   priv->channels = torch::Tensor ();
   priv->ring = torch::Tensor ();
   priv->configured = false;
+  std::lock_guard<std::mutex> g (priv->objects_lock);
+  priv->objects.reset ();
 }
 
 static void
@@ -414,6 +492,33 @@ gst_vidcls_clipper_set_property (GObject * object, guint prop_id, const GValue *
         return;                 /* read at EOS */
       case PROP_SILENT:
         s.silent = g_value_get_boolean (value);
+        return;
+      case PROP_REGION:
+        s.region = static_cast<GstVidclsClipperRegion> (g_value_get_enum (value));
+        return;                 /* taken at the next caps */
+      case PROP_OBJECT_CLASS:{
+        s.object_classes.clear ();
+        const gchar *v = g_value_get_string (value);
+        gchar **names = g_strsplit (v ? v : "", ",", -1);
+        for (gchar **n = names; *n; ++n) {
+          g_strstrip (*n);
+          if (**n)
+            s.object_classes.push_back (*n);
+        }
+        g_strfreev (names);
+        return;
+      }
+      case PROP_MIN_OBJECT_SIZE:
+        s.min_object_size = g_value_get_uint (value);
+        return;
+      case PROP_MAX_OBJECTS:
+        s.max_objects = g_value_get_uint (value);
+        return;
+      case PROP_OBJECT_HOLD:
+        s.object_hold = g_value_get_uint64 (value);
+        return;
+      case PROP_OBJECT_TIMEOUT:
+        s.object_timeout = g_value_get_uint64 (value);
         return;
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -470,6 +575,43 @@ gst_vidcls_clipper_get_property (GObject * object, guint prop_id, GValue * value
     case PROP_CLIPS_OUT:
       g_value_set_uint64 (value, priv->clips_out);
       break;
+    case PROP_REGION:
+      g_value_set_enum (value, s.region);
+      break;
+    case PROP_OBJECT_CLASS:{
+      std::string joined;
+      for (const auto &c : s.object_classes)
+        joined += (joined.empty ()? "" : ",") + c;
+      g_value_set_string (value, joined.empty ()? nullptr : joined.c_str ());
+      break;
+    }
+    case PROP_MIN_OBJECT_SIZE:
+      g_value_set_uint (value, s.min_object_size);
+      break;
+    case PROP_MAX_OBJECTS:
+      g_value_set_uint (value, s.max_objects);
+      break;
+    case PROP_OBJECT_HOLD:
+      g_value_set_uint64 (value, s.object_hold);
+      break;
+    case PROP_OBJECT_TIMEOUT:
+      g_value_set_uint64 (value, s.object_timeout);
+      break;
+    case PROP_OBJECT_STATS:{
+      vidcls::ObjectClipper::Stats st;
+      {
+        std::lock_guard<std::mutex> g (priv->objects_lock);
+        st = priv->objects.stats ();
+      }
+      g_value_take_boxed (value, gst_structure_new ("vidcls-clipper-objects",
+              "tracks", G_TYPE_UINT64, (guint64) st.tracks,
+              "started", G_TYPE_UINT64, (guint64) st.started,
+              "ended", G_TYPE_UINT64, (guint64) st.ended,
+              "dropped", G_TYPE_UINT64, (guint64) st.dropped,
+              "refused", G_TYPE_UINT64, (guint64) st.refused,
+              "clips", G_TYPE_UINT64, (guint64) st.clips, nullptr));
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -568,8 +710,32 @@ reset_clips (GstVidclsClipper * self, const char *why)
   const guint64 sampled = priv->cutter.sampled ();
   priv->cutter.reset ();
   priv->sampler.reset ();
+  {
+    std::lock_guard<std::mutex> g (priv->objects_lock);
+    priv->objects.reset ();
+  }
   GST_INFO_OBJECT (self, "reset (%s) after %" G_GUINT64_FORMAT " sampled frames, epoch %"
       G_GUINT64_FORMAT, why, sampled, priv->cutter.epoch ());
+}
+
+/* roi-list: the object clipper for the clip spec in force (its tracks start over). */
+static void
+configure_objects (GstVidclsClipperPrivate * priv, const Settings & s)
+{
+  priv->per_object = s.region == GST_VIDCLS_CLIPPER_REGION_ROI_LIST;
+  priv->object_classes = s.object_classes;
+  priv->min_object_size = s.min_object_size;
+  vidcls::ObjectClipper::Settings os;
+  os.spec = priv->spec;
+  os.eos = s.eos_policy == GST_VIDCLS_CLIPPER_EOS_DROP ? vidcls::EosPolicy::kDrop
+      : s.eos_policy == GST_VIDCLS_CLIPPER_EOS_PAD ? vidcls::EosPolicy::kPad
+      : vidcls::EosPolicy::kPartial;
+  os.hold_ns = s.object_hold;
+  os.timeout_ns = s.object_timeout;
+  os.max_objects = s.max_objects;
+  os.device = priv->device;
+  std::lock_guard<std::mutex> g (priv->objects_lock);
+  priv->objects.configure (os, priv->cutter.stream ());
 }
 
 static void
@@ -748,6 +914,8 @@ gst_vidcls_clipper_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstCaps
       priv->cutter.configure (spec.frames, spec.hop);
     if (was_configured && (geometry_changed || spec_changed))
       reset_clips (self, geometry_changed ? "caps changed" : "clip spec changed");
+    if (!was_configured || geometry_changed || spec_changed)
+      configure_objects (priv, settings);
     priv->configured = true;
 
     GST_INFO_OBJECT (self, "%s %dx%d -> clips of %d x %dx%d (%s), %s %g, hop %d, on %s",
@@ -801,6 +969,7 @@ apply_settings_change (GstVidclsClipper * self)
   configure_sampler (priv);
   priv->cutter.configure (spec.frames, spec.hop);
   reset_clips (self, "clip properties changed");
+  configure_objects (priv, settings);
   return true;
 }
 
@@ -819,37 +988,26 @@ frame_end (GstVidclsClipperPrivate * priv, GstBuffer * buf)
   return GST_CLOCK_TIME_NONE;
 }
 
-/* Converts `buf` to the model's input and writes it into the ring slots of sampled frame i. */
-static bool
-write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
+/* The mapped frame as RGB uint8 [H, W, 3] on the clipper's device: on a GPU, 4:2:0 frames are
+ * uploaded as they are and converted there; packed RGB is a view of the mapped pixels (only it
+ * goes up to a GPU); other formats go through the converter into the RGB scratch, mapped into
+ * `rgb_frame` for as long as the tensor is used. Undefined, with the error posted, when the
+ * scratch cannot be mapped. */
+static torch::Tensor
+frame_rgb (GstVidclsClipper * self, MappedFrame & frame, std::optional<MappedFrame> &rgb_frame)
 {
   GstVidclsClipperPrivate *priv = self->priv;
-
-  MappedFrame frame (&priv->in_info, buf, GST_MAP_READ);
-  if (!frame.ok ()) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not read a video frame."),
-        ("failed to map %" GST_PTR_FORMAT " as %s", buf, GST_VIDEO_INFO_NAME (&priv->in_info)));
-    return false;
-  }
-
-  const int64_t slot = static_cast<int64_t> (priv->cutter.slot (i));
   if (priv->yuv_on_device) {
-    /* One upload of the frame's bytes; conversion, resize and normalisation on the device. */
     vidcls::gst::FramePlanes planes = vidcls::gst::frame_planes (frame.get ());
     planes.bytes = planes.bytes.to (priv->device);
-    torch::Tensor rgb = vidcls::gst::yuv420_to_rgb (planes, priv->yuv);
-    vidcls::preprocess_frames_into (rgb.unsqueeze (0), priv->spec,
-        priv->ring.narrow (0, slot, 1));
-    return true;
+    return vidcls::gst::yuv420_to_rgb (planes, priv->yuv);
   }
-
   GstVideoFrame *packed = frame.get ();
-  std::optional<MappedFrame> rgb_frame;
   if (priv->converter != nullptr) {
     rgb_frame.emplace (&priv->rgb_info, priv->rgb_scratch, GST_MAP_WRITE);
     if (!rgb_frame->ok ()) {
       GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (nullptr), ("failed to map the RGB scratch"));
-      return false;
+      return torch::Tensor ();
     }
     gst_video_converter_frame (priv->converter, frame.get (), rgb_frame->get ());
     packed = rgb_frame->get ();
@@ -864,10 +1022,107 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
       {height, width, pixel_stride}, {stride, pixel_stride, 1}, torch::kUInt8)
       .to (priv->device);
   /* RGB first in each pixel: a strided view will do (the CPU preprocessing reads it as is). */
-  torch::Tensor rgb = priv->rgb_in_order ? pixels.narrow (2, 0, 3)
-      : pixels.index_select (2, priv->channels);
+  return priv->rgb_in_order ? pixels.narrow (2, 0, 3) : pixels.index_select (2, priv->channels);
+}
 
+/* Maps `buf` for reading; posts the error and returns false when it cannot. */
+static bool
+map_frame (GstVidclsClipper * self, GstBuffer * buf, MappedFrame & frame)
+{
+  if (frame.ok ())
+    return true;
+  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not read a video frame."),
+      ("failed to map %" GST_PTR_FORMAT " as %s", buf, GST_VIDEO_INFO_NAME (&self->priv->in_info)));
+  return false;
+}
+
+/* Converts `buf` to the model's input and writes it into the ring slot of sampled frame i. */
+static bool
+write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
+{
+  GstVidclsClipperPrivate *priv = self->priv;
+  MappedFrame frame (&priv->in_info, buf, GST_MAP_READ);
+  if (!map_frame (self, buf, frame))
+    return false;
+  std::optional<MappedFrame> rgb_frame;
+  torch::Tensor rgb = frame_rgb (self, frame, rgb_frame);
+  if (!rgb.defined ())
+    return false;
+  const int64_t slot = static_cast<int64_t> (priv->cutter.slot (i));
   vidcls::preprocess_frames_into (rgb.unsqueeze (0), priv->spec, priv->ring.narrow (0, slot, 1));
+  return true;
+}
+
+/* roi-list: the objects on `buf` that are clipped: region-of-interest metas of the types asked
+ * for and at least min-object-size, each with its track id (DL Streamer's "object_id" parameter
+ * when there is one, else the meta's id). */
+static std::vector<vidcls::ObjectSighting>
+objects_of (GstVidclsClipperPrivate * priv, GstBuffer * buf)
+{
+  std::vector<vidcls::ObjectSighting> out;
+  gpointer state = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &state,
+          GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    if (!priv->object_classes.empty ()) {
+      const gchar *type = g_quark_to_string (m->roi_type);
+      if (type == nullptr || std::find (priv->object_classes.begin (),
+              priv->object_classes.end (), type) == priv->object_classes.end ())
+        continue;
+    }
+    if (m->w < priv->min_object_size || m->h < priv->min_object_size)
+      continue;
+    gint id = m->id;
+    if (GstStructure * p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
+      gst_structure_get_int (p, "id", &id);
+    out.push_back ({id, {(double) m->x, (double) m->y, (double) m->w, (double) m->h}});
+  }
+  return out;
+}
+
+/* A per-object clip as a clip meta on `buf` (or on an end-of-stream carrier): a partial one
+ * (its object let go, or end of stream) completed by the pad policy's rule. */
+static void
+attach_object_clip (GstVidclsClipperPrivate * priv, GstBuffer * buf,
+    const vidcls::ObjectClip & c, GstVidclsClipperEosPolicy policy)
+{
+  torch::Tensor frames = c.clip;
+  if (c.record.partial && policy == GST_VIDCLS_CLIPPER_EOS_PAD)
+    frames = vidcls::complete_clip (frames, priv->spec.frames);
+  vidcls::gst::add_clip_meta (buf, frames, c.record);
+  priv->clips_out++;
+}
+
+/* roi-list: the sampled frame `buf` goes to the object clipper with the objects on it; the clips
+ * it completes go on `buf`. */
+static bool
+clip_objects (GstVidclsClipper * self, GstBuffer * buf, bool *clip_done)
+{
+  GstVidclsClipperPrivate *priv = self->priv;
+  GstVidclsClipperEosPolicy policy;
+  {
+    std::lock_guard<std::mutex> guard (priv->lock);
+    policy = priv->settings.eos_policy;
+  }
+  const auto seen = objects_of (priv, buf);
+  std::vector<vidcls::ObjectClip> clips;
+  {
+    /* mapped only here: a mapped frame holds a reference, and the metas need a writable buffer */
+    MappedFrame frame (&priv->in_info, buf, GST_MAP_READ);
+    if (!map_frame (self, buf, frame))
+      return false;
+    std::optional<MappedFrame> rgb_frame;
+    torch::Tensor rgb = frame_rgb (self, frame, rgb_frame);
+    if (!rgb.defined ())
+      return false;
+    std::lock_guard<std::mutex> g (priv->objects_lock);
+    clips = priv->objects.add (rgb, GST_BUFFER_PTS (buf), frame_end (priv, buf), seen);
+  }
+  for (const auto &c : clips)
+    attach_object_clip (priv, buf, c, policy);
+  GST_LOG_OBJECT (self, "%zu objects, %zu clips at %" GST_TIME_FORMAT, seen.size (),
+      clips.size (), GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+  *clip_done = *clip_done || !clips.empty ();
   return true;
 }
 
@@ -934,7 +1189,11 @@ gst_vidcls_clipper_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 
     sampled = priv->sampler.take (GST_BUFFER_PTS_IS_VALID (buf) ? GST_BUFFER_PTS (buf)
         : vidcls::kNoTimestamp);
-    if (sampled) {
+    if (sampled && priv->per_object) {
+      priv->frames_sampled++;
+      if (!clip_objects (self, buf, &clip_done))
+        return GST_FLOW_ERROR;
+    } else if (sampled) {
       priv->frames_sampled++;
       const guint64 i = priv->cutter.next_sample ();
       if (priv->cutter.in_a_clip (i) && !write_sample (self, buf, i))
@@ -965,6 +1224,45 @@ gst_vidcls_clipper_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
  * fall between clips (hop > T) are skipped by design, and with overlapping clips (hop < T) the
  * last complete clip may already hold every frame: then nothing is sent. */
 static void
+send_clip_event (GstVidclsClipper * self, const torch::Tensor & frames,
+    const vidcls::ClipRecord & clip)
+{
+  GstBuffer *carrier = gst_buffer_new ();
+  GST_BUFFER_PTS (carrier) = clip.start;
+  if (GST_CLOCK_TIME_IS_VALID (clip.start) && GST_CLOCK_TIME_IS_VALID (clip.end)
+      && clip.end >= clip.start)
+    GST_BUFFER_DURATION (carrier) = clip.end - clip.start;
+  vidcls::gst::add_clip_meta (carrier, frames, clip);
+  GstEvent *event = vidcls::gst::eos_clip_event_new (carrier);
+  gst_buffer_unref (carrier);
+  gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (self), event);
+  self->priv->clips_out++;
+}
+
+/* roi-list at EOS: every object's leftover clip by the policy, each in its own event. */
+static void
+send_object_eos_clips (GstVidclsClipper * self, GstVidclsClipperEosPolicy policy)
+{
+  GstVidclsClipperPrivate *priv = self->priv;
+  if (policy == GST_VIDCLS_CLIPPER_EOS_DROP || !priv->configured)
+    return;
+  std::vector<vidcls::ObjectClip> clips;
+  {
+    std::lock_guard<std::mutex> g (priv->objects_lock);
+    clips = priv->objects.finish (policy == GST_VIDCLS_CLIPPER_EOS_PAD ?
+        vidcls::EosPolicy::kPad : vidcls::EosPolicy::kPartial);
+  }
+  for (const auto &c : clips) {
+    torch::Tensor frames = c.clip;
+    if (policy == GST_VIDCLS_CLIPPER_EOS_PAD)
+      frames = vidcls::complete_clip (frames, priv->spec.frames);
+    send_clip_event (self, frames, c.record);
+  }
+  if (!clips.empty ())
+    announce_counters (self, false, false, true);
+}
+
+static void
 send_eos_clip (GstVidclsClipper * self)
 {
   GstVidclsClipperPrivate *priv = self->priv;
@@ -972,6 +1270,10 @@ send_eos_clip (GstVidclsClipper * self)
   {
     std::lock_guard<std::mutex> guard (priv->lock);
     policy = priv->settings.eos_policy;
+  }
+  if (priv->per_object) {
+    send_object_eos_clips (self, policy);
+    return;
   }
   vidcls::ClipRecord clip;
   if (policy == GST_VIDCLS_CLIPPER_EOS_DROP || !priv->configured
@@ -982,23 +1284,12 @@ send_eos_clip (GstVidclsClipper * self)
   torch::Tensor frames = ring_window (priv, clip);
   if (policy == GST_VIDCLS_CLIPPER_EOS_PAD)
     frames = vidcls::complete_clip (frames, priv->spec.frames);
-
-  GstBuffer *carrier = gst_buffer_new ();
-  GST_BUFFER_PTS (carrier) = clip.start;
-  if (GST_CLOCK_TIME_IS_VALID (clip.start) && GST_CLOCK_TIME_IS_VALID (clip.end)
-      && clip.end >= clip.start)
-    GST_BUFFER_DURATION (carrier) = clip.end - clip.start;
-  vidcls::gst::add_clip_meta (carrier, frames, clip);
   GST_DEBUG_OBJECT (self, "EOS clip %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
       " frames from sample %" G_GUINT64_FORMAT ", %s) %" GST_TIME_FORMAT " - %"
       GST_TIME_FORMAT, clip.index, clip.n_frames, clip.first_sample,
       policy == GST_VIDCLS_CLIPPER_EOS_PAD ? "padded" : "partial", GST_TIME_ARGS (clip.start),
       GST_TIME_ARGS (clip.end));
-  priv->clips_out++;
-
-  GstEvent *event = vidcls::gst::eos_clip_event_new (carrier);
-  gst_buffer_unref (carrier);
-  gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (self), event);
+  send_clip_event (self, frames, clip);
   announce_counters (self, false, false, true);
 }
 
@@ -1035,6 +1326,10 @@ gst_vidcls_clipper_sink_event (GstBaseTransform * trans, GstEvent * event)
         reset_clips (self, "new stream");
       }
       self->priv->cutter.set_stream (id);
+      {
+        std::lock_guard<std::mutex> g (self->priv->objects_lock);
+        self->priv->objects.set_stream (id);
+      }
       break;
     }
     case GST_EVENT_EOS:

@@ -36,6 +36,20 @@ typedef enum {
   GST_VIDCLS_CLIPPER_EOS_PARTIAL,
 } GstVidclsClipperEosPolicy;
 
+/**
+ * GstVidclsClipperRegion:
+ * @GST_VIDCLS_CLIPPER_REGION_FULL_FRAME: clips of whole frames
+ * @GST_VIDCLS_CLIPPER_REGION_ROI_LIST: clips of each tracked object, from the
+ *   region-of-interest metas on the frames
+ */
+typedef enum {
+  GST_VIDCLS_CLIPPER_REGION_FULL_FRAME,
+  GST_VIDCLS_CLIPPER_REGION_ROI_LIST,
+} GstVidclsClipperRegion;
+
+#define GST_TYPE_VIDCLS_CLIPPER_REGION (gst_vidcls_clipper_region_get_type ())
+GType gst_vidcls_clipper_region_get_type (void);
+
 #define GST_TYPE_VIDCLS_CLIPPER_RESIZE (gst_vidcls_clipper_resize_get_type ())
 GType gst_vidcls_clipper_resize_get_type (void);
 

@@ -353,10 +353,13 @@ gst_vidcls_infer_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     for (const auto &r : s->instance->worker ().take_ready (s->client))
       vidcls::gst::attach_classification (buf, r);
   }
-  const GstVidclsClipMeta *m = vidcls::gst::get_clip_meta (buf);
-  if (m == nullptr)
-    return GST_FLOW_OK;
-  return handle_clip (self, m, buf);
+  /* one clip, or with per-object clips one per object that completed a clip on this frame */
+  for (const GstVidclsClipMeta * m:vidcls::gst::clip_metas (buf)) {
+    const GstFlowReturn ret = handle_clip (self, m, buf);
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+  return GST_FLOW_OK;
 }
 
 static gboolean

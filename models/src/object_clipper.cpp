@@ -133,11 +133,11 @@ std::vector<ObjectClip> ObjectClipper::add(const torch::Tensor &rgb, uint64_t st
   return out;
 }
 
-std::vector<ObjectClip> ObjectClipper::finish() {
+std::vector<ObjectClip> ObjectClipper::finish(EosPolicy policy) {
   std::vector<ObjectClip> out;
   for (auto &[id, t] : tracks_) {
     ClipRecord r;
-    if (t.cutter.finish(settings_.eos, r)) {
+    if (t.cutter.finish(policy, r)) {
       out.push_back(clip_of(t, r));
       ++stats_.clips;
     }

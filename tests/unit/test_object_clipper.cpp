@@ -179,7 +179,7 @@ TEST(ObjectClipper, EndOfStreamAndResetFollowThePolicy) {
     s.eos = policy;
     c.configure(s, "s");
     for (int k = 0; k < 5; ++k) f.add(c, k, {{1, {20, 10, 16, 30}}});  // clip 0, then 1 frame
-    const auto left = c.finish();
+    const auto left = c.finish(policy);
     if (policy == vidcls::EosPolicy::kDrop) {
       EXPECT_TRUE(left.empty());
       continue;
@@ -191,7 +191,7 @@ TEST(ObjectClipper, EndOfStreamAndResetFollowThePolicy) {
     EXPECT_EQ(left[0].clip.size(0), 3);
     c.reset();
     EXPECT_EQ(c.stats().tracks, 0u);
-    EXPECT_TRUE(c.finish().empty());
+    EXPECT_TRUE(c.finish(policy).empty());
   }
 }
 

@@ -67,6 +67,8 @@ class ObjectClipper {
   };
 
   void configure(const Settings &settings, const std::string &stream);
+  // The stream-id of the tracks begun from now (a new stream: reset() first).
+  void set_stream(const std::string &stream) { stream_ = stream; }
   const Settings &settings() const { return settings_; }
 
   // One sampled frame, RGB uint8 [H, W, 3] on the device, its time span (ns) and the objects seen
@@ -74,9 +76,9 @@ class ObjectClipper {
   // the tracks it ends, in track order.
   std::vector<ObjectClip> add(const torch::Tensor &rgb_hwc_u8, uint64_t start_ns, uint64_t end_ns,
                               const std::vector<ObjectSighting> &seen);
-  // End of stream: every track's leftover clip by the EOS policy; the tracks are kept (a flush
-  // or reset clears them).
-  std::vector<ObjectClip> finish();
+  // End of stream: every track's leftover clip by `policy`; the tracks are kept (a flush or
+  // reset clears them).
+  std::vector<ObjectClip> finish(EosPolicy policy);
   // A flush, seek or caps change: every track is let go without clips; new epochs follow.
   void reset();
 

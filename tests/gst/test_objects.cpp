@@ -1,0 +1,207 @@
+// vidclsclipper inference-region=roi-list through GstHarness: each tracked object's clips are the
+// object crops of its boxes (the same function training cuts them with), with the track id in
+// the clip record; filters, the end-of-stream clips, and metas that try to break it (boxes
+// outside the frame or without area, an id that changes on every frame) never grow it past
+// max-objects. And through vividinfer: one result per object clip, with its object id.
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/utils.h>
+
+#include "gst_test_clip.h"
+#include "gst_test_models.h"
+#include "gstvidclsmeta.h"
+#include "vidcls/object_crop.h"
+
+namespace {
+
+constexpr int kW = 80, kH = 60;
+constexpr GstClockTime kFrame = GST_SECOND / 10;
+const char *kCaps = "video/x-raw,format=RGB,width=80,height=60,framerate=10/1";
+
+struct Object {
+  gint id;
+  guint x, y, w, h;
+  const char *type = "person";
+};
+
+// A frame of random RGB pixels with the given objects as ROI metas (track id as the meta's id;
+// as DL Streamer's object_id parameter when `param_id` is set).
+GstBuffer *frame_with(const torch::Tensor &pixels, int k, const std::vector<Object> &objects,
+                      bool param_id = false) {
+  GstBuffer *buf = gst_buffer_new_memdup(pixels.data_ptr(), kW * kH * 3);
+  GST_BUFFER_PTS(buf) = k * kFrame;
+  GST_BUFFER_DURATION(buf) = kFrame;
+  for (const auto &o : objects) {
+    auto *m = gst_buffer_add_video_region_of_interest_meta(buf, o.type, o.x, o.y, o.w, o.h);
+    if (param_id) {
+      m->id = 1000 + o.id;  // the parameter wins
+      gst_video_region_of_interest_meta_add_param(
+          m, gst_structure_new("object_id", "id", G_TYPE_INT, o.id, nullptr));
+    } else {
+      m->id = o.id;
+    }
+  }
+  return buf;
+}
+
+GstHarness *clipper(const std::string &properties) {
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper inference-region=roi-list clip-length=4 clip-stride=2 width=16 height=16 " +
+       properties)
+          .c_str());
+  gst_harness_set_src_caps_str(h, kCaps);
+  return h;
+}
+
+vidcls::ClipSpec spec16() {
+  vidcls::ClipSpec s;
+  s.frames = 4;
+  s.hop = 2;
+  s.width = s.height = 16;
+  return s;
+}
+
+guint64 object_stat(GstHarness *h, const char *field) {
+  GstStructure *s = nullptr;
+  GstElement *clipper = gst_harness_find_element(h, "vidclsclipper");
+  g_object_get(clipper, "object-stats", &s, nullptr);
+  gst_object_unref(clipper);
+  guint64 v = 0;
+  EXPECT_TRUE(s && gst_structure_get_uint64(s, field, &v)) << field;
+  if (s) gst_structure_free(s);
+  return v;
+}
+
+TEST(ObjectClips, EachObjectsClipsAreTheCropsOfItsBoxes) {
+  for (const bool param_id : {false, true}) {
+    SCOPED_TRACE(param_id ? "id in the object_id parameter" : "id in the meta");
+    torch::manual_seed(9);
+    const auto frames = torch::randint(0, 256, {6, kH, kW, 3}, torch::kUInt8);
+    GstHarness *h = clipper("");
+    std::map<gint, std::vector<vidcls::Box>> boxes;
+    std::vector<std::pair<GstVidclsClipMeta, vidcls::ClipRecord>> seen;
+    std::map<gint, int> clips;
+    for (int k = 0; k < 6; ++k) {
+      const std::vector<Object> objects = {{7, 10u + k, 10, 12, 24}, {3, 50, 20u - k, 20, 20}};
+      for (const auto &o : objects)
+        boxes[o.id].push_back({double(o.x), double(o.y), double(o.w), double(o.h)});
+      GstBuffer *out = gst_harness_push_and_pull(h, frame_with(frames[k], k, objects, param_id));
+      for (GstVidclsClipMeta *m : vidcls_test::find_clip_metas(out)) {
+        const auto &r = *m->record;
+        ASSERT_TRUE(r.object_id == 7 || r.object_id == 3) << r.object_id;
+        ++clips[static_cast<gint>(r.object_id)];
+        const int first = static_cast<int>(r.first_sample);
+        EXPECT_EQ(first + 3, k) << "the clip ends on the frame it is attached to";
+        std::vector<vidcls::PixelRect> regions;
+        for (int i = first; i < first + 4; ++i)
+          regions.push_back(
+              *vidcls::object_region(boxes[r.object_id][i], kH, kW, vidcls::ObjectCrop{}));
+        const auto expected =
+            vidcls::preprocess_regions(frames.narrow(0, first, 4), regions, spec16());
+        EXPECT_TRUE(torch::equal(*m->clip, expected))
+            << "object " << r.object_id << " clip " << r.index;
+      }
+      gst_buffer_unref(out);
+    }
+    EXPECT_EQ(clips[7], 2) << "T = 4, hop 2: after frames 4 and 6";
+    EXPECT_EQ(clips[3], 2);
+    EXPECT_EQ(object_stat(h, "tracks"), 2u);
+    EXPECT_EQ(object_stat(h, "clips"), 4u);
+    gst_harness_teardown(h);
+  }
+}
+
+TEST(ObjectClips, TypesAndSizesFilterTheObjects) {
+  torch::manual_seed(9);
+  const auto frames = torch::randint(0, 256, {4, kH, kW, 3}, torch::kUInt8);
+  GstHarness *h = clipper("object-class=person,cyclist min-object-size=10");
+  for (int k = 0; k < 4; ++k) {
+    gst_buffer_unref(gst_harness_push_and_pull(h, frame_with(frames[k], k,
+                                                             {{1, 10, 10, 20, 20, "person"},
+                                                              {2, 40, 10, 20, 20, "car"},
+                                                              {3, 40, 30, 20, 20, "cyclist"},
+                                                              {4, 5, 40, 8, 20, "person"}})));
+  }
+  EXPECT_EQ(object_stat(h, "started"), 2u) << "the person and the cyclist; not the car nor "
+                                              "the 8-pixel-wide person";
+  gst_harness_teardown(h);
+}
+
+TEST(ObjectClips, EndOfStreamSendsEachObjectsLeftoverClip) {
+  torch::manual_seed(9);
+  const auto frames = torch::randint(0, 256, {5, kH, kW, 3}, torch::kUInt8);
+  GstHarness *h = clipper("eos-policy=partial");
+  for (int k = 0; k < 5; ++k)
+    gst_buffer_unref(gst_harness_push_and_pull(
+        h, frame_with(frames[k], k, {{1, 10, 10, 20, 20}, {2, 40, 10, 20, 20}})));
+  gst_harness_push_event(h, gst_event_new_eos());
+  std::map<gint64, guint64> leftover;
+  while (GstEvent *e = gst_harness_try_pull_event(h)) {
+    const GstStructure *s = gst_event_get_structure(e);
+    if (GST_EVENT_TYPE(e) == GST_EVENT_CUSTOM_DOWNSTREAM && s &&
+        gst_structure_has_name(s, "vidcls-eos-clip")) {
+      GstBuffer *carrier = gst_value_get_buffer(gst_structure_get_value(s, "carrier"));
+      const auto *m = vidcls_test::find_clip_meta(carrier);
+      ASSERT_NE(m, nullptr);
+      EXPECT_TRUE(m->record->partial);
+      leftover[m->record->object_id] = m->record->n_frames;
+      EXPECT_EQ(m->clip->size(0), 3) << "partial: the frames it has";
+    }
+    gst_event_unref(e);
+  }
+  EXPECT_EQ(leftover, (std::map<gint64, guint64>{{1, 3}, {2, 3}}));
+  gst_harness_teardown(h);
+}
+
+TEST(ObjectClips, HostileMetasNeverGrowItPastMaxObjects) {
+  torch::manual_seed(9);
+  const auto frames = torch::randint(0, 256, {1, kH, kW, 3}, torch::kUInt8);
+  GstHarness *h = clipper("max-objects=4");
+  // Ten minutes of a new id on every frame beside boxes outside the frame and without area.
+  for (int k = 0; k < 6000; ++k) {
+    gst_buffer_unref(
+        gst_harness_push_and_pull(h, frame_with(frames[0], k,
+                                                {{k, 10, 10, 20, 20},
+                                                 {-1, 1000, 10, 20, 20},
+                                                 {-2, 10, 10, 0, 20},
+                                                 {-3, 70, 50, 4000000000u, 4000000000u}})));
+    if (k % 500 == 0) ASSERT_LE(object_stat(h, "tracks"), 4u) << "frame " << k;
+  }
+  EXPECT_LE(object_stat(h, "tracks"), 4u);
+  EXPECT_GE(object_stat(h, "dropped") + object_stat(h, "ended"), 6000u - 4u - 2u);
+  gst_harness_teardown(h);
+}
+
+TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
+  const auto ckpt = vidcls_test::make_checkpoint("vivit-xs", 4);
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper inference-region=roi-list ! vividinfer mode=sync model=" + ckpt).c_str());
+  gst_harness_set_src_caps_str(h, kCaps);
+  torch::manual_seed(9);
+  const auto frames = torch::randint(0, 256, {40, kH, kW, 3}, torch::kUInt8);
+  std::map<gint64, int> results;
+  for (int k = 0; k < 40; ++k) {
+    GstBuffer *out = gst_harness_push_and_pull(
+        h, frame_with(frames[k], k, {{5, 10, 10, 20, 40}, {6, 40, 5, 30, 30}}));
+    gpointer state = nullptr;
+    while (GstMeta *m = gst_buffer_iterate_meta_filtered(out, &state,
+                                                         GST_VIDCLS_CLASSIFICATION_META_API_TYPE)) {
+      ++results[reinterpret_cast<GstVidclsClassificationMeta *>(m)->clip.object_id];
+    }
+    gst_buffer_unref(out);
+  }
+  // vivit-xs: 8 frames at stride 2, hop 8: clips of each object at frames 14 and 30.
+  EXPECT_EQ(results, (std::map<gint64, int>{{5, 2}, {6, 2}}));
+  gst_harness_teardown(h);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) { return vidcls_test::run_element_tests(argc, argv); }
