@@ -2,6 +2,8 @@
 
 #include "gstvidclsevents.h"
 
+#include <gst/video/video.h>
+
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
 #include <gst/analytics/analytics.h>
 #endif
@@ -88,9 +90,36 @@ add_cls_mtd (GstBuffer *buf, const Classification &c)
 }
 #endif
 
+/* A result about a tracked object also goes on the object: a parameter of the buffer's
+ * region-of-interest meta of that object (the id of its "object_id" parameter, else its own
+ * id), as DL Streamer's classifiers add theirs, so readers of ROI metas find it. */
+static void
+add_roi_param (GstBuffer *buf, const Classification &c)
+{
+  gpointer state = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &state,
+          GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    gint id = m->id;
+    if (GstStructure *p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
+      gst_structure_get_int (p, "id", &id);
+    if (id != c.clip.object_id)
+      continue;
+    gst_video_region_of_interest_meta_add_param (m, gst_structure_new ("vidcls-classification",
+            "label", G_TYPE_STRING, c.labels[0].c_str (),
+            "label_id", G_TYPE_INT, (gint) c.class_ids[0],
+            "confidence", G_TYPE_DOUBLE, (gdouble) c.scores[0],
+            "model_name", G_TYPE_STRING, c.model.c_str (),
+            "clip-index", G_TYPE_UINT64, (guint64) c.clip.index, nullptr));
+    return;
+  }
+}
+
 GstVidclsClassificationMeta *
 attach_classification (GstBuffer *buf, const Classification &c)
 {
+  if (c.clip.object_id != kWholeFrame && !c.labels.empty ())
+    add_roi_param (buf, c);
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
   if (!c.labels.empty ())
     add_cls_mtd (buf, c);

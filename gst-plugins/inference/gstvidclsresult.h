@@ -30,7 +30,10 @@ GstStructure *classification_structure (const Classification &c);
 GstEvent *classification_event (const Classification &c);
 
 /* Attaches the result to a writable buffer, also when no label passed the threshold (a meta
- * with no results: the clip was classified, nothing scored high enough). */
+ * with no results: the clip was classified, nothing scored high enough). A result about a
+ * tracked object with a label also becomes a "vidcls-classification" parameter (label,
+ * label_id, confidence, model_name, clip-index) of the buffer's region-of-interest meta of that
+ * object, where DL Streamer's readers look for classifications. */
 GstVidclsClassificationMeta *attach_classification (GstBuffer *buf, const Classification &c);
 
 }  // namespace gst

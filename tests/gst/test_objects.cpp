@@ -186,19 +186,37 @@ TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
   gst_harness_set_src_caps_str(h, kCaps);
   torch::manual_seed(9);
   const auto frames = torch::randint(0, 256, {40, kH, kW, 3}, torch::kUInt8);
-  std::map<gint64, int> results;
+  std::map<gint64, int> results, on_roi;
   for (int k = 0; k < 40; ++k) {
     GstBuffer *out = gst_harness_push_and_pull(
         h, frame_with(frames[k], k, {{5, 10, 10, 20, 40}, {6, 40, 5, 30, 30}}));
+    std::map<gint64, std::string> labels;
     gpointer state = nullptr;
     while (GstMeta *m = gst_buffer_iterate_meta_filtered(out, &state,
                                                          GST_VIDCLS_CLASSIFICATION_META_API_TYPE)) {
-      ++results[reinterpret_cast<GstVidclsClassificationMeta *>(m)->clip.object_id];
+      auto *r = reinterpret_cast<GstVidclsClassificationMeta *>(m);
+      ++results[r->clip.object_id];
+      labels[r->clip.object_id] = r->labels[0];
+    }
+    // The same result as a parameter of the object's ROI meta, for readers of ROI metas.
+    state = nullptr;
+    while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+               out, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+      auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+      const GstStructure *p =
+          gst_video_region_of_interest_meta_get_param(roi, "vidcls-classification");
+      if (p == nullptr) continue;
+      ++on_roi[roi->id];
+      EXPECT_EQ(std::string(gst_structure_get_string(p, "label")), labels[roi->id]);
+      double confidence = 0;
+      EXPECT_TRUE(gst_structure_get_double(p, "confidence", &confidence));
+      EXPECT_GT(confidence, 0.0);
     }
     gst_buffer_unref(out);
   }
   // vivit-xs: 8 frames at stride 2, hop 8: clips of each object at frames 14 and 30.
   EXPECT_EQ(results, (std::map<gint64, int>{{5, 2}, {6, 2}}));
+  EXPECT_EQ(on_roi, results);
   gst_harness_teardown(h);
 }
 

@@ -356,7 +356,8 @@ class TestBrokerOutage(BrokerCase):
 
     def test_small_queue_drops_oldest(self):
         """max-queued=4 and 25 lines during the outage: the oldest are dropped and counted, the
-        newest 4 and every line before and after the outage arrive, in order."""
+        newest 4 and every line before and after the outage arrive, in order. A dropped line
+        the broker already had may arrive too (at least once, never twice)."""
         tick, state = self.outage(stop_after=10, restart_after=20)
         run = run_pipeline(pipeline_text(self.sink(**{"max-queued": 4}), paced=True), tick)
         self.assertTrue(run.eos, run.errors)
@@ -369,15 +370,21 @@ class TestBrokerOutage(BrokerCase):
         missing = sorted(set(range(len(made))) - set(seqs))
         dropped = run.counters["messages-dropped"]
         self.assertGreaterEqual(dropped, state["restarted_at"] - state["stopped_at"] - 4)
-        self.assertEqual(len(missing), dropped)
-        self.assertEqual(missing, list(range(missing[0], missing[0] + dropped)),
+        # When all 4 queued lines are with the broker (max-queued is below the in-flight
+        # window) and a new line comes, the oldest of them is dropped from the queue although
+        # the broker has it: right after the reconnection it may still arrive. Only such lines,
+        # never more than the queue held, are counted as dropped and received both.
+        arrived_anyway = dropped - len(missing)
+        self.assertGreaterEqual(arrived_anyway, 0)
+        self.assertLessEqual(arrived_anyway, 4)
+        self.assertEqual(missing, list(range(missing[0], missing[0] + len(missing))),
                          "the dropped lines are not one run")
         # The oldest go first: the run starts with the lines the frozen broker never
         # acknowledged (made from about stopped_at on; a line may have been made between the
         # test's look at the file and the SIGSTOP), not 4 lines later.
         self.assertLessEqual(missing[0], state["stopped_at"] + 1)
         self.assertGreaterEqual(missing[0], state["stopped_at"] - 4)
-        self.assertEqual(run.counters["messages-published"], len(received))
+        self.assertEqual(run.counters["messages-published"], len(received) - arrived_anyway)
         self.assertEqual(run.counters["messages-queued"], 0)
         self.assert_valid(received)
 
