@@ -25,27 +25,35 @@ namespace {
 
 struct Case {
   const char *name;
-  bool labels;           // results on the buffers
-  int every;             // a new result every this many frames
-  bool composition;      // downstream draws the composition meta
-  bool textoverlay;      // textoverlay with the same three lines, for reference
-  bool no_box;           // background-color=0
+  bool labels;       // results on the buffers
+  int every;         // a new result every this many frames
+  bool composition;  // downstream draws the composition meta
+  bool textoverlay;  // textoverlay with the same three lines, for reference
+  bool no_box;       // background-color=0
 };
 
 void add_result(GstBuffer *buf, guint64 index) {
   static const char *const labels[] = {"slide_left", "slide_right", "rotate_cw", nullptr};
   // the first score changes the text of every result
   const float scores[] = {0.05f + 0.01f * static_cast<float>(index % 90), 0.04f, 0.01f};
-  GstVidclsClip clip{const_cast<gchar *>("bench"), -1, index, index * GST_SECOND,
-                     (index + 1) * GST_SECOND, FALSE};
+  GstVidclsClip clip{const_cast<gchar *>("bench"),
+                     -1,
+                     index,
+                     index * GST_SECOND,
+                     (index + 1) * GST_SECOND,
+                     FALSE,
+                     0,
+                     0,
+                     0,
+                     0};
   gst_buffer_add_vidcls_classification_meta(buf, &clip, "vivit-xs", 3, labels, scores, nullptr);
 }
 
 // Mean microseconds per frame of `c` for frames of `format` at w x h.
 double run_case(const Case &c, const std::string &format, int w, int h, int frames) {
   GstHarness *harness = c.textoverlay
-      ? gst_harness_new_with_padnames("textoverlay", "video_sink", "src")
-      : gst_harness_new("vidclsoverlay");
+                            ? gst_harness_new_with_padnames("textoverlay", "video_sink", "src")
+                            : gst_harness_new("vidclsoverlay");
   if (c.no_box) g_object_set(harness->element, "background-color", 0u, nullptr);
   if (c.textoverlay) {
     // vidclsoverlay's default look: font a twentieth of the height, a box, top left
@@ -60,10 +68,10 @@ double run_case(const Case &c, const std::string &format, int w, int h, int fram
     gst_harness_add_propose_allocation_meta(harness, GST_VIDEO_OVERLAY_COMPOSITION_META_API_TYPE,
                                             nullptr);
     gst_harness_set_sink_caps_str(
-        harness, ("video/x-raw(memory:SystemMemory, meta:GstVideoOverlayComposition),format=" +
-                  format + ",width=" + std::to_string(w) + ",height=" + std::to_string(h) +
-                  ",framerate=30/1")
-                     .c_str());
+        harness,
+        ("video/x-raw(memory:SystemMemory, meta:GstVideoOverlayComposition),format=" + format +
+         ",width=" + std::to_string(w) + ",height=" + std::to_string(h) + ",framerate=30/1")
+            .c_str());
   } else {
     gst_harness_set_sink_caps_str(harness, caps.c_str());
   }
@@ -105,14 +113,20 @@ int main(int argc, char **argv) {
   std::string plugin_dir, sizes = "1280x720,1920x1080", formats = "I420,NV12,BGRx";
   int frames = 300;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--plugin-dir")) plugin_dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--frames")) frames = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--sizes")) sizes = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--formats")) formats = argv[i + 1];
+    if (!std::strcmp(argv[i], "--plugin-dir"))
+      plugin_dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--frames"))
+      frames = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--sizes"))
+      sizes = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--formats"))
+      formats = argv[i + 1];
   }
   if (plugin_dir.empty() || frames <= 0) {
-    std::fprintf(stderr, "usage: %s --plugin-dir DIR [--frames N] [--sizes WxH,...] "
-                 "[--formats F,...]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s --plugin-dir DIR [--frames N] [--sizes WxH,...] "
+                 "[--formats F,...]\n",
+                 argv[0]);
     return 2;
   }
   setenv("GST_PLUGIN_PATH", plugin_dir.c_str(), 1);
@@ -136,8 +150,10 @@ int main(int argc, char **argv) {
       {"composition meta, once per 16 frames", true, 16, true, false, false},
       {"textoverlay, same text (reference)", false, 1, false, true, false},
   };
-  std::printf("vidclsoverlay, %d frames per case, mean us per frame (3 label lines, "
-              "default font size)\n", frames);
+  std::printf(
+      "vidclsoverlay, %d frames per case, mean us per frame (3 label lines, "
+      "default font size)\n",
+      frames);
   for (const std::string &size : split(sizes, ',')) {
     const auto wh = split(size, 'x');
     if (wh.size() != 2) continue;

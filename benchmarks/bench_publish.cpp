@@ -97,13 +97,21 @@ class Broker {
 };
 
 GstBuffer *result_buffer(guint64 index) {
-  static const char *const labels[] = {"slide_left", "slide_right", "rotate_cw", "rotate_ccw",
-                                       "grow", nullptr};
+  static const char *const labels[] = {"slide_left", "slide_right", "rotate_cw",
+                                       "rotate_ccw", "grow",        nullptr};
   const float scores[] = {0.41f, 0.22f, 0.17f, 0.12f, 0.08f};
   const gint ids[] = {0, 1, 4, 5, 6};
   GstBuffer *buf = gst_buffer_new();
-  GstVidclsClip clip{const_cast<gchar *>("bench-stream"), -1, index, index * GST_SECOND / 4,
-                     index * GST_SECOND / 4 + GST_SECOND, FALSE};
+  GstVidclsClip clip{const_cast<gchar *>("bench-stream"),
+                     -1,
+                     index,
+                     index * GST_SECOND / 4,
+                     index * GST_SECOND / 4 + GST_SECOND,
+                     FALSE,
+                     0,
+                     0,
+                     0,
+                     0};
   gst_buffer_add_vidcls_classification_meta(buf, &clip, "m (vivit-xs)", 5, labels, scores, ids);
   GST_BUFFER_PTS(buf) = index * GST_SECOND / 30;
   return buf;
@@ -165,17 +173,19 @@ void bench_broker(const std::filesystem::path &dir, int lines, int qos) {
   const double us = push_lines(h, lines);
   const bool all = wait_published(h, static_cast<guint64>(lines));
   const double s = seconds_since(t0);
-  std::printf("mqtt qos%d %6d lines  %7.2f us/line in the streaming thread, delivered %s in "
-              "%.2f s: %.0f lines/s\n", qos, lines, us, all ? "all" : "NOT all", s, lines / s);
+  std::printf(
+      "mqtt qos%d %6d lines  %7.2f us/line in the streaming thread, delivered %s in "
+      "%.2f s: %.0f lines/s\n",
+      qos, lines, us, all ? "all" : "NOT all", s, lines / s);
   gst_harness_teardown(h);
 }
 
 void bench_outage(const std::filesystem::path &dir, int lines) {
   const int port = free_port();
   Broker broker(dir, port);
-  GstHarness *h = harness("address=127.0.0.1:" + std::to_string(port) +
-                          " reconnect-delay=100 reconnect-delay-max=200 max-queued=" +
-                          std::to_string(lines));
+  GstHarness *h =
+      harness("address=127.0.0.1:" + std::to_string(port) +
+              " reconnect-delay=100 reconnect-delay-max=200 max-queued=" + std::to_string(lines));
   const double us = push_lines(h, lines);
   const guint64 queued = counter(h, "messages-queued");
   const auto t0 = Clock::now();
@@ -184,8 +194,8 @@ void bench_outage(const std::filesystem::path &dir, int lines) {
   const double s = seconds_since(t0);
   std::printf("outage    %6d lines  %7.2f us/line queued with no broker (%" G_GUINT64_FORMAT
               " queued); broker started: %s delivered %.2f s later (%.0f lines/s, "
-              "reconnect wait included)\n", lines, us, queued, all ? "all" : "NOT all", s,
-              lines / s);
+              "reconnect wait included)\n",
+              lines, us, queued, all ? "all" : "NOT all", s, lines / s);
   gst_harness_teardown(h);
 }
 

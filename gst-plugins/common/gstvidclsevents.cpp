@@ -90,6 +90,10 @@ clip_result_from_meta (const GstVidclsClassificationMeta *m)
   r.start = m->clip.start;
   r.end = m->clip.end;
   r.partial = m->clip.partial;
+  r.box_x = m->clip.box_x;
+  r.box_y = m->clip.box_y;
+  r.box_width = m->clip.box_width;
+  r.box_height = m->clip.box_height;
   r.model = m->model != nullptr ? m->model : "";
   for (guint i = 0; i < m->n_results; ++i) {
     r.labels.emplace_back (m->labels[i]);
@@ -116,6 +120,10 @@ clip_result_from_structure (const GstStructure *s, ClipResult *out)
   r.end = time_field (s, "end");
   r.model = string_field (s, "model");
   r.inference_time = time_field (s, "inference-time");
+  if (!gst_structure_get (s, "box-x", G_TYPE_INT, &r.box_x, "box-y", G_TYPE_INT, &r.box_y,
+          "box-width", G_TYPE_INT, &r.box_width, "box-height", G_TYPE_INT, &r.box_height,
+          nullptr))
+    r.box_x = r.box_y = r.box_width = r.box_height = 0;
   for (guint i = 0;; ++i) {
     const GValue *label = array_entry (s, "labels", i);
     const GValue *score = array_entry (s, "scores", i);

@@ -29,11 +29,16 @@ struct ClipResult
   GstClockTime start = GST_CLOCK_TIME_NONE;     /* PTS of the clip's first frame */
   GstClockTime end = GST_CLOCK_TIME_NONE;       /* end of its last frame */
   bool partial = false;
+  /* A tracked object's clip: its box on the clip's last frame, pixels of the frame; zero
+   * (has_box () false) for whole frames. */
+  gint box_x = 0, box_y = 0, box_width = 0, box_height = 0;
   std::string model;
   std::vector<std::string> labels;              /* best first, above the element's threshold */
   std::vector<float> scores;                    /* softmax probabilities, same order */
   std::vector<gint> class_ids;                  /* -1 when unknown */
   GstClockTime inference_time = GST_CLOCK_TIME_NONE;    /* ns; known from messages/events only */
+
+  bool has_box () const { return box_width > 0 && box_height > 0; }
 };
 
 /* Why an action ended. */

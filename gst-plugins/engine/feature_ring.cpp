@@ -17,14 +17,47 @@ ring_of (const Job &job)
 
 }  // namespace
 
-void
+std::map<FeatureKey, torch::Tensor> &
 FeatureRing::follow (const ClipRecord &r)
 {
-  if (take_reset () || r.epoch != epoch_ || r.stream != stream_) {
-    features.clear ();
-    epoch_ = r.epoch;
+  if (take_reset () || r.stream != stream_) {
+    tracks_.clear ();
     stream_ = r.stream;
   }
+  auto it = tracks_.find (r.object_id);
+  if (it == tracks_.end ()) {
+    if (tracks_.size () >= kMaxTracks) {
+      auto oldest = std::min_element (tracks_.begin (), tracks_.end (),
+          [] (const auto &a, const auto &b) { return a.second.used < b.second.used; });
+      tracks_.erase (oldest);
+    }
+    it = tracks_.emplace (r.object_id, Track {r.epoch, 0, {}}).first;
+  } else if (it->second.epoch != r.epoch) {
+    it->second.features.clear ();
+    it->second.epoch = r.epoch;
+  }
+  it->second.used = ++uses_;
+  return it->second.features;
+}
+
+std::map<FeatureKey, torch::Tensor> &
+FeatureRing::features_of (const ClipRecord &r)
+{
+  return tracks_.at (r.object_id).features;
+}
+
+void
+FeatureRing::done (const ClipRecord &r)
+{
+  auto it = tracks_.find (r.object_id);
+  if (it == tracks_.end ())
+    return;
+  if (r.partial && r.object_id != kWholeFrame) {
+    tracks_.erase (it);         /* a track's leftover clip: it ended */
+    return;
+  }
+  auto &f = it->second.features;
+  f.erase (f.begin (), f.lower_bound (FeatureKey (r.first_sample, 0)));
 }
 
 /* A temporal token of a clip: the ring key of its feature and the clip rows of its frame and of
@@ -52,17 +85,14 @@ FeatureRunner::logits (const InferenceModel &m, const std::vector<Job> &jobs)
   run_new_frames (m, *net, jobs, T);
   std::vector<torch::Tensor> per_clip;
   for (const auto &job : jobs) {
-    FeatureRing &ring = ring_of (job);
+    const auto &features = ring_of (job).features_of (job.record);
     std::vector<torch::Tensor> seq;
     for (const auto &token : tokens (job, T, net->frame_context ()))
-      seq.push_back (ring.features.at (token.key));
+      seq.push_back (features.at (token.key));
     per_clip.push_back (torch::stack (seq));
   }
-  for (const auto &job : jobs) {
-    FeatureRing &ring = ring_of (job);
-    ring.features.erase (ring.features.begin (),
-        ring.features.lower_bound (FeatureKey (job.record.first_sample, 0)));
-  }
+  for (const auto &job : jobs)
+    ring_of (job).done (job.record);
   return net->classify_features (torch::stack (per_clip));
 }
 
@@ -81,14 +111,16 @@ FeatureRunner::tokens (const Job &job, int64_t T, int64_t context)
   return out;
 }
 
-/* The first job whose stream had a clip of another epoch earlier in the batch; 0: none. */
+/* The first job whose stream and object had a clip of another epoch earlier in the batch (its
+ * two epochs' frames share indices); 0: none. */
 size_t
 FeatureRunner::epoch_change (const std::vector<Job> &jobs)
 {
-  std::map<const StreamState *, std::pair<std::string, uint64_t>> seen;
+  std::map<std::pair<const StreamState *, int64_t>, std::pair<std::string, uint64_t>> seen;
   for (size_t i = 0; i < jobs.size (); ++i) {
     const auto key = std::make_pair (jobs[i].record.stream, jobs[i].record.epoch);
-    auto it = seen.emplace (jobs[i].stream.get (), key).first;
+    auto it = seen.emplace (std::make_pair (jobs[i].stream.get (), jobs[i].record.object_id),
+        key).first;
     if (it->second != key)
       return i;
   }
@@ -101,18 +133,20 @@ FeatureRunner::run_new_frames (const InferenceModel &m, PerFrameBackbone &net,
     const std::vector<Job> &jobs, int64_t T)
 {
   std::vector<torch::Tensor> frames, earlier;
-  std::vector<std::pair<FeatureRing *, FeatureKey>> owners;
+  std::vector<std::pair<std::map<FeatureKey, torch::Tensor> *, FeatureKey>> owners;
+  std::vector<FeatureRing *> rings;
   const int64_t context = net.frame_context ();
   for (const auto &job : jobs) {
     FeatureRing &ring = ring_of (job);
-    ring.follow (job.record);
+    auto &features = ring.follow (job.record);
     for (const auto &token : tokens (job, T, context)) {
-      if (ring.features.count (token.key) || std::find (owners.begin (), owners.end (),
-              std::make_pair (&ring, token.key)) != owners.end ())
+      if (features.count (token.key) || std::find (owners.begin (), owners.end (),
+              std::make_pair (&features, token.key)) != owners.end ())
         continue;
       frames.push_back (job.clip[token.row]);
       earlier.push_back (job.clip[token.earlier_row]);
-      owners.emplace_back (&ring, token.key);
+      owners.emplace_back (&features, token.key);
+      rings.push_back (&ring);
     }
   }
   if (frames.empty ())
@@ -122,8 +156,8 @@ FeatureRunner::run_new_frames (const InferenceModel &m, PerFrameBackbone &net,
           torch::stack (earlier).to (m.device, m.dtype))
       : net.frame_features (torch::stack (frames).to (m.device, m.dtype));
   for (size_t i = 0; i < owners.size (); ++i) {
-    owners[i].first->features[owners[i].second] = f[i];
-    *owners[i].first->computed += 1;
+    (*owners[i].first)[owners[i].second] = f[i];
+    *rings[i]->computed += 1;
   }
 }
 

@@ -25,24 +25,41 @@ namespace engine {
  * still pair that a padded clip's repeated last frame makes). */
 using FeatureKey = std::pair<uint64_t, uint64_t>;
 
-/* One stream's ring. Clips come in order, so features of frames before a clip's first one are
- * let go. */
+/* The features of one stream's clips: for whole-frame clips one ring, for clips of tracked
+ * objects one ring per object (its clips' frame indices count in the track's own epoch). Clips of
+ * a track come in order, so features of frames before a clip's first one are let go; the ring of
+ * an object whose track ended (its last, partial clip) is freed, and at most kMaxTracks object
+ * rings are kept (the one used longest ago goes first: its object's next clip recomputes). */
 class FeatureRing : public StreamState
 {
 public:
+  static constexpr size_t kMaxTracks = 256;
+
   /* `computed` counts the frames that went through the backbone (the element's statistics);
    * it must outlive the ring. */
   explicit FeatureRing (std::atomic<uint64_t> *computed) : computed (computed) {}
 
-  /* Starts over on a new epoch or stream, a flush or a model swap. */
-  void follow (const ClipRecord &r);
+  /* The features of the clip's track, started over on a new epoch of it, a new stream, a flush
+   * or a model swap. */
+  std::map<FeatureKey, torch::Tensor> &follow (const ClipRecord &r);
+  /* The features of the clip's track as they are (after follow). */
+  std::map<FeatureKey, torch::Tensor> &features_of (const ClipRecord &r);
+  /* After the clip was classified: frames before it are let go, a finished track's ring too. */
+  void done (const ClipRecord &r);
+  size_t tracks () const { return tracks_.size (); }
 
-  std::map<FeatureKey, torch::Tensor> features;
   std::atomic<uint64_t> *computed;
 
 private:
+  struct Track
+  {
+    uint64_t epoch = 0;
+    uint64_t used = 0;
+    std::map<FeatureKey, torch::Tensor> features;
+  };
+  std::map<int64_t, Track> tracks_;     /* by object id (kWholeFrame: whole frames) */
   std::string stream_;
-  uint64_t epoch_ = UINT64_MAX;
+  uint64_t uses_ = 0;
 };
 
 /* A clip takes the features its stream's ring has, the frames it brings new go through the

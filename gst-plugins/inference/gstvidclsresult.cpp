@@ -4,12 +4,31 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
+#include <cmath>
+
 #ifdef VIDCLS_HAVE_GST_ANALYTICS
 #include <gst/analytics/analytics.h>
 #endif
 
 namespace vidcls {
 namespace gst {
+
+/* An object's box in whole pixels, as the public carriers (meta, message, JSON) hold it; a box
+ * with a value that is not finite is no box. */
+static void
+box_pixels (const Box &b, gint &x, gint &y, gint &w, gint &h)
+{
+  auto px = [] (double v) {
+    return std::isfinite (v) ? (gint) std::lround (std::clamp (v, -1e9, 1e9)) : 0;
+  };
+  x = px (b.x);
+  y = px (b.y);
+  w = px (b.w);
+  h = px (b.h);
+  if (w <= 0 || h <= 0 || !std::isfinite (b.x) || !std::isfinite (b.y))
+    x = y = w = h = 0;
+}
 
 void
 set_clip_fields (GstStructure *s, const ClipRecord &clip)
@@ -21,6 +40,12 @@ set_clip_fields (GstStructure *s, const ClipRecord &clip)
       "start", G_TYPE_UINT64, (guint64) clip.start,
       "end", G_TYPE_UINT64, (guint64) clip.end,
       "partial", G_TYPE_BOOLEAN, (gboolean) clip.partial, nullptr);
+  if (clip.object_id != kWholeFrame) {
+    gint x, y, w, h;
+    box_pixels (clip.box, x, y, w, h);
+    gst_structure_set (s, "box-x", G_TYPE_INT, x, "box-y", G_TYPE_INT, y,
+        "box-width", G_TYPE_INT, w, "box-height", G_TYPE_INT, h, nullptr);
+  }
 }
 
 static void
@@ -132,6 +157,7 @@ attach_classification (GstBuffer *buf, const Classification &c)
   clip.start = c.clip.start;
   clip.end = c.clip.end;
   clip.partial = c.clip.partial;
+  box_pixels (c.clip.box, clip.box_x, clip.box_y, clip.box_width, clip.box_height);
   std::vector<const gchar *> labels;
   for (const auto &l : c.labels)
     labels.push_back (l.c_str ());

@@ -58,6 +58,8 @@ gst_vidcls_classification_meta_init (GstMeta * meta,
   cmeta->clip.start = GST_CLOCK_TIME_NONE;
   cmeta->clip.end = GST_CLOCK_TIME_NONE;
   cmeta->clip.partial = FALSE;
+  cmeta->clip.box_x = cmeta->clip.box_y = 0;
+  cmeta->clip.box_width = cmeta->clip.box_height = 0;
   cmeta->model = NULL;
   cmeta->n_results = 0;
   cmeta->labels = NULL;

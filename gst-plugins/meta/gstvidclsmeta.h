@@ -59,6 +59,11 @@ typedef struct _GstVidclsActionMeta GstVidclsActionMeta;
  * @end: PTS of the last frame of the clip plus its duration (GST_CLOCK_TIME_NONE if unknown)
  * @partial: TRUE when the clip was completed at end of stream from fewer frames than the model
  *   takes (vidclsclipper eos-policy=pad or partial)
+ * @box_x: a tracked object's clip: left edge of the object's box on the clip's last frame, in
+ *   pixels of the frame (rounded); 0 for whole frames
+ * @box_y: top edge of that box; 0 for whole frames
+ * @box_width: width of that box; 0 for whole frames
+ * @box_height: height of that box; 0 for whole frames
  *
  * Which clip of which stream a result is about: the same record vidclsclipper made when it cut
  * the clip, as the "vidcls-classification" bus message carries it.
@@ -70,6 +75,10 @@ struct _GstVidclsClip {
   GstClockTime start;
   GstClockTime end;
   gboolean partial;
+  gint box_x;
+  gint box_y;
+  gint box_width;
+  gint box_height;
 };
 
 /**

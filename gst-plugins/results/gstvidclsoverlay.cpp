@@ -11,9 +11,16 @@
  * It reads the results in-band, as every vidcls element passes them on: a
  * #GstVidclsClassificationMeta or #GstVidclsActionMeta on a buffer, or the
  * "vidcls-classification", "vidcls-action-start" and "vidcls-action-end" custom downstream
- * events that carry results no buffer follows. Results about tracked objects (object id other
- * than -1) are not drawn. A classification with no label above the inference element's
- * threshold clears the label lines.
+ * events that carry results no buffer follows. A classification with no label above the
+ * inference element's threshold clears the label lines.
+ *
+ * Results about tracked objects (vidclsclipper inference-region=roi-list) are drawn at the
+ * object: an outline of its box (in action-color while one of its actions is open, else in
+ * text-color) and a text box with its latest labels and open actions, above the box where the
+ * frame has room. The box is the object's region-of-interest meta on the frame being drawn, so
+ * the label follows the object; on frames that carry no region-of-interest metas at all, the box
+ * the result was computed on. An object with region-of-interest metas on the frame but none of
+ * its own has left: it is not drawn. show-objects turns this off.
  *
  * The text is rendered with Pango and Cairo into one ARGB rectangle, again only when the text,
  * a property or the frame size changes, and then either
@@ -51,6 +58,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -74,6 +82,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_vidcls_overlay_debug);
 #define DEFAULT_TOP_K 3
 #define DEFAULT_SHOW_SCORES TRUE
 #define DEFAULT_SHOW_ACTIONS TRUE
+#define DEFAULT_SHOW_OBJECTS TRUE
+/* tracked objects whose latest result is kept; beyond, the one updated longest ago goes */
+#define MAX_SHOWN_OBJECTS 256
 
 #define MAX_FONT_SIZE 1000
 #define MAX_OFFSET 32767
@@ -95,6 +106,7 @@ enum
   PROP_TOP_K,
   PROP_SHOW_SCORES,
   PROP_SHOW_ACTIONS,
+  PROP_SHOW_OBJECTS,
   N_PROPERTIES
 };
 
@@ -136,6 +148,7 @@ struct Settings {
   guint top_k = DEFAULT_TOP_K;
   gboolean show_scores = DEFAULT_SHOW_SCORES;
   gboolean show_actions = DEFAULT_SHOW_ACTIONS;
+  gboolean show_objects = DEFAULT_SHOW_OBJECTS;
 };
 
 struct Line {
@@ -160,6 +173,22 @@ struct RenderKey {
 /* An open action, by stream, object and the action element's number. */
 using ActionKey = std::tuple<std::string, gint64, guint64>;
 
+using BufferPtr = std::shared_ptr<GstBuffer>;
+
+/* A tracked object's latest result, and the text box last drawn for it. */
+struct ShownObject {
+  std::optional<ClipResult> result;
+  guint64 order = 0;            /* when it last changed, for MAX_SHOWN_OBJECTS */
+  std::optional<RenderKey> key; /* what `pixels` were rendered from */
+  BufferPtr pixels;
+  int w = 0, h = 0;
+};
+
+/* A box in whole pixels of the frame. */
+struct Rect {
+  int x = 0, y = 0, w = 0, h = 0;
+};
+
 }  // namespace
 
 struct GstVidclsOverlayPrivate {
@@ -177,6 +206,9 @@ struct GstVidclsOverlayPrivate {
   std::string stream_id;
   std::optional<ClipResult> latest;
   std::map<ActionKey, ActionEvent> open_actions;
+  std::map<gint64, ShownObject> objects;        /* by object id */
+  guint64 object_order = 0;
+  std::map<guint, BufferPtr> solids;            /* a small rectangle of one colour each */
 
   Settings used;                /* settings the streaming thread last took */
   guint used_version = 0;
@@ -273,6 +305,10 @@ install_properties (GObjectClass * gobject_class)
       "Write each label's score (0..1, two decimals) after it", DEFAULT_SHOW_SCORES, rw);
   properties[PROP_SHOW_ACTIONS] = g_param_spec_boolean ("show-actions", "Show actions",
       "Draw the open actions (from vidclsaction) below the labels", DEFAULT_SHOW_ACTIONS, rw);
+  properties[PROP_SHOW_OBJECTS] = g_param_spec_boolean ("show-objects", "Show objects",
+      "Draw the results about tracked objects at each object: its box outlined and its labels "
+      "and open actions beside it (the box of its region-of-interest meta on the frame, else "
+      "the one its result was computed on)", DEFAULT_SHOW_OBJECTS, rw);
   g_object_class_install_properties (gobject_class, N_PROPERTIES, properties);
 }
 
@@ -325,6 +361,7 @@ clear_results (GstVidclsOverlayPrivate * priv)
 {
   priv->latest.reset ();
   priv->open_actions.clear ();
+  priv->objects.clear ();
 }
 
 static void
@@ -332,6 +369,10 @@ clear_render (GstVidclsOverlayPrivate * priv)
 {
   priv->cached_key.reset ();
   g_clear_pointer (&priv->composition, gst_video_overlay_composition_unref);
+  for (auto &kv : priv->objects) {
+    kv.second.key.reset ();
+    kv.second.pixels.reset ();
+  }
 }
 
 static void
@@ -392,6 +433,9 @@ gst_vidcls_overlay_set_property (GObject * object, guint prop_id, const GValue *
     case PROP_SHOW_ACTIONS:
       s.show_actions = g_value_get_boolean (value);
       break;
+    case PROP_SHOW_OBJECTS:
+      s.show_objects = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       return;
@@ -439,6 +483,9 @@ gst_vidcls_overlay_get_property (GObject * object, guint prop_id, GValue * value
       break;
     case PROP_SHOW_ACTIONS:
       g_value_set_boolean (value, s.show_actions);
+      break;
+    case PROP_SHOW_OBJECTS:
+      g_value_set_boolean (value, s.show_objects);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -558,17 +605,24 @@ downstream_draws_composition (GstVidclsOverlay * self)
 static void
 take_classification (GstVidclsOverlayPrivate * priv, const ClipResult & r)
 {
-  if (r.object_id != -1)
-    return;                     /* per-object results belong next to the object */
-  priv->latest = r;
+  if (r.object_id == -1) {
+    priv->latest = r;
+    return;
+  }
+  ShownObject & o = priv->objects[r.object_id];
+  o.result = r;
+  o.order = ++priv->object_order;
+  if (priv->objects.size () > MAX_SHOWN_OBJECTS) {
+    auto oldest = std::min_element (priv->objects.begin (), priv->objects.end (),
+        [] (const auto & a, const auto & b) { return a.second.order < b.second.order; });
+    priv->objects.erase (oldest);
+  }
 }
 
 static void
 take_action (GstVidclsOverlay * self, const ActionEvent & a)
 {
   GstVidclsOverlayPrivate *priv = self->priv;
-  if (a.object_id != -1)
-    return;
   ActionKey key{a.stream_id, a.object_id, a.id};
   if (a.phase == GST_VIDCLS_ACTION_PHASE_START) {
     priv->open_actions[key] = a;
@@ -653,18 +707,19 @@ stream_seconds (GstBaseTransform * trans, GstClockTime pts)
   return GST_CLOCK_TIME_IS_VALID (t) ? static_cast<gdouble> (t) / GST_SECOND : -1.0;
 }
 
+/* The label lines of result `r` and the lines of the open actions about `object_id`. */
 static std::vector<Line>
-compose_lines (GstVidclsOverlay * self, const Settings & s)
+compose_lines (GstVidclsOverlay * self, const Settings & s, const ClipResult * r,
+    gint64 object_id)
 {
   GstVidclsOverlayPrivate *priv = self->priv;
   std::vector<Line> lines;
-  if (priv->latest) {
-    const ClipResult & r = *priv->latest;
-    const size_t n = s.top_k == 0 ? r.labels.size () : std::min<size_t> (s.top_k,
-        r.labels.size ());
+  if (r != nullptr) {
+    const size_t n = s.top_k == 0 ? r->labels.size () : std::min<size_t> (s.top_k,
+        r->labels.size ());
     for (size_t i = 0; i < n; ++i) {
-      gchar *text = s.show_scores ? g_strdup_printf ("%s %.2f", r.labels[i].c_str (),
-          r.scores[i]) : g_strdup (r.labels[i].c_str ());
+      gchar *text = s.show_scores ? g_strdup_printf ("%s %.2f", r->labels[i].c_str (),
+          r->scores[i]) : g_strdup (r->labels[i].c_str ());
       lines.push_back ({text, s.text_color});
       g_free (text);
     }
@@ -672,6 +727,8 @@ compose_lines (GstVidclsOverlay * self, const Settings & s)
   if (s.show_actions) {
     for (const auto & kv : priv->open_actions) {
       const ActionEvent & a = kv.second;
+      if (a.object_id != object_id)
+        continue;
       const gdouble since = stream_seconds (GST_BASE_TRANSFORM (self), a.start);
       gchar *text = since >= 0 ? g_strdup_printf ("\u25cf %s since %.1f s", a.label.c_str (),
           since) : g_strdup_printf ("\u25cf %s", a.label.c_str ());
@@ -794,11 +851,11 @@ surface_to_buffer (cairo_surface_t * surface, int w, int h)
   return pixels;
 }
 
-/* The lines in a box, as a composition of one rectangle placed as the settings ask; nullptr
- * when the frame cannot hold it. */
-static GstVideoOverlayComposition *
-render_lines (GstVidclsOverlay * self, const std::vector<Line> & lines, const Settings & s,
-    int frame_w, int frame_h)
+/* The lines in a text box, as the pixels of an overlay rectangle (*w x *h, at most the frame's
+ * size); nullptr when it cannot be drawn. */
+static GstBuffer *
+render_text (GstVidclsOverlay * self, const std::vector<Line> & lines, const Settings & s,
+    int frame_w, int frame_h, int *w, int *h)
 {
   GstVidclsOverlayPrivate *priv = self->priv;
   const int px = font_pixels (priv, s, frame_h);
@@ -821,10 +878,10 @@ render_lines (GstVidclsOverlay * self, const std::vector<Line> & lines, const Se
   pango_font_description_free (desc);
 
   const int pad = std::max (2, px / 4);
-  const int w = std::min (text_w + 2 * pad, frame_w);
-  const int h = std::min (text_h + 2 * pad, frame_h);
-  GstVideoOverlayComposition *composition = nullptr;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
+  *w = std::min (text_w + 2 * pad, frame_w);
+  *h = std::min (text_h + 2 * pad, frame_h);
+  GstBuffer *pixels = nullptr;
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, *w, *h);
   if (cairo_surface_status (surface) == CAIRO_STATUS_SUCCESS) {
     cairo_t *cr = cairo_create (surface);
     cairo_set_operator (cr, CAIRO_OPERATOR_SOURCE);
@@ -840,24 +897,34 @@ render_lines (GstVidclsOverlay * self, const std::vector<Line> & lines, const Se
     }
     cairo_destroy (cr);
     cairo_surface_flush (surface);
-
-    int x = 0, top = 0;
-    place_box (s, frame_w, frame_h, w, h, &x, &top);
-    GstBuffer *pixels = surface_to_buffer (surface, w, h);
-    GstVideoOverlayRectangle *rect = gst_video_overlay_rectangle_new_raw (pixels, x, top, w, h,
-        GST_VIDEO_OVERLAY_FORMAT_FLAG_PREMULTIPLIED_ALPHA);
-    gst_buffer_unref (pixels);
-    composition = gst_video_overlay_composition_new (rect);
-    gst_video_overlay_rectangle_unref (rect);
-    GST_DEBUG_OBJECT (self, "rendered %zu lines, %d px font: %dx%d at %d,%d", lines.size (),
-        px, w, h, x, top);
+    pixels = surface_to_buffer (surface, *w, *h);
+    GST_DEBUG_OBJECT (self, "rendered %zu lines, %d px font: %dx%d", lines.size (), px, *w, *h);
   } else {
-    GST_ELEMENT_WARNING (self, RESOURCE, FAILED, ("Cannot draw a %dx%d text box: %s", w, h,
+    GST_ELEMENT_WARNING (self, RESOURCE, FAILED, ("Cannot draw a %dx%d text box: %s", *w, *h,
             cairo_status_to_string (cairo_surface_status (surface))), (nullptr));
   }
   cairo_surface_destroy (surface);
   for (PangoLayout *layout : layouts)
     g_object_unref (layout);
+  return pixels;
+}
+
+/* The lines in a box, as a composition of one rectangle placed as the settings ask; nullptr
+ * when the frame cannot hold it. */
+static GstVideoOverlayComposition *
+render_lines (GstVidclsOverlay * self, const std::vector<Line> & lines, const Settings & s,
+    int frame_w, int frame_h)
+{
+  int w = 0, h = 0, x = 0, top = 0;
+  GstBuffer *pixels = render_text (self, lines, s, frame_w, frame_h, &w, &h);
+  if (pixels == nullptr)
+    return nullptr;
+  place_box (s, frame_w, frame_h, w, h, &x, &top);
+  GstVideoOverlayRectangle *rect = gst_video_overlay_rectangle_new_raw (pixels, x, top, w, h,
+      GST_VIDEO_OVERLAY_FORMAT_FLAG_PREMULTIPLIED_ALPHA);
+  gst_buffer_unref (pixels);
+  GstVideoOverlayComposition *composition = gst_video_overlay_composition_new (rect);
+  gst_video_overlay_rectangle_unref (rect);
   return composition;
 }
 
@@ -879,8 +946,8 @@ current_composition (GstVidclsOverlay * self)
       priv->font_desc = priv->used.font_desc;
     }
   }
-  RenderKey key{compose_lines (self, priv->used), version, GST_VIDEO_INFO_WIDTH (&priv->info),
-    GST_VIDEO_INFO_HEIGHT (&priv->info)};
+  RenderKey key{compose_lines (self, priv->used, priv->latest ? &*priv->latest : nullptr, -1),
+    version, GST_VIDEO_INFO_WIDTH (&priv->info), GST_VIDEO_INFO_HEIGHT (&priv->info)};
   if (priv->cached_key && *priv->cached_key == key)
     return priv->composition;
   g_clear_pointer (&priv->composition, gst_video_overlay_composition_unref);
@@ -888,6 +955,126 @@ current_composition (GstVidclsOverlay * self)
     priv->composition = render_lines (self, key.lines, priv->used, key.width, key.height);
   priv->cached_key = std::move (key);
   return priv->composition;
+}
+
+/* ------------------------------------------------------------------ objects */
+
+/* The boxes of the frame's region-of-interest metas by object id (the id of an "object_id"
+ * parameter, as trackers write it, else the meta's id); `any` tells whether it has any. */
+static std::map<gint64, Rect>
+object_boxes (GstBuffer * buf, bool *any)
+{
+  std::map<gint64, Rect> boxes;
+  *any = false;
+  gpointer state = nullptr;
+  while (GstMeta * meta = gst_buffer_iterate_meta_filtered (buf, &state,
+          GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    *any = true;
+    gint id = m->id;
+    if (GstStructure * p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
+      gst_structure_get_int (p, "id", &id);
+    boxes.emplace (id, Rect {static_cast<int> (std::min<guint> (m->x, G_MAXINT)),
+            static_cast<int> (std::min<guint> (m->y, G_MAXINT)),
+            static_cast<int> (std::min<guint> (m->w, G_MAXINT)),
+            static_cast<int> (std::min<guint> (m->h, G_MAXINT))});
+  }
+  return boxes;
+}
+
+/* A rectangle of one colour: a few pixels, scaled to the size it is drawn at. */
+static GstBuffer *
+solid_pixels (GstVidclsOverlayPrivate * priv, guint argb)
+{
+  BufferPtr & pixels = priv->solids[argb];
+  if (!pixels) {
+    const int n = 4;
+    cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, n, n);
+    cairo_t *cr = cairo_create (surface);
+    cairo_set_operator (cr, CAIRO_OPERATOR_SOURCE);
+    set_source_argb (cr, argb);
+    cairo_paint (cr);
+    cairo_destroy (cr);
+    cairo_surface_flush (surface);
+    pixels.reset (surface_to_buffer (surface, n, n), gst_buffer_unref);
+    cairo_surface_destroy (surface);
+  }
+  return pixels.get ();
+}
+
+static void
+add_rect (std::vector<GstVideoOverlayRectangle *> &out, GstBuffer * pixels, int x, int y,
+    int w, int h)
+{
+  if (w > 0 && h > 0)
+    out.push_back (gst_video_overlay_rectangle_new_raw (pixels, x, y, w, h,
+            GST_VIDEO_OVERLAY_FORMAT_FLAG_PREMULTIPLIED_ALPHA));
+}
+
+/* One object's outline and text box at `box` (within the frame). */
+static void
+object_rectangles (GstVidclsOverlay * self, gint64 id, ShownObject & o, Rect box,
+    std::vector<GstVideoOverlayRectangle *> &out)
+{
+  GstVidclsOverlayPrivate *priv = self->priv;
+  const Settings & s = priv->used;
+  const int fw = GST_VIDEO_INFO_WIDTH (&priv->info), fh = GST_VIDEO_INFO_HEIGHT (&priv->info);
+  RenderKey key{compose_lines (self, s, o.result ? &*o.result : nullptr, id),
+    priv->used_version, fw, fh};
+  if (key.lines.empty ())
+    return;
+  const bool acting = std::any_of (key.lines.begin (), key.lines.end (),
+      [&s] (const Line & l) { return l.color == s.action_color; });
+  GstBuffer *solid = solid_pixels (priv, acting ? s.action_color : s.text_color);
+  const int t = std::max (2, font_pixels (priv, s, fh) / 10);
+  add_rect (out, solid, box.x, box.y, box.w, std::min (t, box.h));
+  add_rect (out, solid, box.x, box.y + box.h - std::min (t, box.h), box.w, std::min (t, box.h));
+  add_rect (out, solid, box.x, box.y, std::min (t, box.w), box.h);
+  add_rect (out, solid, box.x + box.w - std::min (t, box.w), box.y, std::min (t, box.w), box.h);
+  if (!o.key || !(*o.key == key)) {
+    GstBuffer *pixels = render_text (self, key.lines, s, fw, fh, &o.w, &o.h);
+    o.pixels = pixels != nullptr ? BufferPtr (pixels, gst_buffer_unref) : nullptr;
+    o.key = std::move (key);
+  }
+  if (!o.pixels)
+    return;
+  /* above the box where the frame has room, else inside it at the top */
+  const int x = std::clamp (box.x, 0, fw - o.w);
+  const int y = box.y >= o.h ? box.y - o.h : std::clamp (box.y, 0, fh - o.h);
+  add_rect (out, o.pixels.get (), x, y, o.w, o.h);
+}
+
+/* The rectangles of every tracked object shown on this frame. */
+static std::vector<GstVideoOverlayRectangle *>
+objects_on (GstVidclsOverlay * self, GstBuffer * buf)
+{
+  GstVidclsOverlayPrivate *priv = self->priv;
+  std::vector<GstVideoOverlayRectangle *> out;
+  if (priv->objects.empty () || !priv->used.show_objects)
+    return out;
+  const int fw = GST_VIDEO_INFO_WIDTH (&priv->info), fh = GST_VIDEO_INFO_HEIGHT (&priv->info);
+  bool any_roi = false;
+  const auto boxes = object_boxes (buf, &any_roi);
+  for (auto & kv : priv->objects) {
+    Rect box;
+    auto it = boxes.find (kv.first);
+    if (it != boxes.end ())
+      box = it->second;
+    else if (!any_roi && kv.second.result && kv.second.result->has_box ())
+      box = Rect {kv.second.result->box_x, kv.second.result->box_y,
+        kv.second.result->box_width, kv.second.result->box_height};
+    else
+      continue;                 /* not on this frame */
+    /* within the frame (64-bit: boxes come from other elements and may be anything) */
+    const gint64 x0 = std::clamp<gint64> (box.x, 0, fw), y0 = std::clamp<gint64> (box.y, 0, fh);
+    const gint64 x1 = std::clamp<gint64> ((gint64) box.x + box.w, 0, fw);
+    const gint64 y1 = std::clamp<gint64> ((gint64) box.y + box.h, 0, fh);
+    if (x1 <= x0 || y1 <= y0)
+      continue;
+    object_rectangles (self, kv.first, kv.second, Rect {(int) x0, (int) y0, (int) (x1 - x0),
+          (int) (y1 - y0)}, out);
+  }
+  return out;
 }
 
 static void
@@ -903,19 +1090,9 @@ gst_vidcls_overlay_before_transform (GstBaseTransform * trans, GstBuffer * buf)
 }
 
 static GstFlowReturn
-gst_vidcls_overlay_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+draw (GstVidclsOverlay * self, GstBuffer * buf, GstVideoOverlayComposition * composition)
 {
-  GstVidclsOverlay *self = GST_VIDCLS_OVERLAY (trans);
   GstVidclsOverlayPrivate *priv = self->priv;
-  if (priv->check_downstream.exchange (false)) {
-    priv->attach = downstream_draws_composition (self);
-    GST_INFO_OBJECT (self, "%s", priv->attach ? "downstream draws the composition meta"
-        : "drawing into the frames");
-  }
-  take_results_of (self, buf);
-  GstVideoOverlayComposition *composition = current_composition (self);
-  if (composition == nullptr)
-    return GST_FLOW_OK;
   if (priv->attach) {
     gst_buffer_add_video_overlay_composition_meta (buf, composition);
     return GST_FLOW_OK;
@@ -929,4 +1106,40 @@ gst_vidcls_overlay_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   gst_video_overlay_composition_blend (composition, &frame);
   gst_video_frame_unmap (&frame);
   return GST_FLOW_OK;
+}
+
+static GstFlowReturn
+gst_vidcls_overlay_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+{
+  GstVidclsOverlay *self = GST_VIDCLS_OVERLAY (trans);
+  GstVidclsOverlayPrivate *priv = self->priv;
+  if (priv->check_downstream.exchange (false)) {
+    priv->attach = downstream_draws_composition (self);
+    GST_INFO_OBJECT (self, "%s", priv->attach ? "downstream draws the composition meta"
+        : "drawing into the frames");
+  }
+  take_results_of (self, buf);
+  GstVideoOverlayComposition *composition = current_composition (self);
+  const std::vector<GstVideoOverlayRectangle *> objects = objects_on (self, buf);
+  if (!objects.empty ()) {
+    /* the frame's own text box (cached) and this frame's object rectangles */
+    size_t first = 0;
+    if (composition != nullptr) {
+      composition = gst_video_overlay_composition_copy (composition);
+    } else {
+      composition = gst_video_overlay_composition_new (objects[0]);
+      first = 1;
+    }
+    for (size_t i = first; i < objects.size (); ++i)
+      gst_video_overlay_composition_add_rectangle (composition, objects[i]);
+    for (GstVideoOverlayRectangle *r : objects)
+      gst_video_overlay_rectangle_unref (r);
+  } else if (composition != nullptr) {
+    gst_video_overlay_composition_ref (composition);
+  }
+  if (composition == nullptr)
+    return GST_FLOW_OK;
+  const GstFlowReturn ret = draw (self, buf, composition);
+  gst_video_overlay_composition_unref (composition);
+  return ret;
 }

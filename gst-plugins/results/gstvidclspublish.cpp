@@ -537,6 +537,9 @@ classification_json (GstBaseTransform * trans, const ClipResult & r, const Stamp
   j["scores"] = std::move (scores);
   j["class-ids"] = r.class_ids;
   j["inference-time"] = time_value (r.inference_time);
+  if (r.has_box ())
+    j["box"] = Json { {"x", r.box_x}, {"y", r.box_y}, {"width", r.box_width},
+        {"height", r.box_height} };
   return j;
 }
 

@@ -30,7 +30,7 @@ ObjectClip ObjectClipper::clip_of(const Track &t, const ClipRecord &r) const {
   c.record.object_id = t.id;
   c.record.epoch = t.epoch;
   c.clip = t.ring.index_select(0, torch::tensor(rows, torch::kLong).to(t.ring.device()));
-  c.box = t.boxes[rows.back()];
+  c.record.box = t.boxes[rows.back()];
   return c;
 }
 

@@ -1,6 +1,7 @@
 // The per-frame feature ring on its own: overlapping clips of a ResNet + Temporal ViT (random
 // weights) give the logits of the whole clips, with each sampled frame (or motion pair) through
-// the backbone once, for every backbone input; a new epoch, another stream and a reset start over.
+// the backbone once, for every backbone input; a new epoch, another stream and a reset start over;
+// tracked objects of one stream keep rings of their own.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -123,6 +124,66 @@ TEST(FeatureRing, ABatchOfTwoStreamsKeepsTheirFeaturesApart) {
   }
   EXPECT_EQ(ca.load(), static_cast<uint64_t>(T + 1));
   EXPECT_EQ(cb.load(), static_cast<uint64_t>(T + 1));
+}
+
+TEST(FeatureRing, TrackedObjectsOfOneStreamKeepRingsOfTheirOwn) {
+  torch::NoGradGuard no_grad;
+  const auto m = resnet_model("rgb");
+  const auto shape = m.model->input_shape();
+  const int64_t T = shape.frames, clips = 3;
+  torch::manual_seed(7);
+  // Two people in one stream: their crops differ, their tracks' frame indices are the same and
+  // their epochs are their own.
+  const auto a = torch::randn({T + clips - 1, shape.channels, shape.height, shape.width});
+  const auto b = torch::randn({T + clips - 1, shape.channels, shape.height, shape.width});
+  std::atomic<uint64_t> computed{0};
+  auto ring = std::make_shared<FeatureRing>(&computed);
+  FeatureRunner runner;
+  WholeClipRunner whole;
+  auto object_clip = [&](const torch::Tensor &frames, int64_t id, uint64_t epoch, uint64_t i) {
+    Job j = clip_of(frames, T, 1, i, ring, "s", epoch);
+    j.record.object_id = id;
+    return j;
+  };
+  for (uint64_t i = 0; i < clips; ++i) {
+    // one batch with both people's clips (the clipper sends them on the same frame)
+    const std::vector<Job> jobs = {object_clip(a, 7, 3, i), object_clip(b, 9, 4, i)};
+    EXPECT_TRUE(torch::allclose(runner.logits(m, jobs), whole.logits(m, jobs), 1e-5, 1e-5))
+        << "clip " << i;
+  }
+  EXPECT_EQ(computed.load(), static_cast<uint64_t>(2 * (T + clips - 1)))
+      << "each person's frames once, neither taking the other's";
+  EXPECT_EQ(ring->tracks(), 2u);
+  // A track's leftover clip at its end frees its ring; the other person's stays.
+  Job last = object_clip(a, 7, 3, 0);
+  last.clip = a.narrow(0, clips, T - 1);
+  last.record.index = clips;
+  last.record.first_sample = clips;
+  last.record.n_frames = T - 1;
+  last.record.partial = true;
+  EXPECT_TRUE(torch::allclose(runner.logits(m, {last}), whole.logits(m, {last}), 1e-5, 1e-5));
+  EXPECT_EQ(computed.load(), static_cast<uint64_t>(2 * (T + clips - 1)))
+      << "the leftover clip's frames were all in person 7's ring";
+  EXPECT_EQ(ring->tracks(), 1u);
+}
+
+TEST(FeatureRing, ObjectRingsAreBounded) {
+  torch::NoGradGuard no_grad;
+  const auto m = resnet_model("rgb");
+  const auto shape = m.model->input_shape();
+  const int64_t T = shape.frames;
+  torch::manual_seed(8);
+  const auto frames = torch::randn({T, shape.channels, shape.height, shape.width});
+  std::atomic<uint64_t> computed{0};
+  auto ring = std::make_shared<FeatureRing>(&computed);
+  FeatureRunner runner;
+  // ids that change with every clip (a tracker that loses everyone): rings stay bounded
+  for (int64_t id = 0; id < static_cast<int64_t>(FeatureRing::kMaxTracks) + 20; ++id) {
+    Job j = clip_of(frames, T, 1, 0, ring, "s", static_cast<uint64_t>(id));
+    j.record.object_id = id;
+    runner.logits(m, {j});
+  }
+  EXPECT_EQ(ring->tracks(), FeatureRing::kMaxTracks);
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ static const gint kClassIds[] = { 4, 0, 7 };
 static GstVidclsClip
 clip_of (guint64 index, GstClockTime start, GstClockTime end, gboolean partial)
 {
-  GstVidclsClip clip = { (gchar *) STREAM_ID, -1, index, start, end, partial };
+  GstVidclsClip clip = { (gchar *) STREAM_ID, -1, index, start, end, partial, 0, 0, 0, 0 };
   return clip;
 }
 

@@ -172,7 +172,9 @@ TEST(ObjectClips, HostileMetasNeverGrowItPastMaxObjects) {
                                                  {-1, 1000, 10, 20, 20},
                                                  {-2, 10, 10, 0, 20},
                                                  {-3, 70, 50, 4000000000u, 4000000000u}})));
-    if (k % 500 == 0) ASSERT_LE(object_stat(h, "tracks"), 4u) << "frame " << k;
+    if (k % 500 == 0) {
+      ASSERT_LE(object_stat(h, "tracks"), 4u) << "frame " << k;
+    }
   }
   EXPECT_LE(object_stat(h, "tracks"), 4u);
   EXPECT_GE(object_stat(h, "dropped") + object_stat(h, "ended"), 6000u - 4u - 2u);
@@ -184,8 +186,11 @@ TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
   GstHarness *h = gst_harness_new_parse(
       ("vidclsclipper inference-region=roi-list ! vividinfer mode=sync model=" + ckpt).c_str());
   gst_harness_set_src_caps_str(h, kCaps);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
   torch::manual_seed(9);
   const auto frames = torch::randint(0, 256, {40, kH, kW, 3}, torch::kUInt8);
+  const std::map<gint64, std::vector<int>> box = {{5, {10, 10, 20, 40}}, {6, {40, 5, 30, 30}}};
   std::map<gint64, int> results, on_roi;
   for (int k = 0; k < 40; ++k) {
     GstBuffer *out = gst_harness_push_and_pull(
@@ -197,6 +202,10 @@ TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
       auto *r = reinterpret_cast<GstVidclsClassificationMeta *>(m);
       ++results[r->clip.object_id];
       labels[r->clip.object_id] = r->labels[0];
+      // the box the object had on the clip's last frame
+      EXPECT_EQ(
+          (std::vector<int>{r->clip.box_x, r->clip.box_y, r->clip.box_width, r->clip.box_height}),
+          box.at(r->clip.object_id));
     }
     // The same result as a parameter of the object's ROI meta, for readers of ROI metas.
     state = nullptr;
@@ -217,6 +226,25 @@ TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
   // vivit-xs: 8 frames at stride 2, hop 8: clips of each object at frames 14 and 30.
   EXPECT_EQ(results, (std::map<gint64, int>{{5, 2}, {6, 2}}));
   EXPECT_EQ(on_roi, results);
+  // The bus messages carry the object's id and box too.
+  std::map<gint64, int> messages;
+  while (GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+    const GstStructure *s = gst_message_get_structure(msg);
+    if (gst_structure_has_name(s, "vidcls-classification")) {
+      gint64 id = -1;
+      int x = 0, y = 0, w = 0, hh = 0;
+      EXPECT_TRUE(gst_structure_get_int64(s, "object-id", &id));
+      EXPECT_TRUE(gst_structure_get(s, "box-x", G_TYPE_INT, &x, "box-y", G_TYPE_INT, &y,
+                                    "box-width", G_TYPE_INT, &w, "box-height", G_TYPE_INT, &hh,
+                                    nullptr));
+      ++messages[id];
+      EXPECT_EQ((std::vector<int>{x, y, w, hh}), box.at(id));
+    }
+    gst_message_unref(msg);
+  }
+  EXPECT_EQ(messages, results);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
   gst_harness_teardown(h);
 }
 

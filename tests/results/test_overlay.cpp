@@ -39,10 +39,10 @@ constexpr int kYOffset = 12;
 
 // The formats of vidclsoverlay's pad templates (checked against them in a test below).
 const std::vector<std::string> kFormats = {
-    "I420",  "YV12",  "NV12",  "NV21",      "NV16",      "NV24",      "Y42B",
-    "Y444",  "Y41B",  "YUY2",  "UYVY",      "YVYU",      "AYUV",      "VUYA",
-    "A420",  "RGBA",  "BGRA",  "ARGB",      "ABGR",      "RGBx",      "BGRx",
-    "xRGB",  "xBGR",  "RGB",   "BGR",       "RGB16",     "BGR16",     "GRAY8",
+    "I420",      "YV12",      "NV12",      "NV21",      "NV16",      "NV24",  "Y42B",
+    "Y444",      "Y41B",      "YUY2",      "UYVY",      "YVYU",      "AYUV",  "VUYA",
+    "A420",      "RGBA",      "BGRA",      "ARGB",      "ABGR",      "RGBx",  "BGRx",
+    "xRGB",      "xBGR",      "RGB",       "BGR",       "RGB16",     "BGR16", "GRAY8",
     "GRAY16_LE", "I420_10LE", "I422_10LE", "Y444_10LE", "P010_10LE", "v210"};
 
 fs::path scratch() {
@@ -215,8 +215,16 @@ void add_classification(GstBuffer *buf, const std::vector<std::string> &labels,
   std::vector<const gchar *> c_labels;
   for (const auto &l : labels) c_labels.push_back(l.c_str());
   c_labels.push_back(nullptr);
-  GstVidclsClip clip{const_cast<gchar *>("stream"), object_id, index, index * GST_SECOND,
-                     (index + 1) * GST_SECOND, FALSE};
+  GstVidclsClip clip{const_cast<gchar *>("stream"),
+                     object_id,
+                     index,
+                     index * GST_SECOND,
+                     (index + 1) * GST_SECOND,
+                     FALSE,
+                     0,
+                     0,
+                     0,
+                     0};
   gst_buffer_add_vidcls_classification_meta(buf, &clip, "vivit-xs",
                                             static_cast<guint>(labels.size()), c_labels.data(),
                                             scores.data(), nullptr);
@@ -362,8 +370,8 @@ bool same_bytes(GstBuffer *a, GstBuffer *b) {
 GstBuffer *labelled_frame(const std::string &format) {
   GstBuffer *buf = test_frame(format);
   add_classification(buf, {"slide_left", "slide_right", "rotate_cw"}, {0.93f, 0.05f, 0.02f});
-  vidcls::gst::attach_action(buf, action(GST_VIDCLS_ACTION_PHASE_START, 0, "waving",
-                                         3 * GST_SECOND / 2));
+  vidcls::gst::attach_action(
+      buf, action(GST_VIDCLS_ACTION_PHASE_START, 0, "waving", 3 * GST_SECOND / 2));
   return buf;
 }
 
@@ -407,8 +415,8 @@ TEST_P(OverlayBlend, DrawsOnlyInsideTheAskedBox) {
   const Box box = diff_box(before, after);
   ASSERT_FALSE(box.empty()) << "nothing drawn";
 
-  const GstVideoFormatInfo *finfo = gst_video_format_get_info(
-      gst_video_format_from_string(c.format.c_str()));
+  const GstVideoFormatInfo *finfo =
+      gst_video_format_get_info(gst_video_format_from_string(c.format.c_str()));
   const int mx = finfo->w_sub[1] > 0 ? 2 << finfo->w_sub[1] : 0;
   const int my = finfo->h_sub[1] > 0 ? 2 << finfo->h_sub[1] : 0;
   const bool right = c.position.find("right") != std::string::npos;
@@ -591,15 +599,132 @@ TEST(Overlay, HoldsTheLatestResultAndRendersOnlyWhenItChanges) {
   for (GstBuffer *b : {first, second, nothing, plain}) gst_buffer_unref(b);
 }
 
-// Per-object results are not drawn as whole-frame labels.
-TEST(Overlay, LeavesPerObjectResultsOut) {
+// A tracked object's box on a frame, as a tracker puts it there (DL Streamer's "object_id").
+void add_roi(GstBuffer *buf, gint id, guint x, guint y, guint w, guint h) {
+  GstVideoRegionOfInterestMeta *m =
+      gst_buffer_add_video_region_of_interest_meta(buf, "person", x, y, w, h);
+  gst_video_region_of_interest_meta_add_param(
+      m, gst_structure_new("object_id", "id", G_TYPE_INT, id, nullptr));
+}
+
+void add_object_classification(GstBuffer *buf, const std::string &label, gint64 object_id, int x,
+                               int y, int w, int h) {
+  const gchar *labels[] = {label.c_str(), nullptr};
+  const float scores[] = {0.9f};
+  GstVidclsClip clip{const_cast<gchar *>("stream"), object_id, 0, 0, GST_SECOND, FALSE, x, y, w, h};
+  gst_buffer_add_vidcls_classification_meta(buf, &clip, "vivit-xs", 1, labels, scores, nullptr);
+}
+
+// Every rectangle of the buffer's composition meta.
+std::vector<Rect> composition_rects(GstBuffer *buf) {
+  std::vector<Rect> out;
+  GstVideoOverlayCompositionMeta *m = gst_buffer_get_video_overlay_composition_meta(buf);
+  for (guint i = 0; m != nullptr && i < gst_video_overlay_composition_n_rectangles(m->overlay);
+       ++i) {
+    Rect r;
+    guint w = 0, h = 0;
+    gst_video_overlay_rectangle_get_render_rectangle(
+        gst_video_overlay_composition_get_rectangle(m->overlay, i), &r.x, &r.y, &w, &h);
+    r.w = static_cast<int>(w);
+    r.h = static_cast<int>(h);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// A per-object result is drawn at its object, not as the frame's labels: the box outlined and a
+// text box just above it; it follows the object's box on later frames, falls back to the box of
+// the result where frames carry no boxes at all, and is gone when the frame's boxes do not
+// include the object.
+TEST(Overlay, DrawsPerObjectResultsAtTheObject) {
   Overlay o("RGBA", kAsked, true);
-  GstBuffer *buf = test_frame("RGBA");
-  add_classification(buf, {"waving"}, {0.9f}, 0, 3);
-  GstBuffer *out = o.push(buf);
+  GstBuffer *plain = test_frame("RGBA");
+  GstBuffer *first = gst_buffer_copy(plain);
+  add_roi(first, 3, 100, 90, 60, 100);
+  add_object_classification(first, "waving", 3, 100, 90, 60, 100);
+  GstBuffer *out = o.push(first);
+  auto rects = composition_rects(out);
+  ASSERT_EQ(rects.size(), 5u) << "four edges and one text box, no frame-level box";
+  // the outline: four rectangles on the box's edges
+  int x0 = kWidth, y0 = kHeight, x1 = 0, y1 = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    x0 = std::min(x0, rects[i].x);
+    y0 = std::min(y0, rects[i].y);
+    x1 = std::max(x1, rects[i].x + rects[i].w);
+    y1 = std::max(y1, rects[i].y + rects[i].h);
+    EXPECT_TRUE(rects[i].w <= 4 || rects[i].h <= 4) << "an edge, not a filled box";
+  }
+  EXPECT_EQ(x0, 100);
+  EXPECT_EQ(y0, 90);
+  EXPECT_EQ(x1, 160);
+  EXPECT_EQ(y1, 190);
+  // the text box: one 16 px line, its bottom on the box's top, its left on the box's left
+  const Rect label = rects[4];
+  EXPECT_EQ(label.x, 100);
+  EXPECT_EQ(label.y + label.h, 90);
+  EXPECT_GE(label.h, kFont);
+  EXPECT_LE(label.h, 2 * kFont);
+  gst_buffer_unref(out);
+
+  // the object moved: the drawing follows its box on the frame
+  GstBuffer *moved = gst_buffer_copy(plain);
+  add_roi(moved, 3, 20, 5, 40, 50);
+  out = o.push(moved);
+  rects = composition_rects(out);
+  ASSERT_EQ(rects.size(), 5u);
+  EXPECT_EQ(rects[0].x, 20);
+  EXPECT_EQ(rects[0].y, 5);
+  EXPECT_EQ(rects[4].x, 20);
+  EXPECT_EQ(rects[4].y, 5) << "no room above: at the top inside the box";
+  gst_buffer_unref(out);
+
+  // frames without any boxes: the box the result was computed on
+  out = o.push(plain);
+  rects = composition_rects(out);
+  ASSERT_EQ(rects.size(), 5u);
+  EXPECT_EQ(rects[0].x, 100);
+  EXPECT_EQ(rects[0].y, 90);
+  gst_buffer_unref(out);
+
+  // boxes of other objects only: object 3 has left the frame
+  GstBuffer *others = gst_buffer_copy(plain);
+  add_roi(others, 4, 10, 10, 20, 20);
+  out = o.push(others);
   EXPECT_EQ(gst_buffer_get_video_overlay_composition_meta(out), nullptr);
   gst_buffer_unref(out);
-  gst_buffer_unref(buf);
+
+  // show-objects=false draws nothing of them
+  o.set("show-objects=false");
+  out = o.push(first);
+  EXPECT_EQ(gst_buffer_get_video_overlay_composition_meta(out), nullptr);
+  gst_buffer_unref(out);
+  for (GstBuffer *b : {first, moved, others, plain}) gst_buffer_unref(b);
+}
+
+// Drawn into the frame, the object's outline and label change pixels only at the object.
+TEST(Overlay, BlendsPerObjectResultsOnlyAtTheObject) {
+  Overlay o("RGBA", kAsked);
+  GstBuffer *in = test_frame("RGBA");
+  add_roi(in, 8, 150, 120, 80, 100);
+  add_object_classification(in, "running", 8, 150, 120, 80, 100);
+  GstBuffer *out = o.push(in);
+  const Image before = png_roundtrip(in, o.caps, "object-in.png");
+  const Image after = png_roundtrip(out, o.caps, "object-out.png");
+  const Box box = diff_box(before, after);
+  ASSERT_FALSE(box.empty()) << "nothing drawn";
+  EXPECT_EQ(box.x0, 150) << box;
+  EXPECT_GE(box.x1, 230) << "the outline's right edge, or the label beyond it " << box;
+  EXPECT_EQ(box.y1, 220) << box;
+  EXPECT_LT(box.y0, 120) << "the label above the box " << box;
+  EXPECT_GE(box.y0, 120 - 2 * kFont) << box;
+  // the inside of the box is left alone (only the label's text box overlaps it)
+  long changed_inside = 0;
+  for (int y = 130; y < 210; ++y)
+    for (int x = 160; x < 220; ++x)
+      changed_inside += !std::equal(before.at(x, y), before.at(x, y) + 4, after.at(x, y));
+  EXPECT_EQ(changed_inside, 0);
+  gst_buffer_unref(out);
+  gst_buffer_unref(in);
 }
 
 int lines_height(int lines) { return lines * kFont; }
@@ -884,13 +1009,18 @@ TEST(OverlayPipeline, SynthVideoClassifiedAndLabelled) {
   const std::string video = (dir / "data" / "a01_s01_e01_rgb.avi").string();
   ASSERT_TRUE(fs::exists(video));
 
-  const PipelineRun r = run_launch(
-      "filesrc location=" + video + " ! decodebin ! videoconvert ! video/x-raw,format=I420 ! "
-      "vidclsclipper ! vividinfer model=" + model + " ! tee name=t "
-      "t. ! queue ! videoconvert ! pngenc snapshot=false ! multifilesink location=" +
-      (frames / "in-%03d.png").string() + " "
-      "t. ! queue ! vidclsoverlay font-size=12 x-offset=4 y-offset=4 ! videoconvert ! "
-      "pngenc snapshot=false ! multifilesink location=" + (frames / "out-%03d.png").string());
+  const PipelineRun r =
+      run_launch("filesrc location=" + video +
+                 " ! decodebin ! videoconvert ! video/x-raw,format=I420 ! "
+                 "vidclsclipper ! vividinfer model=" +
+                 model +
+                 " ! tee name=t "
+                 "t. ! queue ! videoconvert ! pngenc snapshot=false ! multifilesink location=" +
+                 (frames / "in-%03d.png").string() +
+                 " "
+                 "t. ! queue ! vidclsoverlay font-size=12 x-offset=4 y-offset=4 ! videoconvert ! "
+                 "pngenc snapshot=false ! multifilesink location=" +
+                 (frames / "out-%03d.png").string());
   ASSERT_TRUE(r.eos) << r.error;
   ASSERT_FALSE(r.clip_ends.empty()) << "no classification";
   // The first clip's result rides on the frame that completed it: the one ending at its end.
@@ -926,8 +1056,8 @@ TEST(OverlayPipeline, SynthVideoClassifiedAndLabelled) {
 
 int main(int argc, char **argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new vidcls_test::GstEnvironment(
-      {"vidclsoverlay", "videoconvert", "pngenc", "pngdec"}));
+  ::testing::AddGlobalTestEnvironment(
+      new vidcls_test::GstEnvironment({"vidclsoverlay", "videoconvert", "pngenc", "pngdec"}));
   const int rc = RUN_ALL_TESTS();
   std::error_code ec;
   fs::remove_all(scratch(), ec);

@@ -506,6 +506,40 @@ class TestFile(unittest.TestCase):
         self.dir = tempfile.mkdtemp(dir=TMP.name)
         self.path = os.path.join(self.dir, "results.jsonl")
 
+    def test_object_lines_carry_their_object_and_box(self):
+        """Clips of tracked objects (boxes replayed from a MOT file): each line names its object
+        and carries the object's box on the clip's last frame; whole-frame fields stay valid."""
+        tracks = os.path.join(self.dir, "gt.txt")
+        boxes = {1: (4, 6, 30, 40), 2: (40, 10, 24, 24)}
+        with open(tracks, "w") as f:
+            for frame in range(1, 151):
+                for ident, (x, y, w, h) in boxes.items():
+                    # person 2 walks right one pixel every 10 frames
+                    dx = (frame - 1) // 10 if ident == 2 else 0
+                    f.write(f"{frame},{ident},{x + dx},{y},{w},{h},1,1,1\n")
+        text = (f"filesrc location={VIDEO} ! decodebin ! videoconvert ! "
+                f"vidclsroireplay location={tracks} ! "
+                f"vidclsclipper inference-region=roi-list ! vividinfer model={MODEL} ! "
+                f"vidclspublish name=pub file-path={self.path} ! fakesink")
+        run = run_pipeline(text)
+        self.assertTrue(run.eos, run.errors)
+        lines = read_lines(self.path)
+        self.assert_valid_lines(lines)
+        cls = [l for l in lines if l["type"] == "classification"]
+        self.assertEqual({l["object-id"] for l in cls}, {1, 2})
+        for line in cls:
+            x, y, w, h = boxes[line["object-id"]]
+            # the clip's last frame: the one whose end is the clip's end (30 fps, from 0)
+            last = round(line["end"] * 30 / 1e9) - 1
+            if line["object-id"] == 2:
+                x += last // 10
+            self.assertEqual(line["box"], {"x": x, "y": y, "width": w, "height": h}, line)
+
+    def assert_valid_lines(self, lines):
+        v = validator()
+        for line in lines:
+            self.assertEqual([e.message for e in v.iter_errors(line)], [], line)
+
     def test_lines_validate_and_carry_the_results(self):
         """Every line validates against the schema; the classifications are those the
         inference element posted (clip, labels, scores), in order; actions start and end."""

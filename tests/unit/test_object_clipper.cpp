@@ -83,7 +83,7 @@ TEST(ObjectClipper, EachTrackIsCutIntoClipsOfItsOwnCrops) {
     const std::vector<Box> window(boxes.begin() + first, boxes.begin() + first + 4);
     EXPECT_TRUE(torch::equal(clip.clip, expected(f, s, first, window)))
         << "track " << clip.record.object_id << " clip " << clip.record.index;
-    EXPECT_DOUBLE_EQ(clip.box.x, window.back().x);
+    EXPECT_DOUBLE_EQ(clip.record.box.x, window.back().x);
   }
   EXPECT_NE(clips[0].record.epoch, clips[1].record.epoch) << "two tracks, two epochs";
   EXPECT_EQ(c.stats().tracks, 2u);

@@ -42,9 +42,8 @@ struct ObjectSighting {
 };
 
 struct ObjectClip {
-  ClipRecord record;   // object_id is the track id
+  ClipRecord record;   // object_id is the track id, box its box on the clip's last frame
   torch::Tensor clip;  // [n, 3, height, width] float32 on the clipper's device (n < T: partial)
-  Box box;             // the object's box on the clip's last frame
 };
 
 class ObjectClipper {

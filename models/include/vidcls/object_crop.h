@@ -9,14 +9,10 @@
 
 #include <torch/types.h>
 
+#include "vidcls/clip_record.h"  // Box
 #include "vidcls/clip_spec.h"
 
 namespace vidcls {
-
-// An axis-aligned box in pixels of the frame: top-left corner and size.
-struct Box {
-  double x = 0, y = 0, w = 0, h = 0;
-};
 
 // A region of a frame in whole pixels: rows [top, top + height), columns [left, left + width).
 struct PixelRect {
