@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vidcls/errors.h"
+#include "vidcls/tracks.h"
 #include "vidcls/train/synth.h"
 #include "vidcls/train/video_reader.h"
 
@@ -41,8 +42,8 @@ class SynthTest : public ::testing::Test {
       ADD_FAILURE() << "VIDCLS_SYNTH is not set (run through meson test)";
       return -1;
     }
-    const std::string cmd = env + " '" + tool + "' --out '" + (dir_ / out).string() +
-                            "' --quiet " + args + " > '" + (dir_ / "log.txt").string() + "' 2>&1";
+    const std::string cmd = env + " '" + tool + "' --out '" + (dir_ / out).string() + "' --quiet " +
+                            args + " > '" + (dir_ / "log.txt").string() + "' 2>&1";
     const int status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
@@ -107,8 +108,9 @@ TEST(SynthClasses, AtLeastEightMotionsWithTheDocumentedNames) {
 }
 
 TEST_F(SynthTest, MsrLayout) {
-  ASSERT_EQ(synth("msr", "--layout msr --classes 3 --videos-per-class 4 --subjects 2 --frames 12 "
-                         "--size 32 --seed 7"),
+  ASSERT_EQ(synth("msr",
+                  "--layout msr --classes 3 --videos-per-class 4 --subjects 2 --frames 12 "
+                  "--size 32 --seed 7"),
             0)
       << log();
   EXPECT_EQ(lines(dir_ / "msr/labels.txt"), first_names(3));
@@ -132,8 +134,9 @@ TEST_F(SynthTest, MsrLayout) {
 }
 
 TEST_F(SynthTest, Kinetics400Layout) {
-  ASSERT_EQ(synth("k400", "--layout kinetics400 --classes 2 --videos-per-class 6 --frames 10 "
-                          "--size 32 --fps 10"),
+  ASSERT_EQ(synth("k400",
+                  "--layout kinetics400 --classes 2 --videos-per-class 6 --frames 10 "
+                  "--size 32 --fps 10"),
             0)
       << log();
   const fs::path root = dir_ / "k400";
@@ -177,8 +180,9 @@ TEST_F(SynthTest, Kinetics400Layout) {
 }
 
 TEST_F(SynthTest, FolderLayout) {
-  ASSERT_EQ(synth("folder", "--layout folder --classes 2 --videos-per-class 3 --frames 8 "
-                            "--size 32 --width 48"),
+  ASSERT_EQ(synth("folder",
+                  "--layout folder --classes 2 --videos-per-class 3 --frames 8 "
+                  "--size 32 --width 48"),
             0)
       << log();
   const fs::path root = dir_ / "folder";
@@ -196,14 +200,16 @@ TEST_F(SynthTest, FolderLayout) {
 }
 
 TEST_F(SynthTest, SameSeedSameVideosOtherSeedOtherVideos) {
-  const std::string args = "--layout kinetics400 --classes 1 --videos-per-class 2 --frames 6 "
-                           "--size 32 --seed ";
+  const std::string args =
+      "--layout kinetics400 --classes 1 --videos-per-class 2 --frames 6 "
+      "--size 32 --seed ";
   ASSERT_EQ(synth("a", args + "3"), 0) << log();
   ASSERT_EQ(synth("b", args + "3"), 0) << log();
   ASSERT_EQ(synth("c", args + "4"), 0) << log();
   EXPECT_EQ(lines(dir_ / "a/train.csv"), lines(dir_ / "b/train.csv"));
   EXPECT_NE(lines(dir_ / "a/train.csv"), lines(dir_ / "c/train.csv"));
-  const auto a = videos_under(dir_ / "a"), b = videos_under(dir_ / "b"), c = videos_under(dir_ / "c");
+  const auto a = videos_under(dir_ / "a"), b = videos_under(dir_ / "b"),
+             c = videos_under(dir_ / "c");
   ASSERT_EQ(a, b);
   for (size_t i = 0; i < a.size(); ++i) {
     const auto fa = vidcls::train::decode_video((dir_ / "a" / a[i]).string(), 1).frames;
@@ -226,8 +232,9 @@ std::string bytes_of(const fs::path &file) {
 // wide, so the last 8x8 blocks that jpegenc encodes reach into the rows' alignment padding
 // (once left as allocated: the last block column differed from run to run).
 TEST_F(SynthTest, SameSeedSameFilesWhateverTheHeapHeld) {
-  const std::string args = "--layout msr --classes 1 --videos-per-class 1 --subjects 1 "
-                           "--frames 6 --size 32 --seed 3";
+  const std::string args =
+      "--layout msr --classes 1 --videos-per-class 1 --subjects 1 "
+      "--frames 6 --size 32 --seed 3";
   ASSERT_EQ(synth("a", args, "MALLOC_PERTURB_=17"), 0) << log();
   ASSERT_EQ(synth("b", args, "MALLOC_PERTURB_=170"), 0) << log();
   const auto a = videos_under(dir_ / "a"), b = videos_under(dir_ / "b");
@@ -241,8 +248,9 @@ TEST_F(SynthTest, SameSeedSameFilesWhateverTheHeapHeld) {
 }
 
 TEST_F(SynthTest, CorruptFilesHaveValidNamesAndDoNotDecode) {
-  ASSERT_EQ(synth("msr", "--layout msr --classes 2 --videos-per-class 2 --subjects 2 --frames 6 "
-                         "--size 32 --corrupt 3"),
+  ASSERT_EQ(synth("msr",
+                  "--layout msr --classes 2 --videos-per-class 2 --subjects 2 --frames 6 "
+                  "--size 32 --corrupt 3"),
             0)
       << log();
   const std::regex msr_name(R"(a\d\d_s\d\d_e\d\d_rgb\.avi)");
@@ -254,8 +262,9 @@ TEST_F(SynthTest, CorruptFilesHaveValidNamesAndDoNotDecode) {
   EXPECT_EQ(good, 4);
   EXPECT_EQ(bad, 3);
 
-  ASSERT_EQ(synth("k400", "--layout kinetics400 --classes 2 --videos-per-class 2 --frames 6 "
-                          "--size 32 --corrupt 2"),
+  ASSERT_EQ(synth("k400",
+                  "--layout kinetics400 --classes 2 --videos-per-class 2 --frames 6 "
+                  "--size 32 --corrupt 2"),
             0)
       << log();
   const auto rows = lines(dir_ / "k400/train.csv");
@@ -408,7 +417,9 @@ TEST(SynthRender, CameraMovesAsAsked) {
     int turns = 0;
     for (int t = 0; t < n; ++t) reach = std::max(reach, std::abs(shake.camera_x[t]));
     for (int t = 2; t < n; ++t) {
-      turns += (shake.camera_x[t] - shake.camera_x[t - 1]) * (shake.camera_x[t - 1] - shake.camera_x[t - 2]) < 0;
+      turns += (shake.camera_x[t] - shake.camera_x[t - 1]) *
+                   (shake.camera_x[t - 1] - shake.camera_x[t - 2]) <
+               0;
     }
     EXPECT_GT(reach, 0.005f * s);
     EXPECT_LE(reach, 0.09f * s);
@@ -469,8 +480,9 @@ std::pair<double, double> moving_centroid(const torch::Tensor &frames, int t,
 // The class survives encoding and decoding: with the camera still, the moving pixels of a
 // decoded slide_* video travel the way the name says.
 TEST_F(SynthTest, DecodedSlidesMoveTheWayTheirNameSays) {
-  ASSERT_EQ(synth("msr", "--layout msr --classes 4 --videos-per-class 3 --subjects 3 --frames 16 "
-                         "--size 48 --no-drift --seed 5"),
+  ASSERT_EQ(synth("msr",
+                  "--layout msr --classes 4 --videos-per-class 3 --subjects 3 --frames 16 "
+                  "--size 48 --no-drift --seed 5"),
             0)
       << log();
   const std::regex name(R"(a(\d\d)_s\d\d_e\d\d_rgb\.avi)");
@@ -485,14 +497,124 @@ TEST_F(SynthTest, DecodedSlidesMoveTheWayTheirNameSays) {
     const auto [x1, y1] = moving_centroid(frames, 15, background);
     ASSERT_FALSE(std::isnan(x0) || std::isnan(x1)) << f << ": no moving pixels";
     switch (action) {
-      case 1: EXPECT_LT(x1, x0 - 4) << f; break;  // slide_left
-      case 2: EXPECT_GT(x1, x0 + 4) << f; break;  // slide_right
-      case 3: EXPECT_LT(y1, y0 - 4) << f; break;  // slide_up
-      case 4: EXPECT_GT(y1, y0 + 4) << f; break;  // slide_down
+      case 1:
+        EXPECT_LT(x1, x0 - 4) << f;
+        break;  // slide_left
+      case 2:
+        EXPECT_GT(x1, x0 + 4) << f;
+        break;  // slide_right
+      case 3:
+        EXPECT_LT(y1, y0 - 4) << f;
+        break;  // slide_up
+      case 4:
+        EXPECT_GT(y1, y0 + 4) << f;
+        break;  // slide_down
     }
     ++checked;
   }
   EXPECT_EQ(checked, 12);
+}
+
+// ------------------------------------------------------------------ several people per video
+
+TEST(SynthCrowd, PeopleWalkAcrossCrossAndTheNearerCoversTheFarther) {
+  int overlapping_frames = 0;
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    vidcls::train::SynthCrowdScene scene;
+    scene.motions = {0, 1, 4, 6};
+    scene.seed = seed;
+    scene.frames = 24;
+    scene.width = 96;
+    scene.height = 64;
+    const auto v = vidcls::train::render_synth_crowd(scene);
+    ASSERT_EQ(v.frames.sizes(), (std::vector<int64_t>{24, 64, 96, 3}));
+    ASSERT_EQ(v.people.size(), 4u);
+    for (size_t k = 0; k < 4; ++k) {
+      const auto &p = v.people[k];
+      EXPECT_EQ(p.id, static_cast<int64_t>(k) + 1);
+      EXPECT_EQ(p.motion, scene.motions[k]);
+      ASSERT_EQ(p.boxes.size(), 24u);
+      for (const auto &b : p.boxes) {
+        EXPECT_EQ(b.w, 28.0);  // 45 % of the height
+        EXPECT_GE(b.x, 0.0);
+        EXPECT_LE(b.x + b.w, 96.0);
+        EXPECT_GE(b.y, 0.0);
+        EXPECT_LE(b.y + b.h, 64.0);
+      }
+      // they walk across: from one third of the frame to the other
+      EXPECT_GT(std::abs(p.boxes.back().x - p.boxes.front().x), 0.4 * (96 - 28)) << k;
+    }
+    for (int t = 0; t < 24; ++t) {
+      for (size_t a = 0; a < 4; ++a) {
+        for (size_t b = a + 1; b < 4; ++b) {
+          const auto &A = v.people[a].boxes[t], &B = v.people[b].boxes[t];
+          const double ix = std::min(A.x + A.w, B.x + B.w) - std::max(A.x, B.x);
+          const double iy = std::min(A.y + A.h, B.y + B.h) - std::max(A.y, B.y);
+          if (ix <= 0 || iy <= 0) continue;
+          ++overlapping_frames;
+          // the card lower in the frame (nearer) covers the other one
+          const size_t far = A.y < B.y ? a : b;
+          EXPECT_LT(v.people[far].visible[t], 1.0f) << "seed " << seed << " frame " << t;
+        }
+      }
+      for (const auto &p : v.people) {
+        EXPECT_GE(p.visible[t], 0.0f);
+        EXPECT_LE(p.visible[t], 1.0f);
+      }
+    }
+    // the same scene, the same pixels
+    EXPECT_TRUE(torch::equal(v.frames, vidcls::train::render_synth_crowd(scene).frames));
+  }
+  EXPECT_GT(overlapping_frames, 20) << "paths that never cross";
+}
+
+TEST_F(SynthTest, AvaLayoutLabelsEachPersonAndTracksEveryFrame) {
+  ASSERT_EQ(synth("ava",
+                  "--layout ava --classes 3 --videos-per-class 4 --frames 32 --fps 10 "
+                  "--size 48 --width 64"),
+            0)
+      << log();
+  const fs::path root = dir_ / "ava";
+  EXPECT_EQ(lines(root / "labels.txt"), first_names(3));
+  std::map<std::string, vidcls::Tracks> labels;
+  size_t val_videos = 0;
+  for (const char *split : {"train", "val"}) {
+    for (auto &kv : vidcls::read_ava((root / (std::string(split) + ".csv")).string())) {
+      val_videos += std::string(split) == "val";
+      EXPECT_TRUE(labels.emplace(kv.first, std::move(kv.second)).second) << "in both: " << kv.first;
+    }
+  }
+  EXPECT_GE(val_videos, 1u);
+  std::map<int, int> people_per_class;
+  for (const auto &[id, tracks] : labels) {
+    SCOPED_TRACE(id);
+    ASSERT_GE(tracks.by_id.size(), 2u);
+    ASSERT_LE(tracks.by_id.size(), 4u);
+    const auto video = vidcls::train::decode_video((root / "videos" / (id + ".webm")).string());
+    EXPECT_EQ(video.frames.sizes(), (std::vector<int64_t>{32, 48, 64, 3}));
+    const auto mot = vidcls::read_mot((root / "tracks" / (id + ".txt")).string());
+    ASSERT_EQ(mot.by_id.size(), tracks.by_id.size());
+    for (const auto &[person, track] : tracks.by_id) {
+      ASSERT_EQ(track.keys.size(), 3u) << "keyframes at 1, 2 and 3 s of 3.2 s";
+      const int action = track.keys[0].actions.at(0);
+      ++people_per_class[action];
+      const auto &mt = mot.by_id.at(person);
+      EXPECT_EQ(mt.keys.size(), 32u) << "a box on every frame";
+      for (const auto &key : track.keys) {
+        EXPECT_EQ(key.actions, std::vector<int>{action}) << "one action per person";
+        // the keyframe's box is the track's box on that frame
+        const auto px = vidcls::box_in_pixels(key.box, 64, 48);
+        const auto b = vidcls::box_at(mt, key.t * 10, 0);
+        ASSERT_TRUE(b.has_value());
+        EXPECT_NEAR(px.x, b->x, 0.01);
+        EXPECT_NEAR(px.y, b->y, 0.01);
+        EXPECT_NEAR(px.w, b->w, 0.01);
+        EXPECT_NEAR(px.h, b->h, 0.01);
+      }
+    }
+  }
+  EXPECT_EQ(people_per_class, (std::map<int, int>{{1, 4}, {2, 4}, {3, 4}}))
+      << "action ids 1.. (AVA's), each class as many people as asked";
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "synth_draw.h"
 #include "vidcls/train/video_writer.h"
 
 namespace fs = std::filesystem;
@@ -41,32 +42,10 @@ enum Motion {
 
 enum Shape { kCircle, kSquare, kTriangle, kEllipse, kNumShapes };
 
-constexpr double kPi = 3.14159265358979323846;
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Draws from mt19937_64's raw output: std:: distributions differ between standard libraries,
-// these do not.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : engine_(seed) {}
-  uint64_t bits() { return engine_(); }
-  double uniform(double lo = 0, double hi = 1) {
-    return lo + (hi - lo) * static_cast<double>(engine_() >> 11) * 0x1.0p-53;
-  }
-  int integer(int lo, int hi) {  // inclusive
-    return lo + static_cast<int>(engine_() % static_cast<uint64_t>(hi - lo + 1));
-  }
-  cv::Scalar colour() { return cv::Scalar(integer(0, 255), integer(0, 255), integer(0, 255)); }
-
- private:
-  std::mt19937_64 engine_;
-};
+using detail::kPi;
+using detail::make_background;
+using detail::Rng;
+using detail::splitmix64;
 
 double colour_distance(const cv::Scalar &a, const cv::Scalar &b) {
   return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) +
@@ -89,14 +68,20 @@ std::vector<cv::Point2d> unit_outline(int shape) {
     }
   };
   switch (shape) {
-    case kCircle: ring(40, 1.0, 1.0); break;
-    case kSquare: pts = {{-0.85, -0.85}, {0.85, -0.85}, {0.85, 0.85}, {-0.85, 0.85}}; break;
+    case kCircle:
+      ring(40, 1.0, 1.0);
+      break;
+    case kSquare:
+      pts = {{-0.85, -0.85}, {0.85, -0.85}, {0.85, 0.85}, {-0.85, 0.85}};
+      break;
     case kTriangle:
       for (double deg : {-90.0, 30.0, 150.0}) {
         pts.emplace_back(1.1 * std::cos(deg * kPi / 180), 1.1 * std::sin(deg * kPi / 180));
       }
       break;
-    default: ring(40, 1.15, 0.7); break;
+    default:
+      ring(40, 1.15, 0.7);
+      break;
   }
   return pts;
 }
@@ -139,44 +124,6 @@ Sprite make_sprite(int shape, const cv::Scalar &colour, const cv::Scalar &marker
   s.colour = colour;
   s.marker_colour = marker_colour;
   return s;
-}
-
-// Random colour, then a smooth noise texture or a two-colour gradient, then fine grain.
-cv::Mat make_background(Rng &rng, int width, int height) {
-  cv::Mat bg(height, width, CV_32FC3, rng.colour());
-  if (rng.uniform() < 0.5) {
-    const int gw = rng.integer(3, 10), gh = rng.integer(3, 10);
-    cv::Mat coarse(gh, gw, CV_32FC3);
-    const double amplitude = rng.uniform(20, 60);
-    for (int y = 0; y < gh; ++y) {
-      for (int x = 0; x < gw; ++x) {
-        coarse.at<cv::Vec3f>(y, x) = cv::Vec3f(static_cast<float>(rng.uniform(-amplitude, amplitude)),
-                                               static_cast<float>(rng.uniform(-amplitude, amplitude)),
-                                               static_cast<float>(rng.uniform(-amplitude, amplitude)));
-      }
-    }
-    cv::Mat smooth;
-    cv::resize(coarse, smooth, bg.size(), 0, 0, cv::INTER_CUBIC);
-    bg += smooth;
-  } else {
-    const cv::Scalar other = rng.colour();
-    const double a = rng.uniform(0, 2 * kPi), ca = std::cos(a), sa = std::sin(a);
-    const double extent = std::abs(ca) * width + std::abs(sa) * height;
-    const double x0 = ca < 0 ? width : 0, y0 = sa < 0 ? height : 0;
-    for (int y = 0; y < height; ++y) {
-      auto *row = bg.ptr<cv::Vec3f>(y);
-      for (int x = 0; x < width; ++x) {
-        const double t = ((x - x0) * ca + (y - y0) * sa) / extent;
-        for (int c = 0; c < 3; ++c) row[x][c] = static_cast<float>(row[x][c] * (1 - t) + other[c] * t);
-      }
-    }
-  }
-  cv::Mat grain(bg.size(), CV_32FC3);
-  cv::RNG(rng.bits()).fill(grain, cv::RNG::NORMAL, 0, rng.uniform(0, 8));
-  bg += grain;
-  cv::Mat out;
-  bg.convertTo(out, CV_8UC3);
-  return out;
 }
 
 // Where the object is at progress u in [0, 1] (frame pixels at t = 0).
@@ -223,8 +170,8 @@ std::function<Pose(double)> motion_path(int m, Rng &rng, double s, int w, int h,
     const double phase = rng.uniform(0, 2 * kPi);
     const double arc = rng.uniform(180, 300) * kPi / 180 * (m == kOrbitCw ? 1 : -1);
     pose = [=](double u) {
-      return Pose{cx + orbit * std::cos(phase + arc * u), cy + orbit * std::sin(phase + arc * u),
-                  r, angle0};
+      return Pose{cx + orbit * std::cos(phase + arc * u), cy + orbit * std::sin(phase + arc * u), r,
+                  angle0};
     };
   }
   return pose;
@@ -288,14 +235,14 @@ struct ClutterShape {
   double vx = 0, vy = 0;  // canvas pixels per frame
 };
 
-std::vector<ClutterShape> make_clutter(Rng &extra, int count, double s, int canvas_w,
-                                       int canvas_h, int n) {
+std::vector<ClutterShape> make_clutter(Rng &extra, int count, double s, int canvas_w, int canvas_h,
+                                       int n) {
   std::vector<ClutterShape> shapes;
   for (int i = 0; i < count; ++i) {
     ClutterShape c;
     const cv::Scalar colour = extra.colour();
-    c.sprite = make_sprite(extra.integer(0, kNumShapes - 1), colour,
-                           colour_away_from(extra, colour, 60));
+    c.sprite =
+        make_sprite(extra.integer(0, kNumShapes - 1), colour, colour_away_from(extra, colour, 60));
     const auto inner = unit_outline(extra.integer(0, kNumShapes - 1));
     for (const auto &p : inner) c.sprite.inner.emplace_back(0.5 * p.x, 0.5 * p.y + 0.15);
     c.sprite.inner_colour = colour_away_from(extra, colour, 60);
@@ -315,21 +262,67 @@ std::vector<ClutterShape> make_clutter(Rng &extra, int count, double s, int canv
 
 }  // namespace
 
+// Random colour, then a smooth noise texture or a two-colour gradient, then fine grain.
+cv::Mat detail::make_background(Rng &rng, int width, int height) {
+  cv::Mat bg(height, width, CV_32FC3, rng.colour());
+  if (rng.uniform() < 0.5) {
+    const int gw = rng.integer(3, 10), gh = rng.integer(3, 10);
+    cv::Mat coarse(gh, gw, CV_32FC3);
+    const double amplitude = rng.uniform(20, 60);
+    for (int y = 0; y < gh; ++y) {
+      for (int x = 0; x < gw; ++x) {
+        coarse.at<cv::Vec3f>(y, x) =
+            cv::Vec3f(static_cast<float>(rng.uniform(-amplitude, amplitude)),
+                      static_cast<float>(rng.uniform(-amplitude, amplitude)),
+                      static_cast<float>(rng.uniform(-amplitude, amplitude)));
+      }
+    }
+    cv::Mat smooth;
+    cv::resize(coarse, smooth, bg.size(), 0, 0, cv::INTER_CUBIC);
+    bg += smooth;
+  } else {
+    const cv::Scalar other = rng.colour();
+    const double a = rng.uniform(0, 2 * kPi), ca = std::cos(a), sa = std::sin(a);
+    const double extent = std::abs(ca) * width + std::abs(sa) * height;
+    const double x0 = ca < 0 ? width : 0, y0 = sa < 0 ? height : 0;
+    for (int y = 0; y < height; ++y) {
+      auto *row = bg.ptr<cv::Vec3f>(y);
+      for (int x = 0; x < width; ++x) {
+        const double t = ((x - x0) * ca + (y - y0) * sa) / extent;
+        for (int c = 0; c < 3; ++c)
+          row[x][c] = static_cast<float>(row[x][c] * (1 - t) + other[c] * t);
+      }
+    }
+  }
+  cv::Mat grain(bg.size(), CV_32FC3);
+  cv::RNG(rng.bits()).fill(grain, cv::RNG::NORMAL, 0, rng.uniform(0, 8));
+  bg += grain;
+  cv::Mat out;
+  bg.convertTo(out, CV_8UC3);
+  return out;
+}
+
 std::string to_string(SynthCamera camera) {
   switch (camera) {
-    case SynthCamera::kStill: return "still";
-    case SynthCamera::kDrift: return "drift";
-    case SynthCamera::kPan: return "pan";
-    case SynthCamera::kShake: return "shake";
+    case SynthCamera::kStill:
+      return "still";
+    case SynthCamera::kDrift:
+      return "drift";
+    case SynthCamera::kPan:
+      return "pan";
+    case SynthCamera::kShake:
+      return "shake";
   }
   return "drift";
 }
 
 SynthCamera synth_camera_from_string(const std::string &name) {
-  for (auto c : {SynthCamera::kStill, SynthCamera::kDrift, SynthCamera::kPan, SynthCamera::kShake}) {
+  for (auto c :
+       {SynthCamera::kStill, SynthCamera::kDrift, SynthCamera::kPan, SynthCamera::kShake}) {
     if (name == to_string(c)) return c;
   }
-  throw std::invalid_argument("unknown camera '" + name + "' (expected still, drift, pan or shake)");
+  throw std::invalid_argument("unknown camera '" + name +
+                              "' (expected still, drift, pan or shake)");
 }
 
 const std::vector<std::string> &synth_motion_names() {
@@ -340,8 +333,8 @@ const std::vector<std::string> &synth_motion_names() {
 }
 
 SynthVideo render_synth_video(const SynthScene &scene) {
-  TORCH_CHECK(scene.motion >= 0 && scene.motion < kNumMotions, "synth: motion index ",
-              scene.motion, " out of range [0, ", static_cast<int>(kNumMotions), ")");
+  TORCH_CHECK(scene.motion >= 0 && scene.motion < kNumMotions, "synth: motion index ", scene.motion,
+              " out of range [0, ", static_cast<int>(kNumMotions), ")");
   TORCH_CHECK(scene.frames >= 1 && scene.width >= 8 && scene.height >= 8,
               "synth: need at least one frame of 8 x 8 pixels");
   TORCH_CHECK(scene.clutter >= 0, "synth: clutter must be >= 0, got ", scene.clutter);
@@ -406,24 +399,28 @@ SynthVideo render_synth_video(const SynthScene &scene) {
 
 std::string to_string(SynthLayout layout) {
   switch (layout) {
-    case SynthLayout::kMsr: return "msr";
-    case SynthLayout::kKinetics400: return "kinetics400";
-    case SynthLayout::kFolder: return "folder";
+    case SynthLayout::kMsr:
+      return "msr";
+    case SynthLayout::kKinetics400:
+      return "kinetics400";
+    case SynthLayout::kFolder:
+      return "folder";
+    case SynthLayout::kAva:
+      return "ava";
   }
   return "msr";
 }
 
 SynthLayout synth_layout_from_string(const std::string &name) {
-  for (auto l : {SynthLayout::kMsr, SynthLayout::kKinetics400, SynthLayout::kFolder}) {
+  for (auto l :
+       {SynthLayout::kMsr, SynthLayout::kKinetics400, SynthLayout::kFolder, SynthLayout::kAva}) {
     if (name == to_string(l)) return l;
   }
   throw std::invalid_argument("unknown layout '" + name +
                               "' (expected msr, kinetics400 or folder)");
 }
 
-int SynthOptions::frame_width() const {
-  return width > 0 ? width : (size * 4 / 3 + 1) / 2 * 2;
-}
+int SynthOptions::frame_width() const { return width > 0 ? width : (size * 4 / 3 + 1) / 2 * 2; }
 
 void SynthOptions::validate() const {
   auto fail = [](const std::string &msg) { throw std::invalid_argument(msg); };
@@ -444,6 +441,10 @@ void SynthOptions::validate() const {
   if (fps < 1 || fps > 240) fail("--fps must be in [1, 240]");
   if (clutter < 0 || clutter > 64) fail("--clutter must be in [0, 64]");
   if (corrupt < 0) fail("--corrupt must be >= 0");
+  if (layout == SynthLayout::kAva && corrupt > 0) fail("--corrupt: not for the ava layout");
+  if (layout == SynthLayout::kAva && classes * videos_per_class < 2) {
+    fail("ava: --classes x --videos-per-class (people) must be >= 2");
+  }
   if (jobs < 1) fail("--jobs must be >= 1");
 }
 
@@ -457,8 +458,7 @@ struct Job {
 
 // 11 characters of YouTube's alphabet, the first a '-' when asked.
 std::string youtube_id(Rng &rng, bool dash_first) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string id;
   for (int i = 0; i < 11; ++i) id += alphabet[rng.integer(0, 63)];
   if (dash_first) id[0] = '-';
@@ -477,8 +477,8 @@ void write_csv(const fs::path &path, const std::vector<Job> &jobs, const std::st
   csv << "label,youtube_id,time_start,time_end,split\n";
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (jobs[i].item.split != split) continue;
-    csv << synth_motion_names()[jobs[i].item.label] << ',' << ids[i] << ',' << times[i].first
-        << ',' << times[i].second << ',' << split << '\n';
+    csv << synth_motion_names()[jobs[i].item.label] << ',' << ids[i] << ',' << times[i].first << ','
+        << times[i].second << ',' << split << '\n';
   }
   if (!csv) throw std::runtime_error("cannot write " + path.string());
 }
@@ -545,8 +545,8 @@ JobPlan plan_jobs(const SynthOptions &o) {
     switch (o.layout) {
       case SynthLayout::kMsr: {
         const int subject = v % o.subjects + 1;
-        const int env = corrupt ? repetitions + 1 + (v - o.videos_per_class) / o.subjects
-                                : v / o.subjects + 1;
+        const int env =
+            corrupt ? repetitions + 1 + (v - o.videos_per_class) / o.subjects : v / o.subjects + 1;
         job.item.subject = subject;
         job.item.file = format("a%02d_s%02d_e%02d_rgb.avi", label + 1, subject, env);
         break;
@@ -565,6 +565,8 @@ JobPlan plan_jobs(const SynthOptions &o) {
       }
       case SynthLayout::kFolder:
         job.item.file = names[label] + "/" + names[label] + format("_%04d.webm", v);
+        break;
+      case SynthLayout::kAva:  // write_synth_crowd
         break;
     }
     jobs.push_back(std::move(job));
@@ -614,7 +616,6 @@ void render_jobs(const std::vector<Job> &jobs, const SynthOptions &o, VideoCodec
   worker();
   for (auto &t : threads) t.join();
   if (error) std::rethrow_exception(error);
-
 }
 
 }  // namespace
@@ -623,6 +624,13 @@ std::vector<SynthItem> write_synth_dataset(const SynthOptions &o,
                                            const std::function<void(int, int)> &progress) {
   o.validate();
   const auto &names = synth_motion_names();
+  if (o.layout == SynthLayout::kAva) {
+    fs::create_directories(o.out);
+    std::ofstream labels(fs::path(o.out) / "labels.txt");
+    for (int c = 0; c < o.classes; ++c) labels << names[c] << '\n';
+    if (!labels) throw std::runtime_error("cannot write " + o.out + "/labels.txt");
+    return detail::write_synth_crowd(o, progress);
+  }
   const fs::path out(o.out);
   const VideoCodec codec = o.layout == SynthLayout::kMsr           ? VideoCodec::kMjpegAvi
                            : o.layout == SynthLayout::kKinetics400 ? VideoCodec::kMpeg4Mp4

@@ -1,14 +1,15 @@
 // vidcls-synth: writes a synthetic motion dataset of real encoded videos in the layout of MSR
 // DailyActivity3D, Kinetics-400 or a folder per class. The class of a video is how its object
-// moves; everything else is random, so a model that looks at one frame is at chance.
+// moves; everything else is random, so a model that looks at one frame is at chance. In the ava
+// layout a video holds several people, each with their own action, labelled per person.
 #include <chrono>
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "vidcls/train/synth.h"
 #include "vidcls/errors.h"
+#include "vidcls/train/synth.h"
 
 int main(int argc, char **argv) {
   namespace train = vidcls::train;
@@ -20,10 +21,14 @@ int main(int argc, char **argv) {
   for (const auto &n : names) classes_help += " " + n;
 
   CLI::App app{"Write a synthetic motion-classification dataset of encoded videos."};
-  app.add_option("--layout", layout,
-                 "msr: aXX_sYY_eZZ_rgb.avi (MJPEG/AVI); kinetics400: train.csv, val.csv and "
-                 "videos/{id}_{start:06d}_{end:06d}.mp4 (MPEG-4); folder: <class>/<name>.webm (VP8)")
-      ->check(CLI::IsMember({"msr", "kinetics400", "folder"}))
+  app.add_option(
+         "--layout", layout,
+         "msr: aXX_sYY_eZZ_rgb.avi (MJPEG/AVI); kinetics400: train.csv, val.csv and "
+         "videos/{id}_{start:06d}_{end:06d}.mp4 (MPEG-4); folder: <class>/<name>.webm (VP8); "
+         "ava: 2-4 people per video, each with their own action: videos/crowd_NNNN.webm, "
+         "train.csv and val.csv in AVA's format, tracks/crowd_NNNN.txt in MOT's "
+         "(--videos-per-class counts people)")
+      ->check(CLI::IsMember({"msr", "kinetics400", "folder", "ava"}))
       ->capture_default_str();
   app.add_option("--out", o.out, "output folder (created; files of the same names are replaced)")
       ->required();
@@ -74,11 +79,18 @@ int main(int argc, char **argv) {
     const auto items = train::write_synth_dataset(o, progress);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!quiet) {
-      std::printf("wrote %d classes x %d videos (%d frames, %dx%d, %d fps) in the %s layout to %s "
-                  "in %.1f s",
-                  o.classes, o.videos_per_class, o.frames, o.frame_width(), o.size, o.fps,
-                  layout.c_str(), o.out.c_str(), seconds);
+    if (!quiet && o.layout == train::SynthLayout::kAva) {
+      std::printf(
+          "wrote %d classes x %d people in %zu videos (%d frames, %dx%d, %d fps) in the "
+          "ava layout to %s in %.1f s\n",
+          o.classes, o.videos_per_class, items.size(), o.frames, o.frame_width(), o.size, o.fps,
+          o.out.c_str(), seconds);
+    } else if (!quiet) {
+      std::printf(
+          "wrote %d classes x %d videos (%d frames, %dx%d, %d fps) in the %s layout to %s "
+          "in %.1f s",
+          o.classes, o.videos_per_class, o.frames, o.frame_width(), o.size, o.fps, layout.c_str(),
+          o.out.c_str(), seconds);
       std::printf(", camera %s", train::to_string(o.camera).c_str());
       if (o.clutter > 0) std::printf(", %d clutter shapes", o.clutter);
       if (o.corrupt > 0) std::printf(", plus %d corrupt files", o.corrupt);
