@@ -210,15 +210,12 @@ gst_vidcls_roi_replay_set_caps (GstBaseTransform * trans, GstCaps * incaps, GstC
 static bool
 attach_box (GstVidclsRoiReplay * self, GstBuffer * buf, const vidcls::Box & b, gint64 id)
 {
-  const double W = GST_VIDEO_INFO_WIDTH (&self->info), H = GST_VIDEO_INFO_HEIGHT (&self->info);
-  const double x0 = std::clamp (b.x, 0.0, W), y0 = std::clamp (b.y, 0.0, H);
-  const double x1 = std::clamp (b.x + b.w, 0.0, W), y1 = std::clamp (b.y + b.h, 0.0, H);
-  const guint left = (guint) std::lround (x0), top = (guint) std::lround (y0);
-  const guint right = (guint) std::lround (x1), bottom = (guint) std::lround (y1);
-  if (right <= left || bottom <= top)
+  const auto whole = vidcls::box_on_frame (b, GST_VIDEO_INFO_WIDTH (&self->info),
+      GST_VIDEO_INFO_HEIGHT (&self->info));
+  if (!whole)
     return false;
   GstVideoRegionOfInterestMeta *m = gst_buffer_add_video_region_of_interest_meta_id (buf,
-      self->roi_type, left, top, right - left, bottom - top);
+      self->roi_type, (guint) whole->x, (guint) whole->y, (guint) whole->w, (guint) whole->h);
   m->id = (gint) id;
   gst_video_region_of_interest_meta_add_param (m, gst_structure_new ("object_id", "id",
           G_TYPE_INT, (gint) id, nullptr));

@@ -161,4 +161,16 @@ Box box_in_pixels(const Box &b, int64_t W, int64_t H) {
           b.h * static_cast<double>(H)};
 }
 
+std::optional<Box> box_on_frame(const Box &b, int64_t W, int64_t H) {
+  if (!std::isfinite(b.x) || !std::isfinite(b.y) || !std::isfinite(b.w) || !std::isfinite(b.h))
+    return std::nullopt;
+  const double w = static_cast<double>(W), h = static_cast<double>(H);
+  const double left = std::round(std::clamp(b.x, 0.0, w));
+  const double top = std::round(std::clamp(b.y, 0.0, h));
+  const double right = std::round(std::clamp(b.x + b.w, 0.0, w));
+  const double bottom = std::round(std::clamp(b.y + b.h, 0.0, h));
+  if (right <= left || bottom <= top) return std::nullopt;
+  return Box{left, top, right - left, bottom - top};
+}
+
 }  // namespace vidcls

@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <random>
-#include <cmath>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -387,4 +387,51 @@ TEST(FolderDataset, TrainAndValFoldersGiveTheSplit) {
   EXPECT_THAT(ids(ds.train), ElementsAre("1", "2"));
   EXPECT_THAT(ids(ds.test), ElementsAre("3", "4"));
   EXPECT_EQ(ds.test[1].label, 2);
+}
+
+// ---- AVA (per-person labels) -----------------------------------------------------------------
+
+// Per-person items: one per person and video, labelled by the action its keyframes name most
+// often, class names from labels.txt by action id; val.csv is the test side; the people of one
+// video stay on one side of the validation split; a video without a file is reported missing.
+TEST(AvaDataset, OneItemPerPersonWithTheirBoxesAndTheirVideoOnOneSide) {
+  TempDir d;
+  write(d.path() / "labels.txt", "wave\nrun\njump\n");
+  std::string train;
+  for (int v = 0; v < 10; ++v) {
+    const std::string id = "clip" + std::to_string(v);
+    write(d.path() / "videos" / (id + ".webm"));
+    for (int t = 0; t < 3; ++t) {
+      train += id + "," + std::to_string(t) + ",0.1,0.1,0.4,0.5,1,1\n";
+      // person 2 runs, and at one keyframe also waves (listed first: the first action counts)
+      train += id + "," + std::to_string(t) + ",0.5,0.2,0.9,0.8," + (t == 1 ? "1" : "2") + ",2\n";
+      if (t == 1) train += id + ",1,0.5,0.2,0.9,0.8,2,2\n";
+    }
+  }
+  write(d.path() / "train.csv", train);
+  write(d.path() / "val.csv", "test0,0,0.2,0.2,0.6,0.9,3,7\nnofile,0,0.2,0.2,0.6,0.9,3,1\n");
+  write(d.path() / "videos" / "test0.mp4");
+  EXPECT_EQ(vt::detect_layout(d.str()), "ava");
+  const auto ds = vt::read_dataset(d.str(), "", 0.2);
+  EXPECT_EQ(ds.layout, "ava");
+  EXPECT_EQ(ds.split, "val");
+  EXPECT_THAT(ds.classes, ElementsAre("wave", "run", "jump"));
+  EXPECT_EQ(ds.train.size() + ds.val.size(), 20u);
+  ASSERT_EQ(ds.test.size(), 1u);
+  EXPECT_EQ(ds.test[0].id, "test0#7");
+  EXPECT_EQ(ds.test[0].object_id, 7);
+  EXPECT_EQ(ds.test[0].label_name, "jump");
+  EXPECT_EQ(ds.test[0].key(), ds.test[0].path + "#7");
+  EXPECT_THAT(ds.missing, ElementsAre(HasSubstr("nofile")));
+  std::map<std::string, std::set<std::string>> sides;  // video -> sides its people are on
+  for (const auto *side : {&ds.train, &ds.val}) {
+    for (const auto &item : *side) {
+      sides[item.path].insert(side == &ds.train ? "train" : "val");
+      EXPECT_EQ(item.label_name, item.object_id == 1 ? "wave" : "run") << item.id;
+      EXPECT_EQ(item.track.keys.size(), 3u);
+      EXPECT_NEAR(item.track.keys[0].box.w, item.object_id == 1 ? 0.3 : 0.4, 1e-9);
+    }
+  }
+  EXPECT_EQ(ds.val.size(), 4u) << "two videos of ten (0.2), two people each";
+  for (const auto &[video, s] : sides) EXPECT_EQ(s.size(), 1u) << video;
 }

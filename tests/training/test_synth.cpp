@@ -595,7 +595,7 @@ TEST_F(SynthTest, AvaLayoutLabelsEachPersonAndTracksEveryFrame) {
     const auto mot = vidcls::read_mot((root / "tracks" / (id + ".txt")).string());
     ASSERT_EQ(mot.by_id.size(), tracks.by_id.size());
     for (const auto &[person, track] : tracks.by_id) {
-      ASSERT_EQ(track.keys.size(), 3u) << "keyframes at 1, 2 and 3 s of 3.2 s";
+      ASSERT_EQ(track.keys.size(), 4u) << "keyframes at 0, 1, 2 and 3 s of 3.2 s";
       const int action = track.keys[0].actions.at(0);
       ++people_per_class[action];
       const auto &mt = mot.by_id.at(person);

@@ -6,7 +6,8 @@
 // and the scores vividinfer posts equal the model run on the evaluation tensors, and the ones
 // vidcls-eval writes in its JSON; with eos-policy=partial too, where the clipper sends the short
 // end-of-stream clip as it is and the element completes it by the contract's rule. And the clip
-// cache's evaluation frames give the pipeline's clips up to the rounding of stored pixels.
+// cache's evaluation frames give the pipeline's clips up to the rounding of stored pixels. The same
+// for each person's clips of a video with several people (PersonParity).
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,12 +17,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "gst_test_clip.h"
 #include "vidcls/checkpoint.h"
@@ -104,19 +107,18 @@ struct PipelineRun {
 void run_pipeline(const std::string &video, const std::string &ckpt, const std::string &policy,
                   PipelineRun &out) {
   // Nothing set on the clipper but the end-of-stream policy: the spec comes from the checkpoint.
-  const std::string desc = "filesrc location=\"" + video +
-                           "\" ! decodebin ! vidclsclipper eos-policy=" + policy +
-                           " ! vividinfer name=infer mode=sync top-k=2 model=\"" + ckpt +
-                           "\" ! fakesink";
+  const std::string desc =
+      "filesrc location=\"" + video + "\" ! decodebin ! vidclsclipper eos-policy=" + policy +
+      " ! vividinfer name=infer mode=sync top-k=2 model=\"" + ckpt + "\" ! fakesink";
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
   ASSERT_EQ(err, nullptr) << err->message;
   GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
   GstPad *sink = gst_element_get_static_pad(infer, "sink");
-  gst_pad_add_probe(sink,
-                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
-                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-                    on_infer_sink, &out.clips, nullptr);
+  gst_pad_add_probe(
+      sink,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      on_infer_sink, &out.clips, nullptr);
   vidcls_test::run_pipeline(pipeline, out.run, "vidcls-classification");
   gst_object_unref(sink);
   gst_object_unref(infer);
@@ -236,9 +238,8 @@ TEST_P(TrainServeParity, ClipTensorsAreIdenticalAndScoresEqualTheEvaluationPath)
   ASSERT_NE(eval_tool, nullptr) << "VIDCLS_EVAL is not set (run through meson test)";
   const fs::path json_path = dir / "eval" / "result.json";
   const std::string cmd = std::string(eval_tool) + " --model '" + ckpt + "' --data '" +
-                          data.string() +
-                          "' --side all --views 0x1 -q --json '" + json_path.string() +
-                          "' > '" + (dir / "eval.log").string() + "' 2>&1";
+                          data.string() + "' --side all --views 0x1 -q --json '" +
+                          json_path.string() + "' > '" + (dir / "eval.log").string() + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "vidcls-eval failed: see " << dir / "eval.log";
   const auto j = nlohmann::json::parse(std::ifstream(json_path));
   const nlohmann::json *entry = nullptr;
@@ -262,8 +263,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"mjpeg_avi_partial", train::SynthLayout::kMsr, 2, 0, 8, "partial"},
                       Case{"mpeg4_mp4_overlapping", train::SynthLayout::kKinetics400, 1, 0, 3,
                            "pad"},
-                      Case{"vp8_webm_rate10", train::SynthLayout::kFolder, 1, 10.0, 5,
-                           "partial"}),
+                      Case{"vp8_webm_rate10", train::SynthLayout::kFolder, 1, 10.0, 5, "partial"}),
     [](const ::testing::TestParamInfo<Case> &info) { return std::string(info.param.name); });
 
 // The trainer chooses best.safetensors on clips cut from the clip cache, whose validation and test
@@ -280,8 +280,7 @@ TEST(CacheParity, EvaluationClipsFromTheCacheAreThePipelinesUpToRounding) {
   const vidcls::ClipSpec &spec = loaded.info.clip;
   train::build_cache(data.string(), (dir / "cache").string(), train::cache_options_for(spec));
   const auto cache = train::ClipCache::open((dir / "cache").string());
-  const double bound =
-      0.5 / (255.0 * *std::min_element(spec.std.begin(), spec.std.end())) + 1e-5;
+  const double bound = 0.5 / (255.0 * *std::min_element(spec.std.begin(), spec.std.end())) + 1e-5;
   ASSERT_FALSE(cache.indices("test").empty());
   for (size_t i : cache.indices("test")) {
     SCOPED_TRACE(cache.item(i).path);
@@ -299,6 +298,167 @@ TEST(CacheParity, EvaluationClipsFromTheCacheAreThePipelinesUpToRounding) {
                 fs::path(cache.item(i).path).filename().c_str(), worst, bound);
     EXPECT_LE(worst, bound);
     EXPECT_GT(worst, 0) << "stored pixels are rounded: some value should differ";
+  }
+}
+
+// ------------------------------------------------------------------ per-person clips
+
+// One person's clip as vidclsclipper handed it to vividinfer.
+struct PersonClip {
+  int64_t object_id = -1;
+  uint64_t index = 0, first_sample = 0;
+  bool partial = false;
+  torch::Tensor tensor;
+};
+
+struct PersonClips {
+  std::mutex lock;
+  std::vector<PersonClip> clips;
+};
+
+void collect_person_metas(PersonClips &c, GstBuffer *buf) {
+  for (const GstVidclsClipMeta *m : vidcls_test::find_clip_metas(buf)) {
+    std::lock_guard<std::mutex> g(c.lock);
+    c.clips.push_back({m->record->object_id, m->record->index, m->record->first_sample,
+                       m->record->partial, m->clip->to(torch::kCPU).clone()});
+  }
+}
+
+GstPadProbeReturn on_person_sink(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto &c = *static_cast<PersonClips *>(data);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    collect_person_metas(c, GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info)) {
+    const GstStructure *s = gst_event_get_structure(ev);
+    if (GST_EVENT_TYPE(ev) == GST_EVENT_CUSTOM_DOWNSTREAM && s != nullptr &&
+        gst_structure_has_name(s, "vidcls-eos-clip")) {
+      if (const GValue *v = gst_structure_get_value(s, "carrier"))
+        collect_person_metas(c, gst_value_get_buffer(v));
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+// Per-person clips of an ava dataset (vidcls-synth --layout ava): the pipeline, with the boxes
+// replayed from the same CSV that training reads (vidclsroireplay format=ava), cuts every person's
+// clips bit for bit as training's evaluation path does (decoded_person_frames, what vidcls-eval
+// runs), its scores are vidcls-eval's, and the clip cache's person crops give the same clips up
+// to the rounding of stored pixels.
+TEST(PersonParity, EachPersonsClipsAreTheEvaluationPathsAndTheCachesUpToRounding) {
+  const fs::path dir = scratch() / "people";
+  fs::create_directories(dir);
+  train::SynthOptions so;
+  so.layout = train::SynthLayout::kAva;
+  so.out = (dir / "data").string();
+  so.classes = 2;
+  so.videos_per_class = 4;
+  so.frames = 45;
+  so.size = 70;
+  so.fps = 15;
+  so.seed = 11;
+  const auto items = train::write_synth_dataset(so);
+  const Case c{"people", train::SynthLayout::kAva, 2, 0, 8, "pad"};
+  const std::string ckpt = write_checkpoint(c, dir);
+  const auto loaded = vidcls::load_checkpoint(ckpt);
+  const vidcls::ClipSpec &spec = loaded.info.clip;
+  const auto ds = train::read_dataset(so.out);
+  ASSERT_EQ(ds.layout, "ava");
+  ASSERT_FALSE(ds.test.empty());
+  // The first video of val.csv (the test side) and its people.
+  const std::string video = ds.test.front().path;
+  const std::string id = fs::path(video).stem().string();
+  std::vector<train::VideoItem> people;
+  for (const auto &item : ds.test)
+    if (item.path == video) people.push_back(item);
+  ASSERT_GE(people.size(), 2u);
+
+  const std::string desc = "filesrc location=\"" + video +
+                           "\" ! decodebin ! vidclsroireplay format=ava location=\"" + so.out +
+                           "/val.csv\" video-id=" + id +
+                           " max-gap=1500000000 ! vidclsclipper inference-region=roi-list "
+                           "eos-policy=pad ! vividinfer name=infer mode=sync top-k=2 model=\"" +
+                           ckpt + "\" ! fakesink";
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_EQ(err, nullptr) << err->message;
+  GstElement *infer = gst_bin_get_by_name(GST_BIN(pipeline), "infer");
+  GstPad *sink = gst_element_get_static_pad(infer, "sink");
+  PersonClips live;
+  gst_pad_add_probe(
+      sink,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      on_person_sink, &live, nullptr);
+  vidcls_test::RunResult run;
+  vidcls_test::run_pipeline(pipeline, run, "vidcls-classification");
+  gst_object_unref(sink);
+  gst_object_unref(infer);
+  gst_object_unref(pipeline);
+  ASSERT_TRUE(run.eos) << run.error << "\n" << run.debug;
+
+  train::build_cache(so.out, (dir / "cache").string(), train::cache_options_for(spec));
+  const auto cache = train::ClipCache::open((dir / "cache").string());
+  const double bound = 0.5 / (255.0 * *std::min_element(spec.std.begin(), spec.std.end())) + 1e-5;
+  size_t messages = 0;
+  for (const auto &person : people) {
+    SCOPED_TRACE(person.id);
+    const auto frames = train::decoded_person_frames(person, spec);
+    const auto views = train::video_views(frames, spec, {0, 1});
+    std::vector<const PersonClip *> got;
+    for (const auto &p : live.clips)
+      if (p.object_id == person.object_id) got.push_back(&p);
+    ASSERT_EQ(got.size(), views.windows.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_EQ(got[k]->index, views.windows[k].index);
+      EXPECT_EQ(got[k]->first_sample, views.windows[k].first_sample);
+      EXPECT_EQ(got[k]->partial, views.windows[k].partial);
+      EXPECT_TRUE(torch::equal(got[k]->tensor, views.clips[static_cast<int64_t>(k)]))
+          << "clip " << k << ": max |difference| "
+          << (got[k]->tensor - views.clips[static_cast<int64_t>(k)]).abs().max().item<float>();
+    }
+    // the cache's crops of the person (test side: stored at the spec's short side)
+    std::optional<size_t> cached;
+    for (size_t i : cache.indices("test"))
+      if (cache.item(i).key() == person.key()) cached = i;
+    ASSERT_TRUE(cached.has_value());
+    const auto from_cache =
+        train::video_views(train::cached_frames(cache, *cached, spec), spec, {0, 1});
+    ASSERT_EQ(from_cache.windows.size(), views.windows.size());
+    const double worst = (from_cache.clips - views.clips).abs().max().item<double>();
+    std::printf("%s: max |cache clip - pipeline clip| %.6f (bound %.6f)\n", person.id.c_str(),
+                worst, bound);
+    EXPECT_LE(worst, bound);
+    messages += got.size();
+  }
+  EXPECT_EQ(run.messages.size(), messages);
+
+  // vidcls-eval on the dataset folder: per person, the pipeline's scores
+  const char *eval_tool = std::getenv("VIDCLS_EVAL");
+  ASSERT_NE(eval_tool, nullptr) << "VIDCLS_EVAL is not set (run through meson test)";
+  const fs::path json_path = dir / "eval.json";
+  const std::string cmd = std::string(eval_tool) + " --model '" + ckpt + "' --data '" + so.out +
+                          "' --views 0x1 -q --json '" + json_path.string() + "' > '" +
+                          (dir / "eval.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "vidcls-eval failed: see " << dir / "eval.log";
+  const auto j = nlohmann::json::parse(std::ifstream(json_path));
+  std::map<std::string, std::vector<double>> eval_scores;
+  for (const auto &v : j.at("videos")) {
+    for (const auto &clip : v.at("clips"))
+      eval_scores[v.at("path").get<std::string>()].push_back(clip.at("score").get<double>());
+  }
+  std::map<gint64, std::vector<double>> live_scores;
+  for (const GstStructure *m : run.messages) {
+    gint64 object = -1;
+    double score = 0;
+    ASSERT_TRUE(gst_structure_get_int64(m, "object-id", &object));
+    ASSERT_TRUE(gst_structure_get_double(m, "score", &score));
+    live_scores[object].push_back(score);
+  }
+  for (const auto &person : people) {
+    SCOPED_TRACE(person.id);
+    const auto &want = eval_scores[person.key()];
+    const auto &have = live_scores[person.object_id];
+    ASSERT_EQ(have.size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(have[k], want[k], 1e-6) << "clip " << k;
   }
 }
 

@@ -2,9 +2,12 @@
 // every malformed line refused with its file and line, and the one rule for an object's box
 // between keys (linear within max_gap, the last box held for max_gap, none beyond).
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <cmath>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -147,6 +150,25 @@ TEST(Tracks, BetweenKeysTheBoxIsLinearWithinTheGapAndHeldAfterTheLast) {
   // With a gap of 16 the two keys are interpolated instead.
   expect_box(vidcls::box_at(track, 12, 16), 70, 50, 10, 20);
   EXPECT_FALSE(vidcls::box_at(vidcls::Track{}, 0, 5).has_value());
+}
+
+// Boxes go on the stream as region-of-interest metas can carry them: whole pixels, cut to the
+// frame; training cuts from the same boxes.
+TEST(Tracks, BoxOnFrameIsCutToTheFrameInWholePixels) {
+  const auto b = vidcls::box_on_frame({10.4, 20.5, 30.2, 40.49}, 100, 80);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->x, 10.0);
+  EXPECT_EQ(b->y, 21.0);         // halves away from zero
+  EXPECT_EQ(b->w, 41.0 - 10.0);  // right edge 40.6 -> 41
+  EXPECT_EQ(b->h, 61.0 - 21.0);  // bottom edge 60.99 -> 61
+  const auto cut = vidcls::box_on_frame({-5, 70, 20, 30}, 100, 80);
+  ASSERT_TRUE(cut.has_value());
+  EXPECT_EQ(cut->x, 0.0);
+  EXPECT_EQ(cut->w, 15.0);
+  EXPECT_EQ(cut->h, 10.0);
+  EXPECT_FALSE(vidcls::box_on_frame({120, 10, 5, 5}, 100, 80).has_value());
+  EXPECT_FALSE(vidcls::box_on_frame({10, 10, 0.2, 5}, 100, 80).has_value());
+  EXPECT_FALSE(vidcls::box_on_frame({NAN, 10, 5, 5}, 100, 80).has_value());
 }
 
 }  // namespace

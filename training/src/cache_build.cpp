@@ -12,6 +12,7 @@
 #include "cache_format.h"
 #include "vidcls/clip_spec.h"
 #include "vidcls/errors.h"
+#include "vidcls/object_crop.h"
 #include "vidcls/train/clip_cache.h"
 #include "vidcls/train/dataset.h"
 #include "vidcls/train/video_reader.h"
@@ -40,6 +41,30 @@ std::pair<int64_t, int64_t> stored_size(int64_t source_h, int64_t source_w, int 
   return short_side_size(source_h, source_w, short_side);
 }
 
+uint64_t fnv1a(const std::string &text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// The side of a person's square crops on a side of the split stored at `short_side`.
+int object_side(int short_side) {
+  return short_side > 0 ? short_side : CacheOptions::kDefaultObjectSide;
+}
+
+// What a person's stored crops depend on besides the video: their boxes and the crop rule.
+std::string object_digest(const VideoItem &item, const CacheOptions &o) {
+  if (item.object_id < 0) return "";
+  std::string text = std::to_string(o.object.margin) + (o.object.square ? "s" : "r");
+  for (const auto &k : item.track.keys) {
+    text += ";" + std::to_string(k.t) + "," + std::to_string(k.box.x) + "," +
+            std::to_string(k.box.y) + "," + std::to_string(k.box.w) + "," + std::to_string(k.box.h);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(fnv1a(text)));
+  return hex;
+}
+
 // What the previous cache in the folder holds that a new build may reuse.
 struct Previous {
   ClipCache cache;
@@ -63,7 +88,7 @@ void read_previous(const fs::path &dir, const CacheOptions &options, Previous &p
   prev.usable = old.size() + old.skipped().size() > 0 && old.max_frames() == options.max_frames;
   if (!prev.usable) return;
   for (size_t i = 0; i < old.size(); ++i) {
-    prev.videos[old.item(i).path] = &old.item(i);
+    prev.videos[old.item(i).key()] = &old.item(i);
     prev.position[&old.item(i)] = i;
   }
   for (const auto &s : old.skipped()) prev.skipped[s.path] = &s;
@@ -91,15 +116,20 @@ Planned plan_video(const VideoItem &item, const std::string &side, const Previou
   auto unchanged = [&p](int64_t size, int64_t mtime_ns) {
     return size == p.stat.size && mtime_ns == p.stat.mtime_ns;
   };
-  if (auto it = prev.videos.find(item.path);
+  if (auto it = prev.videos.find(item.key());
       it != prev.videos.end() && unchanged(it->second->source_size, it->second->source_mtime_ns)) {
     const CachedVideo &v = *it->second;
-    if (stored_size(v.source_height, v.source_width, wanted_short_side(side, options)) ==
-        std::make_pair(v.height, v.width)) {
+    const int side_px = object_side(wanted_short_side(side, options));
+    const auto want = item.object_id < 0
+                          ? stored_size(v.source_height, v.source_width,
+                                        wanted_short_side(side, options))
+                          : std::pair<int64_t, int64_t>(side_px, side_px);
+    if (want == std::make_pair(v.height, v.width) &&
+        v.object_digest == object_digest(item, options)) {
       p.action = Planned::Action::kReuse;
       p.old = &v;
     }
-  } else if (auto s = prev.skipped.find(item.path);
+  } else if (auto s = prev.skipped.find(item.key());
              s != prev.skipped.end() &&
              unchanged(s->second->source_size, s->second->source_mtime_ns)) {
     p.action = Planned::Action::kSkipAgain;
@@ -115,8 +145,10 @@ std::vector<Planned> make_plan(const DatasetSplit &ds, const Previous &prev,
        {std::pair{"train", &ds.train}, std::pair{"val", &ds.val}, std::pair{"test", &ds.test}}) {
     for (const auto &item : *items) plan.push_back(plan_video(item, side, prev, options));
   }
-  std::sort(plan.begin(), plan.end(),
-            [](const Planned &a, const Planned &b) { return a.item.path < b.item.path; });
+  std::sort(plan.begin(), plan.end(), [](const Planned &a, const Planned &b) {
+    return std::make_pair(a.item.path, a.item.object_id) <
+           std::make_pair(b.item.path, b.item.object_id);
+  });
   return plan;
 }
 
@@ -177,6 +209,56 @@ void decode_into(const std::string &path, int short_side, int max_frames, Frames
   v.timestamps_offset = writer.write_block(pts.data(), pts.size() * sizeof(int64_t));
 }
 
+// A person's crops (see clip_cache.h): the frames of the item's video that have a box of the
+// person, each one's region resized to `side` on its short side and cut to side x side in the
+// middle. Fills `v` as decode_into does; throws when no frame has a box.
+void decode_person_into(const VideoItem &item, int side, const CacheOptions &o,
+                        FramesWriter &writer, CachedVideo &v) {
+  VideoReader reader(item.path);
+  std::vector<torch::Tensor> pending;
+  std::vector<int64_t> pts, durations;
+  auto flush = [&] {
+    if (pending.empty()) return;
+    const auto block = torch::stack(pending);
+    pending.clear();
+    if (v.frames == 0) {
+      v.offset = writer.begin_block();
+      v.height = v.width = side;
+    }
+    writer.append(block.data_ptr<uint8_t>(), static_cast<size_t>(block.numel()));
+    v.frames += block.size(0);
+  };
+  for (int64_t decoded = 0; o.max_frames <= 0 || decoded < o.max_frames; ++decoded) {
+    auto frame = reader.next();
+    if (!frame) break;
+    const int64_t H = frame->rgb.size(0), W = frame->rgb.size(1);
+    if (decoded == 0) {
+      v.source_height = H;
+      v.source_width = W;
+    }
+    const auto box = box_at(item.track, static_cast<double>(frame->pts_ns) / 1e9, kAvaMaxGap);
+    if (!box) continue;
+    const auto whole = box_on_frame(box_in_pixels(*box, W, H), W, H);
+    const auto r = whole ? object_region(*whole, H, W, o.object) : std::nullopt;
+    if (!r) continue;
+    const auto region =
+        frame->rgb.narrow(0, r->top, r->height).narrow(1, r->left, r->width).unsqueeze(0);
+    const auto resized = resize_short_side(region, side)[0];
+    const int64_t top = (resized.size(0) - side) / 2, left = (resized.size(1) - side) / 2;
+    pending.push_back(resized.narrow(0, top, side).narrow(1, left, side).contiguous());
+    pts.push_back(frame->pts_ns);
+    durations.push_back(frame->duration_ns);
+    if (static_cast<int64_t>(pending.size()) == kResizeChunk) flush();
+  }
+  flush();
+  if (v.frames == 0)
+    throw FormatError("no frame of the video has a box of person " +
+                      std::to_string(item.object_id));
+  v.fps = reader.fps();
+  pts.insert(pts.end(), durations.begin(), durations.end());
+  v.timestamps_offset = writer.write_block(pts.data(), pts.size() * sizeof(int64_t));
+}
+
 // Carries out a plan into a new index (and a new frames file, unless the old one stays).
 class Builder {
  public:
@@ -218,7 +300,7 @@ class Builder {
   }
 
  private:
-  static CachedVideo describe(const Planned &p) {
+  static CachedVideo describe(const Planned &p, const CacheOptions &options) {
     CachedVideo v;
     v.path = p.item.path;
     v.id = p.item.id;
@@ -228,6 +310,8 @@ class Builder {
     v.side = p.side;
     v.source_size = p.stat.size;
     v.source_mtime_ns = p.stat.mtime_ns;
+    v.object_id = p.item.object_id;
+    v.object_digest = object_digest(p.item, options);
     return v;
   }
 
@@ -237,7 +321,7 @@ class Builder {
     CacheOptions::Event e;
     e.index = i;
     e.total = total;
-    e.path = p.item.path;
+    e.path = p.item.key();
     e.action = action;
     e.reason = reason;
     e.frames = frames;
@@ -246,13 +330,13 @@ class Builder {
   }
 
   void skip(size_t i, size_t total, const Planned &p, const std::string &reason) {
-    ix_.skipped.push_back({p.item.path, reason, p.stat.size, p.stat.mtime_ns});
+    ix_.skipped.push_back({p.item.key(), reason, p.stat.size, p.stat.mtime_ns});
     report_.skipped.push_back(ix_.skipped.back());
     emit(i, total, p, "skipped", 0, 0, reason);
   }
 
   void reuse(size_t i, size_t total, const Planned &p) {
-    CachedVideo v = describe(p);
+    CachedVideo v = describe(p, options_);
     const CachedVideo &old = *p.old;
     v.frames = old.frames;
     v.height = old.height;
@@ -277,10 +361,15 @@ class Builder {
   void decode(size_t i, size_t total, const Planned &p) {
     const auto t = std::chrono::steady_clock::now();
     const int64_t mark = writer_->size();
-    CachedVideo v = describe(p);
+    CachedVideo v = describe(p, options_);
     try {
-      decode_into(p.item.path, wanted_short_side(p.side, options_), options_.max_frames, *writer_,
-                  v);
+      if (p.item.object_id < 0) {
+        decode_into(p.item.path, wanted_short_side(p.side, options_), options_.max_frames,
+                    *writer_, v);
+      } else {
+        decode_person_into(p.item, object_side(wanted_short_side(p.side, options_)), options_,
+                           *writer_, v);
+      }
     } catch (const std::exception &e) {
       writer_->rollback(mark);
       skip(i, total, p, short_reason(e, p.item.path));
@@ -324,12 +413,6 @@ void remove_leftovers(const fs::path &dir) {
   }
 }
 
-uint64_t fnv1a(const std::string &text) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 }  // namespace
 
 int short_side_for_crop(int crop) {
@@ -358,6 +441,7 @@ CacheOptions cache_options_for(const ClipSpec &spec) {
   CacheOptions o;
   o.short_side = short_side_for_crop(std::max(spec.width, spec.height));
   o.eval_short_side = spec.resize == ResizeMode::kCrop ? spec.crop_short_side() : 0;
+  o.object = spec.object;
   return o;
 }
 
@@ -413,9 +497,9 @@ CacheReport build_cache(const std::string &dataset_dir, const std::string &cache
   report.missing = ds.missing;
   {
     std::set<std::string> paths;
-    for (const auto &p : plan) paths.insert(p.item.path);
+    for (const auto &p : plan) paths.insert(p.item.key());
     for (size_t i = 0; i < prev.cache.size(); ++i)
-      report.removed += paths.count(prev.cache.item(i).path) == 0;
+      report.removed += paths.count(prev.cache.item(i).key()) == 0;
   }
   Builder(dir, options, prev, ix, report).run(plan);
   report.written = commit(dir, ix, prev.text);

@@ -172,7 +172,8 @@ nlohmann::ordered_json video_to_json(const CachedVideo &v, const fs::path &root)
            {{"height", v.source_height},
             {"width", v.source_width},
             {"size", v.source_size},
-            {"mtime_ns", v.source_mtime_ns}}}};
+            {"mtime_ns", v.source_mtime_ns}}},
+          {"object", {{"id", v.object_id}, {"digest", v.object_digest}}}};
 }
 
 CachedVideo video_from_json(const json &j, const fs::path &root) {
@@ -194,6 +195,10 @@ CachedVideo video_from_json(const json &j, const fs::path &root) {
   s.at("width").get_to(v.source_width);
   s.at("size").get_to(v.source_size);
   s.at("mtime_ns").get_to(v.source_mtime_ns);
+  if (j.contains("object")) {  // caches written before per-person items have none
+    j.at("object").at("id").get_to(v.object_id);
+    j.at("object").at("digest").get_to(v.object_digest);
+  }
   return v;
 }
 
@@ -204,7 +209,7 @@ std::string index_text(const Index &ix) {
   ojson videos = ojson::array(), skipped = ojson::array();
   for (const auto &v : ix.videos) videos.push_back(video_to_json(v, ix.dataset_dir));
   for (const auto &s : ix.skipped) {
-    skipped.push_back({{"path", relative_to(s.path, ix.dataset_dir)},
+    skipped.push_back({{"path", relative_to(s.path, ix.dataset_dir)},  // a person: path#id
                        {"reason", s.reason},
                        {"source", {{"size", s.source_size}, {"mtime_ns", s.source_mtime_ns}}}});
   }

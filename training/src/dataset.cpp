@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,6 +11,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "vidcls/errors.h"
 
@@ -54,8 +56,9 @@ std::string trim(const std::string &s) {
 }
 
 void sort_by_path(std::vector<VideoItem> &items) {
-  std::sort(items.begin(), items.end(),
-            [](const VideoItem &a, const VideoItem &b) { return a.path < b.path; });
+  std::sort(items.begin(), items.end(), [](const VideoItem &a, const VideoItem &b) {
+    return std::tie(a.path, a.object_id) < std::tie(b.path, b.object_id);
+  });
 }
 
 // ---- MSR DailyActivity3D ---------------------------------------------------------------------
@@ -446,6 +449,97 @@ DatasetSplit read_folder(const fs::path &root, const std::string &split) {
   return out;
 }
 
+// ---- AVA (per-person labels) -----------------------------------------------------------------
+
+constexpr const char *kAvaCsvs[] = {"train.csv", "val.csv"};
+
+// A first line of eight fields whose second to sixth are numbers: an AVA CSV (no header).
+bool is_ava_csv(const fs::path &file) {
+  const auto fields = split_csv_line(first_line(file));
+  if (fields.size() != 8) return false;
+  for (size_t i = 1; i < 6; ++i) {
+    char *end = nullptr;
+    std::strtod(fields[i].c_str(), &end);
+    if (end == fields[i].c_str() || *end != '\0') return false;
+  }
+  return true;
+}
+
+std::optional<fs::path> find_ava_video(const fs::path &root, const std::string &id) {
+  for (const fs::path &dir : {root / "videos", root}) {
+    std::error_code ec;
+    for (const auto &e : fs::directory_iterator(dir, kWalk, ec)) {
+      if (e.path().stem() == id && is_video_file_name(e.path().filename().string()))
+        return e.path();
+    }
+  }
+  return std::nullopt;
+}
+
+// The action a person's keyframes name most often (the first of each keyframe's), the lowest id
+// on a tie.
+int person_action(const Track &track) {
+  std::map<int, int> votes;
+  for (const auto &key : track.keys) {
+    if (!key.actions.empty()) ++votes[key.actions.front()];
+  }
+  int best = -1, count = 0;
+  for (const auto &[action, n] : votes) {
+    if (n > count) best = action, count = n;
+  }
+  return best;
+}
+
+DatasetSplit read_ava_dataset(const fs::path &root, const std::string &split) {
+  DatasetSplit out;
+  out.layout = "ava";
+  out.split = split.empty() ? "val" : split;
+  check_split(out.layout, out.split);
+  std::vector<std::string> names;
+  if (fs::exists(root / "labels.txt")) names = read_labels_txt(root / "labels.txt");
+  std::map<std::string, int> video_numbers;
+  std::vector<std::pair<bool, VideoItem>> people;
+  std::set<int> actions;
+  for (const char *csv : kAvaCsvs) {
+    if (!fs::exists(root / csv)) continue;
+    const bool train = std::string(csv) == "train.csv";
+    for (auto &[video, tracks] : read_ava((root / csv).string())) {
+      const auto file = find_ava_video(root, video);
+      if (!file) {
+        out.missing.push_back(std::string(csv) + ": " + video + " not found");
+        continue;
+      }
+      video_numbers.emplace(video, static_cast<int>(video_numbers.size()) + 1);
+      for (auto &[person, track] : tracks.by_id) {
+        VideoItem item;
+        item.path = file->string();
+        item.id = video + "#" + std::to_string(person);
+        item.object_id = person;
+        item.subject = video_numbers[video];
+        item.label = person_action(track);  // an action id until the classes are known
+        item.track = std::move(track);
+        if (item.label < 0) continue;
+        actions.insert(item.label);
+        people.emplace_back(train, std::move(item));
+      }
+    }
+  }
+  for (int a : actions) {
+    if (a >= 1 && static_cast<size_t>(a) <= names.size()) {
+      out.classes.push_back(names[a - 1]);
+    } else {
+      out.classes.push_back("action_" + std::to_string(a));
+    }
+  }
+  for (auto &[train, item] : people) {
+    const int action = item.label;
+    item.label = static_cast<int>(std::distance(actions.begin(), actions.find(action)));
+    item.label_name = out.classes[item.label];
+    (train ? out.train : out.test).push_back(std::move(item));
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string> &msr_action_names() {
@@ -478,7 +572,9 @@ std::vector<std::string> dataset_splits(const std::string &layout) {
   if (layout == "msr") return {"cross-subject", "random80"};
   if (layout == "kinetics400") return {"val", "test"};
   if (layout == "folder") return {"random80", "folders"};
-  throw FormatError("unknown dataset layout '" + layout + "' (known: msr, kinetics400, folder)");
+  if (layout == "ava") return {"val"};
+  throw FormatError("unknown dataset layout '" + layout +
+                    "' (known: msr, kinetics400, folder, ava)");
 }
 
 std::string detect_layout(const std::string &dir) {
@@ -488,6 +584,7 @@ std::string detect_layout(const std::string &dir) {
   for (const char *csv : kKineticsCsvs) {
     if (!fs::is_regular_file(root / csv, ec)) continue;
     if (is_kinetics_csv(root / csv)) return "kinetics400";
+    if (is_ava_csv(root / csv)) return "ava";
     csv_note = ", " + std::string(csv) + " without the header " + kKineticsHeader;
   }
   if (!find_msr_files(root, true).empty()) return "msr";
@@ -496,7 +593,8 @@ std::string detect_layout(const std::string &dir) {
                     " holds no dataset vidcls can read: expected train.csv / val.csv with the "
                     "header " +
                     kKineticsHeader +
-                    " (Kinetics-400), files named aXX_sYY_eZZ_rgb.avi (MSR DailyActivity3D), or "
+                    " (Kinetics-400), or rows of AVA's format without a header (per-person "
+                    "actions), files named aXX_sYY_eZZ_rgb.avi (MSR DailyActivity3D), or "
                     "one subfolder of video files per class" +
                     (csv_note.empty() ? "" : " (found" + csv_note + ")"));
 }
@@ -509,7 +607,8 @@ void carve_validation(DatasetSplit &out, double fraction) {
   out.train.clear();
   sort_by_path(train);
   // Groups that go to one side whole: subjects (MSR cross-subject) or single videos per class.
-  const bool by_subject = out.layout == "msr" && out.split == "cross-subject";
+  const bool by_subject =
+      (out.layout == "msr" && out.split == "cross-subject") || out.layout == "ava";
   std::map<int, std::vector<int>> pools;  // class (or -1 for subjects) -> group keys
   std::map<int, std::vector<size_t>> members;
   for (size_t i = 0; i < train.size(); ++i) {
@@ -542,6 +641,8 @@ DatasetSplit read_dataset(const std::string &dir, const std::string &split,
     const std::string s = split.empty() ? "val" : split;
     check_split(layout, s);
     out = read_kinetics(root, s);
+  } else if (layout == "ava") {
+    out = read_ava_dataset(root, split);
   } else {
     out = read_folder(root, split);
   }

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "vidcls/errors.h"
+#include "vidcls/object_crop.h"
+#include "vidcls/tracks.h"
 #include "vidcls/train/dataset.h"
 #include "vidcls/train/transforms.h"
 #include "vidcls/train/video_reader.h"
@@ -32,6 +34,34 @@ VideoFrames decoded_frames(const std::string &path, const ClipSpec &spec) {
   return v;
 }
 
+VideoFrames decoded_person_frames(const VideoItem &item, const ClipSpec &spec) {
+  const auto dv = decode_video(item.path);
+  const int64_t H = dv.frames.size(1), W = dv.frames.size(2);
+  // The stream's sampled frames, as the clipper samples them, then those with a box of the person
+  // (the clipper cuts an object's clips from the sampled frames it is seen on).
+  const auto sampled =
+      sampled_frame_indices(dv.pts_ns.data(), static_cast<int64_t>(dv.pts_ns.size()), spec, dv.fps);
+  std::vector<torch::Tensor> crops;
+  for (int64_t i : sampled) {
+    const auto box = box_at(item.track, static_cast<double>(dv.pts_ns[i]) / 1e9, kAvaMaxGap);
+    if (!box) continue;
+    const auto whole = box_on_frame(box_in_pixels(*box, W, H), W, H);
+    const auto r = whole ? object_region(*whole, H, W, spec.object) : std::nullopt;
+    if (!r) continue;
+    auto out = torch::empty({3, spec.height, spec.width}, torch::kFloat32);
+    preprocess_region_into(dv.frames[i], *r, spec, out);
+    crops.push_back(out);
+  }
+  if (crops.empty())
+    throw FormatError(item.path + ": no sampled frame has a box of person " +
+                      std::to_string(item.object_id));
+  VideoFrames v;
+  v.frames = torch::stack(crops);
+  for (int64_t k = 0; k < v.frames.size(0); ++k) v.sampled.push_back(k);
+  v.prepared = true;
+  return v;
+}
+
 VideoFrames cached_frames(const ClipCache &cache, size_t item, const ClipSpec &spec) {
   VideoFrames v;
   v.frames = cache.frames(item);
@@ -41,12 +71,18 @@ VideoFrames cached_frames(const ClipCache &cache, size_t item, const ClipSpec &s
 
 VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views views) {
   VideoViews out;
+  if (video.prepared && views.spatial != 1)
+    throw std::invalid_argument("a person's crops have one spatial view (--views Tx1)");
   out.spatial = views.spatial;
   out.windows = eval_windows(static_cast<int64_t>(video.sampled.size()), spec, views.temporal);
   std::vector<torch::Tensor> clips;
   for (const auto &w : out.windows) {
     const auto idx =
         torch::tensor(window_frame_indices(video.sampled, w, spec.frames), torch::kInt64);
+    if (video.prepared) {
+      clips.push_back(video.frames.index_select(0, idx));
+      continue;
+    }
     for (auto &c : eval_crops(video.frames.index_select(0, idx), spec, views.spatial))
       clips.push_back(c);
   }
@@ -68,7 +104,8 @@ EvalSet eval_set(const std::string &data, const std::string &split, const std::s
     set.classes = set.cache->classes();
     for (const auto &s : sides) {
       for (size_t i : set.cache->indices(s))
-        set.videos.push_back({set.cache->item(i).path, set.cache->item(i).label_name, i});
+        set.videos.push_back(
+            {set.cache->item(i).key(), set.cache->item(i).label_name, i, std::nullopt});
     }
     for (const auto &s : set.cache->skipped())
       set.skipped.push_back({{"path", s.path}, {"reason", s.reason}});
@@ -79,7 +116,13 @@ EvalSet eval_set(const std::string &data, const std::string &split, const std::s
   set.classes = ds.classes;
   for (const auto &s : sides) {
     const auto &list = s == "train" ? ds.train : s == "val" ? ds.val : ds.test;
-    for (const auto &v : list) set.videos.push_back({v.path, v.label_name, std::nullopt});
+    for (const auto &v : list) {
+      if (v.object_id >= 0) {
+        set.videos.push_back({v.key(), v.label_name, std::nullopt, v});
+      } else {
+        set.videos.push_back({v.path, v.label_name, std::nullopt, std::nullopt});
+      }
+    }
   }
   return set;
 }
@@ -124,6 +167,7 @@ EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::strin
     VideoFrames frames;
     try {
       frames = v.cache_item ? cached_frames(*set.cache, *v.cache_item, spec)
+               : v.person   ? decoded_person_frames(*v.person, spec)
                             : decoded_frames(v.path, spec);
     } catch (const FormatError &e) {
       report.skipped.push_back({{"path", v.path}, {"reason", e.what()}});

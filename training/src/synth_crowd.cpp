@@ -134,13 +134,13 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
-// AVA rows (keyframes at 1 s, 2 s, ...) and the MOT ground truth of one video.
+// AVA rows (keyframes at 0 s, 1 s, 2 s, ...) and the MOT ground truth of one video.
 void annotate(const SynthCrowdVideo &v, const std::string &id, const SynthOptions &o,
               std::string &ava, std::string &mot) {
   const int n = static_cast<int>(v.frames.size(0));
   const double w = static_cast<double>(v.frames.size(2)), h = static_cast<double>(v.frames.size(1));
   std::ostringstream a, m;
-  for (int s = 1; s * o.fps <= n - 1; ++s) {
+  for (int s = 0; s * o.fps <= n - 1; ++s) {
     for (const auto &p : v.people) {
       const Box &b = p.boxes[s * o.fps];
       a << id << ',' << s << ',' << fixed(b.x / w, 4) << ',' << fixed(b.y / h, 4) << ','

@@ -544,7 +544,8 @@ Batch TrainingRun::make_batch(int epoch, size_t b, const std::vector<size_t> &or
       const auto w = random_window_record(n, spec_.frames, rng);
       xs.push_back(data_.features[s.video].index_select(
           0, feature_rows(w, n, spec_.frames, data_.feature_context)));
-    } else if (o_.decode_every_step) {
+    } else if (o_.decode_every_step && data_.cache.item(s.video).object_id < 0) {
+      // (a person's crops exist only in the cache: they are read from it)
       // The notebook way: the whole file decoded and scaled for one clip.
       const auto &item = data_.cache.item(s.video);
       auto frames = resize_short_side(decode_video(item.path).frames,

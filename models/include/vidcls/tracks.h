@@ -57,4 +57,10 @@ std::optional<Box> box_at(const Track &track, double t, double max_gap);
 // A box of a normalised Tracks in pixels of a W x H frame.
 Box box_in_pixels(const Box &normalised, int64_t W, int64_t H);
 
+// A box in pixels as a region-of-interest meta can carry it: cut to the W x H frame, its edges
+// rounded to whole pixels (halves away from zero); none when nothing of it is left, or when a
+// value is not finite. Replayed boxes go on the stream this way (vidclsroireplay), so training
+// cuts its crops from the same whole-pixel boxes.
+std::optional<Box> box_on_frame(const Box &pixels, int64_t W, int64_t H);
+
 }  // namespace vidcls

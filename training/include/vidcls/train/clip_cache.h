@@ -6,6 +6,12 @@
 // 0.5 / 255 / std per value). Training reads clips out of the mapping without decoding or
 // copying.
 //
+// A person of an ava dataset is an item of its own: what is stored are the crops of the person's
+// boxes (vidcls::object_region by the clip spec's object rule, on the decoded frame), each resized
+// to the side's short side and cut to a square of it in the middle, on the frames that have a
+// box (see dataset.h); the live pipeline (vidclsclipper inference-region=roi-list) crops and
+// resizes the same regions of the same frames, so the same rounding bound holds.
+//
 // On disk, CACHE/ holds:
 //   index.json          what is where: dataset (folder, layout, split, validation fraction,
 //                       classes), resize settings, per video its path (relative to the dataset
@@ -63,6 +69,9 @@ struct CacheOptions {
   int eval_short_side = kDefaultEvalShortSide;
   double val_fraction = kDefaultValFraction;  // of the training side, see carve_validation
   int max_frames = 0;                  // decode at most this many frames per video; 0 = all
+  ObjectCrop object;                   // ava: how a person's box becomes the region stored
+  // ava: the short side of a person's crops where the side's short side is 0
+  static constexpr int kDefaultObjectSide = 64;
   std::string split;                   // the dataset split recorded in the index; "" = default
   // Called after each video with what happened to it, for progress output.
   struct Event {
@@ -77,7 +86,7 @@ struct CacheOptions {
 };
 
 struct SkippedVideo {
-  std::string path;
+  std::string path;  // the video; for a person of an ava dataset, VideoItem::key()
   std::string reason;
   int64_t source_size = -1, source_mtime_ns = 0;  // so an unchanged file is not retried
 };
@@ -130,6 +139,12 @@ struct CachedVideo {
   double fps = 0;                 // as the decoder reported it (0 when unknown)
   int64_t source_height = 0, source_width = 0;
   int64_t source_size = 0, source_mtime_ns = 0;
+  int64_t object_id = -1;     // ava: the person whose crops these are; -1: the whole video
+  std::string object_digest;  // ava: of the person's boxes and the crop rule they were cut by
+
+  std::string key() const {
+    return object_id < 0 ? path : path + "#" + std::to_string(object_id);
+  }
 };
 
 // A cache opened for reading. Copies share one mapping; tensors handed out keep it mapped

@@ -28,13 +28,23 @@ struct Views {
 // "TxS"; throws std::invalid_argument for anything else (T >= 0, S 1 or 3).
 Views parse_views(const std::string &text);
 
-// A video's frames, uint8 [N, H, W, 3], and the ones the clip spec samples.
+// A video's frames, uint8 [N, H, W, 3], and the ones the clip spec samples. A person's frames
+// decoded from the video are the model's input already (`prepared`): float32 [N, 3, height,
+// width], one region each, and have one spatial view.
 struct VideoFrames {
   torch::Tensor frames;
   std::vector<int64_t> sampled;
+  bool prepared = false;
 };
 // Decoded as the live pipeline decodes (decode_video); throws vidcls::FormatError.
 VideoFrames decoded_frames(const std::string &path, const ClipSpec &spec);
+// A person of an ava dataset (item.object_id >= 0), decoded and cut as vidclsclipper's per-object
+// mode cuts them from boxes replayed from the same CSV (vidclsroireplay format=ava, max-gap
+// kAvaMaxGap): of the frames the clip spec samples from the video, those with a box of the person
+// (box_at), each one's region (object_region by spec.object) preprocessed by
+// preprocess_region_into. The person's frames are taken as one track: the clipper would end it
+// where its boxes stop for longer than object-timeout, and hold a box object-hold past the last.
+VideoFrames decoded_person_frames(const VideoItem &item, const ClipSpec &spec);
 // From a clip cache (frames stored at the cache's short side for the video's side).
 VideoFrames cached_frames(const ClipCache &cache, size_t item, const ClipSpec &spec);
 
@@ -46,11 +56,13 @@ struct VideoViews {
 };
 VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views views);
 
-// One video to evaluate: a file, or an item of a clip cache.
+// One video to evaluate: a file, or an item of a clip cache; or a person of an ava dataset's
+// video (path#person id), from the file (`person`) or a clip cache.
 struct EvalVideo {
   std::string path;
   std::string label;
   std::optional<size_t> cache_item;
+  std::optional<VideoItem> person;
 };
 
 // The videos of one side ("train", "val", "test" or "all") of a dataset folder or a clip cache.

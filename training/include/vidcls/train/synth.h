@@ -99,7 +99,7 @@ enum class SynthLayout {
   // Several people per video (render_synth_crowd), labelled per person as AVA is:
   // DIR/videos/crowd_NNNN.webm (VP8); DIR/train.csv and DIR/val.csv in AVA's format (no header:
   // video id, keyframe time in s, x1, y1, x2, y2 in [0, 1], action id = motion + 1, person
-  // id), one row per person and keyframe, keyframes at 1 s, 2 s, ... of the video; and
+  // id), one row per person and keyframe, keyframes at 0 s, 1 s, 2 s, ... of the video; and
   // DIR/tracks/crowd_NNNN.txt, every person's box on every frame in MOTChallenge's gt.txt format
   // (frame from 1, id, left, top, width, height, 1, 1, visibility). A fifth of the videos are
   // in val.csv. --videos-per-class counts people: each class is that many people, dealt into
