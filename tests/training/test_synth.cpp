@@ -535,7 +535,7 @@ TEST(SynthCrowd, PeopleWalkAcrossCrossAndTheNearerCoversTheFarther) {
       EXPECT_EQ(p.motion, scene.motions[k]);
       ASSERT_EQ(p.boxes.size(), 24u);
       for (const auto &b : p.boxes) {
-        EXPECT_EQ(b.w, 28.0);  // 45 % of the height
+        EXPECT_EQ(b.w, 25.0);  // 40 % of the height
         EXPECT_GE(b.x, 0.0);
         EXPECT_LE(b.x + b.w, 96.0);
         EXPECT_GE(b.y, 0.0);

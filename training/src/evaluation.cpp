@@ -1,6 +1,8 @@
 #include "vidcls/train/evaluation.h"
 
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,10 @@
 #include "vidcls/train/video_reader.h"
 
 using nlohmann::json;
+
+namespace {
+std::string fs_stem(const std::string &path) { return std::filesystem::path(path).stem().string(); }
+}  // namespace
 
 namespace vidcls::train {
 
@@ -42,6 +48,7 @@ VideoFrames decoded_person_frames(const VideoItem &item, const ClipSpec &spec) {
   const auto sampled =
       sampled_frame_indices(dv.pts_ns.data(), static_cast<int64_t>(dv.pts_ns.size()), spec, dv.fps);
   std::vector<torch::Tensor> crops;
+  std::vector<int64_t> pts;
   for (int64_t i : sampled) {
     const auto box = box_at(item.track, static_cast<double>(dv.pts_ns[i]) / 1e9, kAvaMaxGap);
     if (!box) continue;
@@ -51,6 +58,7 @@ VideoFrames decoded_person_frames(const VideoItem &item, const ClipSpec &spec) {
     auto out = torch::empty({3, spec.height, spec.width}, torch::kFloat32);
     preprocess_region_into(dv.frames[i], *r, spec, out);
     crops.push_back(out);
+    pts.push_back(dv.pts_ns[i]);
   }
   if (crops.empty())
     throw FormatError(item.path + ": no sampled frame has a box of person " +
@@ -59,6 +67,7 @@ VideoFrames decoded_person_frames(const VideoItem &item, const ClipSpec &spec) {
   v.frames = torch::stack(crops);
   for (int64_t k = 0; k < v.frames.size(0); ++k) v.sampled.push_back(k);
   v.prepared = true;
+  v.pts_ns = std::move(pts);
   return v;
 }
 
@@ -129,6 +138,34 @@ EvalSet eval_set(const std::string &data, const std::string &split, const std::s
 
 namespace {
 
+// A person's keyframes as detections scored by the clip nearest each (see EvalReport), and as
+// truth.
+void add_keyframes(const EvalVideo &v, const VideoFrames &frames, const VideoViews &views,
+                   const ClipSpec &spec, const torch::Tensor &probs, int64_t label,
+                   std::vector<FrameDetection> &dets, std::vector<FrameTruth> &truth) {
+  const std::string video = fs_stem(v.person->path);
+  for (const auto &key : v.person->track.keys) {
+    truth.push_back({video, key.t, key.box, static_cast<int>(label)});
+    const double t_ns = key.t * 1e9;
+    int64_t best = -1;
+    double best_distance = 0;
+    for (size_t k = 0; k < views.windows.size(); ++k) {
+      const auto idx = window_frame_indices(frames.sampled, views.windows[k], spec.frames);
+      const double first = static_cast<double>(frames.pts_ns[idx.front()]);
+      const double last = static_cast<double>(frames.pts_ns[idx.back()]);
+      if (t_ns < first || t_ns > last) continue;
+      const double distance = std::abs((first + last) / 2 - t_ns);
+      if (best < 0 || distance < best_distance)
+        best = static_cast<int64_t>(k), best_distance = distance;
+    }
+    if (best < 0) continue;  // no clip spans it: not detected
+    const auto row = probs[best * views.spatial].contiguous();
+    dets.push_back(
+        {video, key.t, key.box,
+         std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + row.numel())});
+  }
+}
+
 json clip_scores(const VideoViews &views, const torch::Tensor &logits, const torch::Tensor &probs,
                  const std::vector<std::string> &labels) {
   json out = json::array();
@@ -160,7 +197,9 @@ EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::strin
       throw MismatchError("the dataset's class '" + c + "' is not one of the model's " +
                           std::to_string(labels.size()) + " labels");
   }
-  EvalReport report{ClassificationMetrics(labels), json::array(), set.skipped};
+  EvalReport report{ClassificationMetrics(labels), std::nullopt, json::array(), set.skipped};
+  std::vector<FrameDetection> detections;
+  std::vector<FrameTruth> truth;
   torch::NoGradGuard no_grad;
   for (size_t vi = 0; vi < set.videos.size(); ++vi) {
     const auto &v = set.videos[vi];
@@ -180,6 +219,8 @@ EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::strin
     const auto mean = probs.mean(0, true);
     report.metrics.add(mean.clamp_min(1e-12).log(),
                        torch::tensor({label_index.at(v.label)}, torch::kInt64));
+    if (v.person && frames.prepared)
+      add_keyframes(v, frames, views_of, spec, probs, label_index.at(v.label), detections, truth);
     const int64_t pred = mean.argmax(1).item<int64_t>();
     report.videos.push_back({{"path", v.path},
                              {"label", v.label},
@@ -188,6 +229,8 @@ EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::strin
                              {"clips", clip_scores(views_of, logits, probs, labels)}});
     if (progress) progress(vi, set.videos.size(), report.videos.back());
   }
+  if (!truth.empty())
+    report.frame_map = frame_map(detections, truth, static_cast<int>(labels.size()));
   return report;
 }
 

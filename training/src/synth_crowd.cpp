@@ -36,13 +36,15 @@ struct Walk {
   }
 };
 
-// Person k's walk: from the left third to the right third of the frame or back, every other
-// person the other way (so paths cross), at a height that changes by at most a fifth.
-Walk walk_of(Rng &rng, int k, bool flip, int span_x, int span_y) {
-  const bool from_left = (k % 2 == 0) != flip;
+// The walk of the person in `lane` (0 .. lanes - 1, top to bottom): from the left third to the
+// right third of the frame or back, neighbouring lanes in opposite directions (so paths cross),
+// at the lane's height give or take a twentieth of the room.
+Walk walk_of(Rng &rng, int lane, int lanes, bool flip, int span_x, int span_y) {
+  const bool from_left = (lane % 2 == 0) != flip;
   const double a = rng.uniform(0, 0.3) * span_x, b = rng.uniform(0.7, 1.0) * span_x;
-  const double y0 = rng.uniform(0.05, 0.95) * span_y;
-  const double y1 = std::clamp(y0 + rng.uniform(-0.2, 0.2) * span_y, 0.0, double(span_y));
+  const double centre = lanes > 1 ? static_cast<double>(lane) / (lanes - 1) : 0.5;
+  const double y0 = std::clamp(centre + rng.uniform(-0.05, 0.05), 0.0, 1.0) * span_y;
+  const double y1 = std::clamp(y0 + rng.uniform(-0.05, 0.05) * span_y, 0.0, double(span_y));
   return from_left ? Walk{a, y0, b, y1} : Walk{b, y0, a, y1};
 }
 
@@ -50,7 +52,7 @@ Walk walk_of(Rng &rng, int k, bool flip, int span_x, int span_y) {
 
 SynthCrowdVideo render_synth_crowd(const SynthCrowdScene &scene) {
   const int n = scene.frames, w = scene.width, h = scene.height;
-  const int card = std::max(8, static_cast<int>(0.45 * h));
+  const int card = std::max(8, static_cast<int>(0.4 * h));
   TORCH_CHECK(!scene.motions.empty(), "synth crowd: at least one person is needed");
   TORCH_CHECK(n >= 1 && h >= 16 && w >= card, "synth crowd: need frames of at least 16 px in ",
               "height and as wide as a card (", card, " px)");
@@ -58,11 +60,14 @@ SynthCrowdVideo render_synth_crowd(const SynthCrowdScene &scene) {
   const cv::Mat background = detail::make_background(rng, w, h);
   const bool flip = rng.uniform() < 0.5;
   const size_t people = scene.motions.size();
+  std::vector<int> lanes(people);  // person k walks in lane lanes[k]
+  for (size_t k = 0; k < people; ++k) lanes[k] = static_cast<int>(k);
+  for (size_t k = people - 1; k > 0; --k) std::swap(lanes[k], lanes[rng.integer(0, int(k))]);
   std::vector<Walk> walks;
   std::vector<torch::Tensor> cards;
   SynthCrowdVideo out;
   for (size_t k = 0; k < people; ++k) {
-    walks.push_back(walk_of(rng, static_cast<int>(k), flip, w - card, h - card));
+    walks.push_back(walk_of(rng, lanes[k], static_cast<int>(people), flip, w - card, h - card));
     SynthScene own;
     own.motion = scene.motions[k];
     own.seed = splitmix64(scene.seed + 0x1000 + k);

@@ -21,9 +21,9 @@
 #include "vidcls/device.h"
 #include "vidcls/errors.h"
 #include "vidcls/pretrained.h"
-#include "vidcls/safetensors.h"
 #include "vidcls/registry.h"
 #include "vidcls/runtime.h"
+#include "vidcls/safetensors.h"
 #include "vidcls/train/clip_cache.h"
 #include "vidcls/train/dataset.h"
 #include "vidcls/train/evaluation.h"
@@ -222,12 +222,13 @@ EvalInputs eval_inputs(const RunData &d, const std::vector<Sample> &side, const 
   for (const auto &s : side) {
     if (d.features.empty()) {
       // What vidcls-eval --views 1x1 looks at: the clipper's first window, the centre crop.
-      xs.push_back(video_views({d.cache.frames(s.video), s.sampled}, spec, {1, 1}).clips[0]);
+      xs.push_back(
+          video_views({d.cache.frames(s.video), s.sampled, false, {}}, spec, {1, 1}).clips[0]);
     } else {
       const auto n = static_cast<int64_t>(s.sampled.size());
       const auto w = eval_windows(n, spec, 1).at(0);
-      xs.push_back(d.features[s.video].index_select(
-          0, feature_rows(w, n, spec.frames, d.feature_context)));
+      xs.push_back(
+          d.features[s.video].index_select(0, feature_rows(w, n, spec.frames, d.feature_context)));
     }
     ys.push_back(s.label);
   }
@@ -289,7 +290,7 @@ class TrainingRun {
   Clock::time_point start_;
   int first_epoch_ = 1;
   std::unique_ptr<Distributed> dist_;
-  int64_t rank_clips_ = 0;  // training clips of this rank per epoch
+  int64_t rank_clips_ = 0;             // training clips of this rank per epoch
   EvalInputs val_shard_, test_shard_;  // this rank's part of the evaluation inputs
 };
 
@@ -368,8 +369,8 @@ void TrainingRun::build_model() {
   }
   if (!o_.backbone_pool.empty()) {
     if (preset_->architecture != "resnet-tvit")
-      throw std::invalid_argument("--backbone-pool is a resnet-vit option; preset " +
-                                  preset_name_ + " is a " + preset_->architecture + " model");
+      throw std::invalid_argument("--backbone-pool is a resnet-vit option; preset " + preset_name_ +
+                                  " is a " + preset_->architecture + " model");
     config["backbone"]["pool"] = o_.backbone_pool;
   }
   if (o_.drop_path >= 0) {
@@ -380,21 +381,24 @@ void TrainingRun::build_model() {
   backbone_ = model_->per_frame_backbone();
   if (o_.freeze_backbone) {
     if (backbone_ == nullptr)
-      throw std::invalid_argument("--fine-tune-backbone and --freeze-backbone are resnet-vit "
-                                  "options; preset " + preset_name_ + " is a " +
-                                  preset_->architecture + " model");
+      throw std::invalid_argument(
+          "--fine-tune-backbone and --freeze-backbone are resnet-vit "
+          "options; preset " +
+          preset_name_ + " is a " + preset_->architecture + " model");
     backbone_->set_backbone_frozen(*o_.freeze_backbone);
   }
   if (o_.no_feature_cache && (backbone_ == nullptr || !backbone_->backbone_frozen()))
-    throw std::invalid_argument("--no-feature-cache measures what the feature cache of a frozen "
-                                "backbone saves, and this run has none: add --freeze-backbone "
-                                "(resnet-vit)");
+    throw std::invalid_argument(
+        "--no-feature-cache measures what the feature cache of a frozen "
+        "backbone saves, and this run has none: add --freeze-backbone "
+        "(resnet-vit)");
   use_features_ = backbone_ != nullptr && backbone_->backbone_frozen() && !o_.no_feature_cache;
   if (use_features_ && (aug_.flip || aug_.vflip || aug_.reverse))
-    throw std::invalid_argument("--flip, --flip-swap, --vflip-swap and --reverse-swap mirror the "
-                                "clips, and a frozen backbone trains on per-frame features "
-                                "cached from the unmirrored frames: add --no-feature-cache to "
-                                "mirror them (slower), or train the backbone");
+    throw std::invalid_argument(
+        "--flip, --flip-swap, --vflip-swap and --reverse-swap mirror the "
+        "clips, and a frozen backbone trains on per-frame features "
+        "cached from the unmirrored frames: add --no-feature-cache to "
+        "mirror them (slower), or train the backbone");
   if (!o_.pretrained.empty()) {
     const auto r = import_pretrained(*model_, o_.pretrained);
     std::printf("pretrained: %s (%s): %zu tensors loaded, %zu left as initialised",
@@ -430,8 +434,9 @@ void TrainingRun::resume() {
                 (was.contains(at) ? was.at(at).dump() : "unset") + " -> " +
                 (now.contains(at) ? now.at(at).dump() : "unset");
     }
-    throw MismatchError(last_path.string() + " was trained with another model configuration: " +
-                        differ + "; --resume needs the same --input-transform, --backbone-input, "
+    throw MismatchError(last_path.string() +
+                        " was trained with another model configuration: " + differ +
+                        "; --resume needs the same --input-transform, --backbone-input, "
                         "--drop-path and --fine-tune-backbone / --freeze-backbone");
   }
   if (loaded.info.clip.frame_stride != spec_.frame_stride ||
@@ -552,8 +557,7 @@ Batch TrainingRun::make_batch(int epoch, size_t b, const std::vector<size_t> &or
                                       static_cast<int>(std::min(item.height, item.width)));
       xs.push_back(train_clip(frames, s.sampled, spec_, aug_, rng, &mirrored));
     } else {
-      xs.push_back(
-          train_clip(data_.cache.frames(s.video), s.sampled, spec_, aug_, rng, &mirrored));
+      xs.push_back(train_clip(data_.cache.frames(s.video), s.sampled, spec_, aug_, rng, &mirrored));
     }
     ys.push_back(swaps_(s.label, mirrored));
   }
@@ -796,8 +800,9 @@ std::map<std::string, std::string> TrainingRun::configuration() const {
           {"--flip-swap", o_.flip_swap},
           {"--vflip-swap", o_.vflip_swap},
           {"--reverse-swap", o_.reverse_swap},
-          {"--fine-tune-backbone / --freeze-backbone",
-           backbone_ == nullptr ? "" : backbone_->backbone_frozen() ? "frozen" : "trained"},
+          {"--fine-tune-backbone / --freeze-backbone", backbone_ == nullptr           ? ""
+                                                       : backbone_->backbone_frozen() ? "frozen"
+                                                                                      : "trained"},
           {"--input-transform", o_.input_transform},
           {"--backbone-input", o_.backbone_input},
           {"--backbone-pool", o_.backbone_pool},

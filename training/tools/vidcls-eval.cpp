@@ -103,6 +103,15 @@ int main(int argc, char **argv) {
                   model_path.c_str(), data.c_str(), set.cache ? "clip cache" : "decoded",
                   set.split.c_str(), side.c_str(), views.temporal, views.spatial);
     print_summary(report.metrics, title);
+    if (report.frame_map) {
+      std::printf("people: per-person top-1 above; frame mAP@0.5 (AVA) %.1f%%, per class:",
+                  100 * report.frame_map->map);
+      for (size_t c = 0; c < labels.size(); ++c) {
+        if (report.frame_map->ap[c] >= 0)
+          std::printf(" %s %.1f%%", labels[c].c_str(), 100 * report.frame_map->ap[c]);
+      }
+      std::printf("\n");
+    }
     for (const auto &s : report.skipped)
       std::printf("skipped %s: %s\n", s.at("path").get<std::string>().c_str(),
                   s.at("reason").get<std::string>().c_str());
@@ -116,6 +125,13 @@ int main(int argc, char **argv) {
     j["views"] = {{"temporal", views.temporal}, {"spatial", views.spatial}};
     j["skipped"] = report.skipped;
     j["videos"] = report.videos;
+    if (report.frame_map) {
+      nlohmann::json ap = nlohmann::json::object();
+      for (size_t c = 0; c < labels.size(); ++c) {
+        if (report.frame_map->ap[c] >= 0) ap[labels[c]] = report.frame_map->ap[c];
+      }
+      j["frame_map"] = {{"iou", 0.5}, {"map", report.frame_map->map}, {"ap", ap}};
+    }
     write_json(json_path, j, report.metrics);
     return 0;
   });

@@ -15,6 +15,7 @@
 #include "vidcls/clip_record.h"
 #include "vidcls/clip_spec.h"
 #include "vidcls/train/clip_cache.h"
+#include "vidcls/train/frame_map.h"
 #include "vidcls/train/metrics.h"
 
 namespace vidcls::train {
@@ -35,6 +36,7 @@ struct VideoFrames {
   torch::Tensor frames;
   std::vector<int64_t> sampled;
   bool prepared = false;
+  std::vector<int64_t> pts_ns;  // prepared: the presentation time of each frame
 };
 // Decoded as the live pipeline decodes (decode_video); throws vidcls::FormatError.
 VideoFrames decoded_frames(const std::string &path, const ClipSpec &spec);
@@ -77,6 +79,10 @@ EvalSet eval_set(const std::string &data, const std::string &split, const std::s
 
 struct EvalReport {
   ClassificationMetrics metrics;
+  // People decoded from an ava dataset folder: AVA's frame mAP at IoU 0.5 (frame_map.h), each
+  // person's keyframe box scored by the clip whose middle is nearest the keyframe, among the
+  // clips whose frames span it; the truth is the person's label at each of their keyframes.
+  std::optional<FrameMap> frame_map;
   nlohmann::json videos;   // per video: path, label, predicted, score, clips (per window)
   nlohmann::json skipped;  // [{"path", "reason"}]
 };
