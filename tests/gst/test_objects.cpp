@@ -34,10 +34,10 @@ struct Object {
 // A frame of random RGB pixels with the given objects as ROI metas (track id as the meta's id;
 // as DL Streamer's object_id parameter when `param_id` is set).
 GstBuffer *frame_with(const torch::Tensor &pixels, int k, const std::vector<Object> &objects,
-                      bool param_id = false) {
+                      bool param_id = false, GstClockTime frame = kFrame) {
   GstBuffer *buf = gst_buffer_new_memdup(pixels.data_ptr(), kW * kH * 3);
-  GST_BUFFER_PTS(buf) = k * kFrame;
-  GST_BUFFER_DURATION(buf) = kFrame;
+  GST_BUFFER_PTS(buf) = k * frame;
+  GST_BUFFER_DURATION(buf) = frame;
   for (const auto &o : objects) {
     auto *m = gst_buffer_add_video_region_of_interest_meta(buf, o.type, o.x, o.y, o.w, o.h);
     if (param_id) {
@@ -164,20 +164,27 @@ TEST(ObjectClips, HostileMetasNeverGrowItPastMaxObjects) {
   torch::manual_seed(9);
   const auto frames = torch::randint(0, 256, {1, kH, kW, 3}, torch::kUInt8);
   GstHarness *h = clipper("max-objects=4");
-  // Ten minutes of a new id on every frame beside boxes outside the frame and without area.
-  for (int k = 0; k < 6000; ++k) {
-    gst_buffer_unref(
-        gst_harness_push_and_pull(h, frame_with(frames[0], k,
-                                                {{k, 10, 10, 20, 20},
-                                                 {-1, 1000, 10, 20, 20},
-                                                 {-2, 10, 10, 0, 20},
-                                                 {-3, 70, 50, 4000000000u, 4000000000u}})));
+  // 10,000 distinct ids in one minute of stream (a new id on every 6 ms frame) beside boxes
+  // outside the frame, without area, and of sizes no frame has (the ROI meta's guint range).
+  constexpr GstClockTime kFast = 6 * GST_MSECOND;
+  for (int k = 0; k < 10000; ++k) {
+    gst_buffer_unref(gst_harness_push_and_pull(
+        h, frame_with(frames[0], k,
+                      {{k, 10, 10, 20, 20},
+                       {-1, 1000, 10, 20, 20},
+                       {-2, 10, 10, 0, 20},
+                       {-3, 70, 50, 4000000000u, 4000000000u},
+                       {-4, 4294967295u, 4294967295u, 4294967295u, 4294967295u}},
+                      false, kFast)));
     if (k % 500 == 0) {
       ASSERT_LE(object_stat(h, "tracks"), 4u) << "frame " << k;
     }
   }
+  EXPECT_EQ(9999 * kFast / GST_SECOND, 59u) << "one minute of stream";
   EXPECT_LE(object_stat(h, "tracks"), 4u);
-  EXPECT_GE(object_stat(h, "dropped") + object_stat(h, "ended"), 6000u - 4u - 2u);
+  // every id beyond the four followed ended another (dropped) or ended when it went unseen
+  EXPECT_GE(object_stat(h, "dropped") + object_stat(h, "ended"), 10000u - 4u - 3u);
+  EXPECT_GE(object_stat(h, "started"), 10000u);
   gst_harness_teardown(h);
 }
 
