@@ -96,22 +96,42 @@ InferenceWorker::push (ClientId id, Job &&job, size_t max_pending, bool drop_old
 bool
 InferenceWorker::classify_now (ClientId id, Job &&job, Batching batching, Outcome *out)
 {
+  std::vector<Job> jobs;
+  jobs.push_back (std::move (job));
+  std::vector<Outcome> outcomes;
+  if (!classify_now (id, std::move (jobs), batching, &outcomes))
+    return false;
+  *out = std::move (outcomes.front ());
+  return true;
+}
+
+bool
+InferenceWorker::classify_now (ClientId id, std::vector<Job> &&jobs, Batching batching,
+    std::vector<Outcome> *out)
+{
+  if (jobs.empty ())
+    return true;
   std::unique_lock<std::mutex> l (lock_);
   Slot &slot = *slots_.at (id);
   start_locked ();
   slot.batching = batching;
   slot.idle = false;
-  slot.queue.push_back (Pending {std::move (job), Clock::now (), true, ++slot.sync_ticket});
-  ++pending_;
+  const uint64_t ticket = ++slot.sync_ticket;
+  const auto now = Clock::now ();
+  for (size_t i = 0; i < jobs.size (); ++i)
+    slot.queue.push_back (Pending {std::move (jobs[i]), now, true, ticket, i});
+  pending_ += jobs.size ();
+  slot.sync_outcomes.assign (jobs.size (), Outcome {});
+  slot.sync_left = jobs.size ();
   slot.waiting_sync = true;
-  slot.sync_done = false;
   wake_.notify_one ();
-  slot.cond.wait (l, [this, &slot] { return slot.sync_done || slot.flushing || stopping_; });
+  slot.cond.wait (l, [this, &slot] {
+        return slot.sync_left == 0 || slot.flushing || stopping_; });
   slot.waiting_sync = false;
-  if (!slot.sync_done)
+  if (slot.sync_left != 0)
     return false;
-  *out = std::move (slot.sync_outcome);
-  slot.sync_done = false;
+  *out = std::move (slot.sync_outcomes);
+  slot.sync_outcomes.clear ();
   return true;
 }
 
@@ -262,12 +282,13 @@ InferenceWorker::deliver (std::vector<Taken> &taken, std::vector<Outcome> &outco
         ++stats_.dropped;
       }
       if (taken[i].pending.sync) {
-        if (slot.waiting_sync && !slot.flushing
+        if (slot.waiting_sync && !slot.flushing && slot.sync_left > 0
             && taken[i].pending.ticket == slot.sync_ticket) {
-          slot.sync_outcome = std::move (o);
-          slot.sync_done = true;
-          slot.waiting_sync = false;    /* not waiting from now, though not yet awake */
-          slot.cond.notify_all ();
+          slot.sync_outcomes[taken[i].pending.sync_index] = std::move (o);
+          if (--slot.sync_left == 0) {
+            slot.waiting_sync = false;  /* not waiting from now, though not yet awake */
+            slot.cond.notify_all ();
+          }
         }
       } else if (o.kind == Outcome::Kind::kDone) {
         if (!slot.flushing) {

@@ -87,6 +87,11 @@ public:
   /* Sync: classifies a clip and waits for its outcome. False, with `out` untouched, when a
    * flush or detach interrupted it. */
   bool classify_now (ClientId id, Job &&job, Batching batching, Outcome *out);
+  /* Sync, several clips at once (the clips of every tracked object a frame completes): they
+   * queue together, so a batch can take them all, and the call waits for every outcome, in
+   * the jobs' order. */
+  bool classify_now (ClientId id, std::vector<Job> &&jobs, Batching batching,
+      std::vector<Outcome> *out);
   /* Async results that are ready, to attach to the element's next buffer. */
   std::deque<Classification> take_ready (ClientId id);
 
@@ -107,6 +112,7 @@ private:
     std::chrono::steady_clock::time_point arrival;
     bool sync = false;
     uint64_t ticket = 0;           /* sync: which wait of its stream it answers */
+    size_t sync_index = 0;         /* sync: its place among that wait's clips */
   };
   struct Slot
   {
@@ -116,11 +122,12 @@ private:
     std::vector<Classification> to_publish;
     Batching batching;
     uint64_t dropped = 0, in_batch = 0;
-    bool flushing = false, idle = false, waiting_sync = false, sync_done = false;
+    bool flushing = false, idle = false, waiting_sync = false;
     /* The sync wait in progress: an outcome answers it only when its clip is that wait's (a
      * clip from before a flush may still be in a batch when the next wait begins). */
     uint64_t sync_ticket = 0;
-    Outcome sync_outcome;
+    std::vector<Outcome> sync_outcomes;
+    size_t sync_left = 0;          /* outcomes the wait still needs; 0: answered */
     std::condition_variable cond;
   };
   struct Taken

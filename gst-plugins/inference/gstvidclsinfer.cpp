@@ -290,10 +290,10 @@ forward_result (GstVidclsInfer * self, const Classification & r)
       vidcls::gst::classification_event (r));
 }
 
-/* Classifies the clip and waits for it (sync); attaches its result to `buf` if given, else
- * forwards it as an event. */
+/* Classifies the clips and waits for them (sync), as one batch where the instance's batch size
+ * allows; attaches each result to `buf` if given, else forwards it as an event. */
 static GstFlowReturn
-classify_now (GstVidclsInfer * self, Job && job, GstBuffer * buf)
+classify_now (GstVidclsInfer * self, std::vector < Job > &&jobs, GstBuffer * buf)
 {
   InferState *s = state (self);
   vidcls::engine::Batching batching;
@@ -301,46 +301,70 @@ classify_now (GstVidclsInfer * self, Job && job, GstBuffer * buf)
     std::lock_guard < std::mutex > g (s->lock);
     batching = batching_of (s);
   }
-  Outcome o;
-  if (!s->instance->worker ().classify_now (s->client, std::move (job), batching, &o))
+  std::vector < Outcome > outcomes;
+  if (!s->instance->worker ().classify_now (s->client, std::move (jobs), batching, &outcomes))
     return GST_FLOW_FLUSHING;
-  switch (o.kind) {
-    case Outcome::Kind::kFailed:
-      post_failure (self, o);
-      return GST_FLOW_ERROR;
-    case Outcome::Kind::kDropped:
-      account (self, {}, 1);
-      return GST_FLOW_OK;
-    case Outcome::Kind::kDone:
-      break;
+  std::vector < Classification > done;
+  guint64 dropped = 0;
+  for (const Outcome & o:outcomes) {
+    switch (o.kind) {
+      case Outcome::Kind::kFailed:
+        post_failure (self, o);
+        return GST_FLOW_ERROR;
+      case Outcome::Kind::kDropped:
+        ++dropped;
+        break;
+      case Outcome::Kind::kDone:
+        if (buf != nullptr)
+          vidcls::gst::attach_classification (buf, o.result);
+        else
+          forward_result (self, o.result);
+        done.push_back (o.result);
+        break;
+    }
   }
-  if (buf != nullptr)
-    vidcls::gst::attach_classification (buf, o.result);
-  else
-    forward_result (self, o.result);
-  publish (self, {o.result}, 0);
+  if (dropped > 0)
+    account (self, {}, dropped);
+  if (!done.empty ())
+    publish (self, done, 0);
   return GST_FLOW_OK;
 }
 
-/* Classifies (sync) or queues (async) the clip of `m`; attaches results to `buf` if given. */
-static GstFlowReturn
-handle_clip (GstVidclsInfer * self, const GstVidclsClipMeta * m, GstBuffer * buf)
+/* The job of classifying the clip of `m`; false when the meta holds no clip. */
+static bool
+make_job (GstVidclsInfer * self, const GstVidclsClipMeta * m, Job * job)
 {
   InferState *s = state (self);
   if (m->clip == nullptr || !m->clip->defined () || m->record == nullptr)
-    return GST_FLOW_OK;
+    return false;
+  *job = Job {*m->clip, *m->record, s->stream};
+  std::lock_guard < std::mutex > g (s->lock);
+  job->top_k = s->top_k;
+  job->threshold = s->threshold;
+  return true;
+}
+
+/* Classifies (sync: all together) or queues (async) the clips of `metas`; attaches results to
+ * `buf` if given. */
+static GstFlowReturn
+handle_clips (GstVidclsInfer * self, const std::vector < GstVidclsClipMeta * >&metas,
+    GstBuffer * buf)
+{
+  InferState *s = state (self);
   resolve_mode (self);
-  Job job {*m->clip, *m->record, s->stream};
-  {
-    std::lock_guard < std::mutex > g (s->lock);
-    job.top_k = s->top_k;
-    job.threshold = s->threshold;
+  std::vector < Job > jobs;
+  for (const GstVidclsClipMeta * m:metas) {
+    Job job;
+    if (!make_job (self, m, &job))
+      continue;
+    if (s->async)
+      enqueue (self, std::move (job));
+    else
+      jobs.push_back (std::move (job));
   }
-  if (s->async) {
-    enqueue (self, std::move (job));
+  if (jobs.empty ())
     return GST_FLOW_OK;
-  }
-  return classify_now (self, std::move (job), buf);
+  return classify_now (self, std::move (jobs), buf);
 }
 
 static GstFlowReturn
@@ -354,12 +378,7 @@ gst_vidcls_infer_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
       vidcls::gst::attach_classification (buf, r);
   }
   /* one clip, or with per-object clips one per object that completed a clip on this frame */
-  for (const GstVidclsClipMeta * m:vidcls::gst::clip_metas (buf)) {
-    const GstFlowReturn ret = handle_clip (self, m, buf);
-    if (ret != GST_FLOW_OK)
-      return ret;
-  }
-  return GST_FLOW_OK;
+  return handle_clips (self, vidcls::gst::clip_metas (buf), buf);
 }
 
 static gboolean
@@ -368,11 +387,10 @@ gst_vidcls_infer_sink_event (GstBaseTransform * trans, GstEvent * event)
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
   InferState *s = state (self);
   if (GstBuffer * carrier = vidcls::gst::eos_clip_event_parse (event)) {
-    if (const GstVidclsClipMeta * m = vidcls::gst::get_clip_meta (carrier)) {
-      if (s->instance && handle_clip (self, m, nullptr) != GST_FLOW_OK) {
-        gst_event_unref (event);
-        return FALSE;
-      }
+    if (s->instance && handle_clips (self, vidcls::gst::clip_metas (carrier),
+            nullptr) != GST_FLOW_OK) {
+      gst_event_unref (event);
+      return FALSE;
     }
   }
   if (s->instance) {

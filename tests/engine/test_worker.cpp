@@ -146,6 +146,35 @@ TEST(Worker, SyncClipsOfStreamsThatAllWaitRunInOneBatchAndGoBackToTheirStreams) 
   EXPECT_EQ(w.stats().streams, 0u);
 }
 
+// The clips of every tracked object a frame completes, classified synchronously in one call: one
+// forward pass when the batch size allows, else batches of that size, the outcomes in the
+// order of the clips.
+TEST(Worker, SyncClipsOfOneCallRunTogetherAndComeBackInOrder) {
+  Recorder rec;
+  InferenceWorker w([&](std::vector<Job> &j) { return rec.classify(j); });
+  Received r;
+  const auto b = batching(4, 10000ms);
+  const auto id = w.attach(r.client(b));
+  std::vector<Job> jobs;
+  for (uint64_t k = 0; k < 4; ++k) jobs.push_back(job("A", k));
+  std::vector<Outcome> out;
+  ASSERT_TRUE(w.classify_now(id, std::move(jobs), b, &out));
+  ASSERT_EQ(rec.batches().size(), 1u) << "four objects' clips, one forward pass";
+  EXPECT_EQ(rec.batches()[0], (std::vector<std::string>{"A:0", "A:1", "A:2", "A:3"}));
+  ASSERT_EQ(out.size(), 4u);
+  for (uint64_t k = 0; k < 4; ++k) EXPECT_EQ(out[k].result.clip.index, k);
+  // six clips with batch size 4: a full batch, then the two left (the stream waits on them)
+  jobs.clear();
+  for (uint64_t k = 10; k < 16; ++k) jobs.push_back(job("A", k));
+  ASSERT_TRUE(w.classify_now(id, std::move(jobs), b, &out));
+  ASSERT_EQ(rec.batches().size(), 3u);
+  EXPECT_EQ(rec.batches()[1].size(), 4u);
+  EXPECT_EQ(rec.batches()[2].size(), 2u);
+  ASSERT_EQ(out.size(), 6u);
+  for (uint64_t k = 0; k < 6; ++k) EXPECT_EQ(out[k].result.clip.index, 10 + k);
+  w.detach(id);
+}
+
 TEST(Worker, AFullQueueDropsTheOldestOrTheNewestClip) {
   Recorder rec;
   InferenceWorker w([&](std::vector<Job> &j) { return rec.classify(j); });

@@ -2,7 +2,8 @@
 // object crops of its boxes (the same function training cuts them with), with the track id in
 // the clip record; filters, the end-of-stream clips, and metas that try to break it (boxes
 // outside the frame or without area, an id that changes on every frame) never grow it past
-// max-objects. And through vividinfer: one result per object clip, with its object id.
+// max-objects. And through vividinfer: one result per object clip, with its object id and box,
+// the clips of one frame in one forward pass.
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -191,7 +192,8 @@ TEST(ObjectClips, HostileMetasNeverGrowItPastMaxObjects) {
 TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
   const auto ckpt = vidcls_test::make_checkpoint("vivit-xs", 4);
   GstHarness *h = gst_harness_new_parse(
-      ("vidclsclipper inference-region=roi-list ! vividinfer mode=sync model=" + ckpt).c_str());
+      ("vidclsclipper inference-region=roi-list ! vividinfer mode=sync batch-size=2 model=" + ckpt)
+          .c_str());
   gst_harness_set_src_caps_str(h, kCaps);
   GstBus *bus = gst_bus_new();
   gst_element_set_bus(h->element, bus);
@@ -250,6 +252,15 @@ TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
     gst_message_unref(msg);
   }
   EXPECT_EQ(messages, results);
+  // Both objects complete their clips on the same frames: one forward pass for the two.
+  GstElement *infer = gst_harness_find_element(h, "vividinfer");
+  GstStructure *stats = nullptr;
+  g_object_get(infer, "stats", &stats, nullptr);
+  double mean_batch = 0;
+  ASSERT_TRUE(stats && gst_structure_get_double(stats, "instance-mean-batch", &mean_batch));
+  EXPECT_DOUBLE_EQ(mean_batch, 2.0);
+  gst_structure_free(stats);
+  gst_object_unref(infer);
   gst_element_set_bus(h->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(h);
