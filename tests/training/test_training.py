@@ -6,8 +6,8 @@
 CASE is one of: step, learns, corrupt, select, reproducible, resume, eval, distill, precision,
 backbone, mirrors, people. The cases but step and people share one dataset and clip cache under
 DIR (made once, under a lock), so each spends its time on what it checks; step (the quick
-tier's) makes a tiny dataset of its own, people (per-person actions) two of its own. Default cache locations go under DIR too
-(VIDCLS_CACHE_DIR).
+tier's) makes a tiny dataset of its own, people (per-person actions) two of its own. Default
+cache locations go under DIR too (VIDCLS_CACHE_DIR).
 """
 import argparse
 import csv
