@@ -53,6 +53,7 @@
 #include <torch/cuda.h>
 #include <torch/types.h>
 
+#include "gstvidclsanalytics.h"
 #include "gstvidclsclip.h"
 #include "gstvidclsproperties.h"
 #include "gstvidclsyuv.h"
@@ -301,10 +302,12 @@ make_object_properties (void)
       "full-frame: clips of whole frames; roi-list: clips of each tracked object, cut around "
       "the boxes of the frames' region-of-interest metas by the clip spec's object rule (the "
       "object is the meta's id, or the id of its 'object_id' parameter as DL Streamer's "
-      "gvatrack writes it)", GST_TYPE_VIDCLS_CLIPPER_REGION, DEFAULT_REGION, ready);
+      "gvatrack writes it), and on GStreamer 1.24+ of the GstAnalyticsODMtd boxes a "
+      "GstAnalyticsTrackingMtd is related to (the object is the track's id)",
+      GST_TYPE_VIDCLS_CLIPPER_REGION, DEFAULT_REGION, ready);
   properties[PROP_OBJECT_CLASS] = g_param_spec_string ("object-class", "Object class",
-      "roi-list: comma-separated types of the region-of-interest metas to clip (e.g. person); "
-      "unset: every type", DEFAULT_OBJECT_CLASS, ready);
+      "roi-list: comma-separated types of the region-of-interest metas (or ODMtds) to clip "
+      "(e.g. person); unset: every type", DEFAULT_OBJECT_CLASS, ready);
   properties[PROP_MIN_OBJECT_SIZE] = g_param_spec_uint ("min-object-size", "Min object size",
       "roi-list: boxes narrower or lower than this many pixels are left out", 0, G_MAXINT,
       DEFAULT_MIN_OBJECT_SIZE, ready);
@@ -1055,7 +1058,9 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
 
 /* roi-list: the objects on `buf` that are clipped: region-of-interest metas of the types asked
  * for and at least min-object-size, each with its track id (DL Streamer's "object_id" parameter
- * when there is one, else the meta's id). */
+ * when there is one, else the meta's id); then, built with GStreamer's analytics library, the
+ * ODMtds a TrackingMtd relates to, with the track's id (an id given by both: the ROI meta's box
+ * counts). */
 static std::vector<vidcls::ObjectSighting>
 objects_of (GstVidclsClipperPrivate * priv, GstBuffer * buf)
 {
@@ -1076,6 +1081,18 @@ objects_of (GstVidclsClipperPrivate * priv, GstBuffer * buf)
     if (GstStructure * p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
       gst_structure_get_int (p, "id", &id);
     out.push_back ({id, {(double) m->x, (double) m->y, (double) m->w, (double) m->h}});
+  }
+  /* GStreamer's analytics metadata (1.24+): detections a tracker relates a track to */
+  for (const auto &o : vidcls::gst::analytics_objects (buf)) {
+    if (!priv->object_classes.empty ()) {
+      const gchar *type = g_quark_to_string (o.type);
+      if (type == nullptr || std::find (priv->object_classes.begin (),
+              priv->object_classes.end (), type) == priv->object_classes.end ())
+        continue;
+    }
+    if (o.w < (gint) priv->min_object_size || o.h < (gint) priv->min_object_size)
+      continue;
+    out.push_back ({o.id, {(double) o.x, (double) o.y, (double) o.w, (double) o.h}});
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "gstvidclsresult.h"
 
+#include "gstvidclsanalytics.h"
 #include "gstvidclsevents.h"
 
 #include <gst/video/video.h>
@@ -109,9 +110,14 @@ add_cls_mtd (GstBuffer *buf, const Classification &c)
   std::vector<gfloat> levels (c.scores.begin (), c.scores.end ());
   GstAnalyticsClsMtd mtd;
   if (rmeta == nullptr || !gst_analytics_relation_meta_add_cls_mtd (rmeta, quarks.size (),
-          levels.data (), quarks.data (), &mtd))
+          levels.data (), quarks.data (), &mtd)) {
     GST_WARNING ("could not add a GstAnalyticsClsMtd for clip %" G_GUINT64_FORMAT,
         c.clip.index);
+    return;
+  }
+  /* a tracked object's result: related to the object's ODMtd, where the buffer has one */
+  if (c.clip.object_id != kWholeFrame)
+    relate_to_object (buf, mtd.id, c.clip.object_id);
 }
 #endif
 

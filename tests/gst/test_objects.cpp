@@ -20,6 +20,10 @@
 #include "gstvidclsmeta.h"
 #include "vidcls/object_crop.h"
 
+#ifdef VIDCLS_HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
+
 namespace {
 
 constexpr int kW = 80, kH = 60;
@@ -264,6 +268,81 @@ TEST(ObjectClips, EveryObjectClipIsClassifiedWithItsObjectId) {
   gst_element_set_bus(h->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(h);
+}
+
+// GStreamer's analytics metadata (1.24+) in and out: detections (ODMtd) that a tracker relates
+// a TrackingMtd to are objects like region-of-interest metas, and each result's ClsMtd is
+// related to its object's ODMtd.
+TEST(ObjectClips, AnalyticsDetectionsWithTracksAreObjectsAndGetTheirResults) {
+#ifndef VIDCLS_HAVE_GST_ANALYTICS
+  GTEST_SKIP() << "built against GStreamer " << GST_VERSION_MAJOR << "." << GST_VERSION_MINOR
+               << ", which has no analytics library (1.24+)";
+#else
+  const auto ckpt = vidcls_test::make_checkpoint("vivit-xs", 4);
+  GstHarness *h = gst_harness_new_parse(
+      ("vidclsclipper inference-region=roi-list object-class=person ! vividinfer mode=sync "
+       "model=" +
+       ckpt)
+          .c_str());
+  gst_harness_set_src_caps_str(h, kCaps);
+  torch::manual_seed(10);
+  const auto frames = torch::randint(0, 256, {40, kH, kW, 3}, torch::kUInt8);
+  std::map<gint64, int> results, related;
+  for (int k = 0; k < 40; ++k) {
+    GstBuffer *buf = frame_with(frames[k], k, {});
+    GstAnalyticsRelationMeta *rmeta = gst_buffer_add_analytics_relation_meta(buf);
+    struct Det {
+      guint64 track;
+      const char *type;
+      gint x, y, w, h;
+      bool od_to_track;  // which way the tracker wrote the relation
+    };
+    for (const Det &d :
+         {Det{5, "person", 10, 10, 20, 40, true}, Det{6, "person", 40, 5, 30, 30, false},
+          Det{7, "car", 5, 30, 20, 20, true}}) {
+      GstAnalyticsODMtd od;
+      GstAnalyticsTrackingMtd track;
+      ASSERT_TRUE(gst_analytics_relation_meta_add_od_mtd(rmeta, g_quark_from_string(d.type), d.x,
+                                                         d.y, d.w, d.h, 0.9f, &od));
+      ASSERT_TRUE(gst_analytics_relation_meta_add_tracking_mtd(rmeta, d.track, 0, &track));
+      ASSERT_TRUE(gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+                                                           d.od_to_track ? od.id : track.id,
+                                                           d.od_to_track ? track.id : od.id));
+    }
+    GstBuffer *out = gst_harness_push_and_pull(h, buf);
+    gpointer state = nullptr;
+    while (GstMeta *m = gst_buffer_iterate_meta_filtered(out, &state,
+                                                         GST_VIDCLS_CLASSIFICATION_META_API_TYPE)) {
+      const auto *r = reinterpret_cast<GstVidclsClassificationMeta *>(m);
+      ++results[r->clip.object_id];
+    }
+    // each ClsMtd is related to the ODMtd of its object, whose track says which object
+    GstAnalyticsRelationMeta *orm = gst_buffer_get_analytics_relation_meta(out);
+    ASSERT_NE(orm, nullptr);
+    state = nullptr;
+    GstAnalyticsClsMtd cls;
+    while (gst_analytics_relation_meta_iterate(orm, &state, gst_analytics_cls_mtd_get_mtd_type(),
+                                               &cls)) {
+      GstAnalyticsODMtd od;
+      gpointer s2 = nullptr;
+      ASSERT_TRUE(gst_analytics_relation_meta_get_direct_related(
+          orm, cls.id, GST_ANALYTICS_REL_TYPE_RELATE_TO, gst_analytics_od_mtd_get_mtd_type(), &s2,
+          &od))
+          << "a ClsMtd related to no ODMtd";
+      EXPECT_EQ(g_quark_to_string(gst_analytics_od_mtd_get_obj_type(&od)), std::string("person"));
+      gint x = 0, y = 0, w = 0, hh = 0;
+      gfloat conf = 0;
+      ASSERT_TRUE(gst_analytics_od_mtd_get_location(&od, &x, &y, &w, &hh, &conf));
+      ++related[x == 10 ? 5 : 6];
+    }
+    gst_buffer_unref(out);
+  }
+  // vivit-xs: 8 frames at stride 2, hop 8: clips of each person at frames 14 and 30; the car is
+  // left out by object-class.
+  EXPECT_EQ(results, (std::map<gint64, int>{{5, 2}, {6, 2}}));
+  EXPECT_EQ(related, results);
+  gst_harness_teardown(h);
+#endif
 }
 
 }  // namespace
