@@ -56,6 +56,7 @@
 #include "gstvidclsanalytics.h"
 #include "gstvidclsclip.h"
 #include "gstvidclsproperties.h"
+#include "gstvidclsroi.h"
 #include "gstvidclsyuv.h"
 #include "vidcls/clip_sampling.h"
 #include "vidcls/clip_spec.h"
@@ -1077,10 +1078,7 @@ objects_of (GstVidclsClipperPrivate * priv, GstBuffer * buf)
     }
     if (m->w < priv->min_object_size || m->h < priv->min_object_size)
       continue;
-    gint id = m->id;
-    if (GstStructure * p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
-      gst_structure_get_int (p, "id", &id);
-    out.push_back ({id, {(double) m->x, (double) m->y, (double) m->w, (double) m->h}});
+    out.push_back ({vidcls::gst::roi_object_id (m), {(double) m->x, (double) m->y, (double) m->w, (double) m->h}});
   }
   /* GStreamer's analytics metadata (1.24+): detections a tracker relates a track to */
   for (const auto &o : vidcls::gst::analytics_objects (buf)) {

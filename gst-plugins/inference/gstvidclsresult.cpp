@@ -2,6 +2,7 @@
 
 #include "gstvidclsanalytics.h"
 #include "gstvidclsevents.h"
+#include "gstvidclsroi.h"
 
 #include <gst/video/video.h>
 
@@ -131,10 +132,7 @@ add_roi_param (GstBuffer *buf, const Classification &c)
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &state,
           GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
-    gint id = m->id;
-    if (GstStructure *p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
-      gst_structure_get_int (p, "id", &id);
-    if (id != c.clip.object_id)
+    if (roi_object_id (m) != c.clip.object_id)
       continue;
     gst_video_region_of_interest_meta_add_param (m, gst_structure_new ("vidcls-classification",
             "label", G_TYPE_STRING, c.labels[0].c_str (),

@@ -67,6 +67,7 @@
 
 #include "gstvidclsevents.h"
 #include "gstvidclsproperties.h"
+#include "gstvidclsroi.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_vidcls_overlay_debug);
 #define GST_CAT_DEFAULT gst_vidcls_overlay_debug
@@ -971,10 +972,7 @@ object_boxes (GstBuffer * buf, bool *any)
           GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
     *any = true;
-    gint id = m->id;
-    if (GstStructure * p = gst_video_region_of_interest_meta_get_param (m, "object_id"))
-      gst_structure_get_int (p, "id", &id);
-    boxes.emplace (id, Rect {static_cast<int> (std::min<guint> (m->x, G_MAXINT)),
+    boxes.emplace (vidcls::gst::roi_object_id (m), Rect {static_cast<int> (std::min<guint> (m->x, G_MAXINT)),
             static_cast<int> (std::min<guint> (m->y, G_MAXINT)),
             static_cast<int> (std::min<guint> (m->w, G_MAXINT)),
             static_cast<int> (std::min<guint> (m->h, G_MAXINT))});

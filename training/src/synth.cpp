@@ -579,7 +579,27 @@ JobPlan plan_jobs(const SynthOptions &o) {
 void render_jobs(const std::vector<Job> &jobs, const SynthOptions &o, VideoCodec codec,
                  const std::function<void(int, int)> &progress) {
   const fs::path out(o.out);
-  const int total = static_cast<int>(jobs.size());
+  detail::for_each_in_parallel(
+      static_cast<int>(jobs.size()), o.jobs,
+      [&](int i) {
+        const Job &job = jobs[i];
+        const fs::path path = out / job.item.file;
+        if (job.item.corrupt) {
+          write_corrupt(job, path, o, codec);
+          return;
+        }
+        const auto video = render_synth_video(job.scene);
+        VideoWriter writer(path.string(), codec, job.scene.width, job.scene.height, o.fps);
+        for (int t = 0; t < o.frames; ++t) writer.write(video.frames[t]);
+        writer.finish();
+      },
+      progress);
+}
+
+}  // namespace
+
+void detail::for_each_in_parallel(int total, int threads, const std::function<void(int)> &work,
+                                  const std::function<void(int, int)> &progress) {
   std::atomic<int> next{0};
   std::mutex mutex;  // guards done, error and progress calls
   int done = 0;
@@ -590,17 +610,8 @@ void render_jobs(const std::vector<Job> &jobs, const SynthOptions &o, VideoCodec
         std::lock_guard<std::mutex> lock(mutex);
         if (error) return;
       }
-      const Job &job = jobs[i];
-      const fs::path path = out / job.item.file;
       try {
-        if (job.item.corrupt) {
-          write_corrupt(job, path, o, codec);
-        } else {
-          const auto video = render_synth_video(job.scene);
-          VideoWriter writer(path.string(), codec, job.scene.width, job.scene.height, o.fps);
-          for (int t = 0; t < o.frames; ++t) writer.write(video.frames[t]);
-          writer.finish();
-        }
+        work(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex);
         if (!error) error = std::current_exception();
@@ -611,14 +622,12 @@ void render_jobs(const std::vector<Job> &jobs, const SynthOptions &o, VideoCodec
       if (progress) progress(done, total);
     }
   };
-  std::vector<std::thread> threads;
-  for (int j = 1; j < std::min(o.jobs, total); ++j) threads.emplace_back(worker);
+  std::vector<std::thread> pool;
+  for (int j = 1; j < std::min(threads, total); ++j) pool.emplace_back(worker);
   worker();
-  for (auto &t : threads) t.join();
+  for (auto &t : pool) t.join();
   if (error) std::rethrow_exception(error);
 }
-
-}  // namespace
 
 std::vector<SynthItem> write_synth_dataset(const SynthOptions &o,
                                            const std::function<void(int, int)> &progress) {

@@ -1,16 +1,12 @@
 // Several people per synthetic video, labelled per person in AVA's format with MOTChallenge
 // tracks: the data per-object clips are trained and evaluated on (see synth.h, kAva).
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
 #include <opencv2/core.hpp>
 
@@ -36,16 +32,20 @@ struct Walk {
   }
 };
 
-// The walk of the person in `lane` (0 .. lanes - 1, top to bottom): from the left third to the
-// right third of the frame or back, neighbouring lanes in opposite directions (so paths cross),
-// at the lane's height give or take a twentieth of the room.
-Walk walk_of(Rng &rng, int lane, int lanes, bool flip, int span_x, int span_y) {
-  const bool from_left = (lane % 2 == 0) != flip;
-  const double a = rng.uniform(0, 0.3) * span_x, b = rng.uniform(0.7, 1.0) * span_x;
+// The walk of the person in `lane` (0 .. lanes - 1, top to bottom): a slow stroll of 15-40 % of
+// the frame's width, neighbouring lanes in opposite directions, each passing near the scene's
+// crossing point `cross` (a fraction of the width) halfway through the video, so neighbours cross
+// there; at the lane's height give or take a twentieth of the room.
+Walk walk_of(Rng &rng, int lane, int lanes, bool flip, double cross, int span_x, int span_y) {
+  const double dir = (lane % 2 == 0) != flip ? 1.0 : -1.0;
+  const double half = rng.uniform(0.075, 0.2) * span_x;
+  const double mid = std::clamp(cross + rng.uniform(-0.08, 0.08), 0.0, 1.0) * span_x;
+  const double x0 = std::clamp(mid - dir * half, 0.0, double(span_x));
+  const double x1 = std::clamp(mid + dir * half, 0.0, double(span_x));
   const double centre = lanes > 1 ? static_cast<double>(lane) / (lanes - 1) : 0.5;
   const double y0 = std::clamp(centre + rng.uniform(-0.05, 0.05), 0.0, 1.0) * span_y;
   const double y1 = std::clamp(y0 + rng.uniform(-0.05, 0.05) * span_y, 0.0, double(span_y));
-  return from_left ? Walk{a, y0, b, y1} : Walk{b, y0, a, y1};
+  return Walk{x0, y0, x1, y1};
 }
 
 }  // namespace
@@ -59,6 +59,7 @@ SynthCrowdVideo render_synth_crowd(const SynthCrowdScene &scene) {
   Rng rng(splitmix64(scene.seed ^ 0x43524F5744ull));
   const cv::Mat background = detail::make_background(rng, w, h);
   const bool flip = rng.uniform() < 0.5;
+  const double cross = rng.uniform(0.25, 0.75);
   const size_t people = scene.motions.size();
   std::vector<int> lanes(people);  // person k walks in lane lanes[k]
   for (size_t k = 0; k < people; ++k) lanes[k] = static_cast<int>(k);
@@ -67,7 +68,8 @@ SynthCrowdVideo render_synth_crowd(const SynthCrowdScene &scene) {
   std::vector<torch::Tensor> cards;
   SynthCrowdVideo out;
   for (size_t k = 0; k < people; ++k) {
-    walks.push_back(walk_of(rng, lanes[k], static_cast<int>(people), flip, w - card, h - card));
+    walks.push_back(
+        walk_of(rng, lanes[k], static_cast<int>(people), flip, cross, w - card, h - card));
     SynthScene own;
     own.motion = scene.motions[k];
     own.seed = splitmix64(scene.seed + 0x1000 + k);
@@ -188,13 +190,9 @@ std::vector<SynthItem> detail::write_synth_crowd(const SynthOptions &o,
     items[v].label = -1;
     items[v].split = v % 5 == 4 || (total < 5 && total >= 2 && v == total - 1) ? "val" : "train";
   }
-  std::atomic<int> next{0};
-  std::mutex mutex;  // guards done, error and progress calls
-  int done = 0;
-  std::exception_ptr error;
-  auto worker = [&] {
-    for (int v = next++; v < total; v = next++) {
-      try {
+  detail::for_each_in_parallel(
+      total, o.jobs,
+      [&](int v) {
         SynthCrowdScene scene;
         scene.motions = videos[v];
         scene.seed = splitmix64(splitmix64(o.seed) + static_cast<uint64_t>(v));
@@ -210,21 +208,8 @@ std::vector<SynthItem> detail::write_synth_crowd(const SynthOptions &o,
                            scene.height, o.fps);
         for (int t = 0; t < o.frames; ++t) writer.write(video.frames[t]);
         writer.finish();
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!error) error = std::current_exception();
-        return;
-      }
-      std::lock_guard<std::mutex> lock(mutex);
-      ++done;
-      if (progress) progress(done, total);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int j = 1; j < std::min(o.jobs, total); ++j) threads.emplace_back(worker);
-  worker();
-  for (auto &t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+      },
+      progress);
   for (const char *split : {"train", "val"}) {
     std::string csv;
     for (int v = 0; v < total; ++v) {

@@ -45,6 +45,12 @@ class Rng {
 // a two-colour gradient, then fine grain.
 cv::Mat make_background(Rng &rng, int width, int height);
 
+// Runs work(0) ... work(total - 1) on `threads` threads (the calling one among them), calling
+// progress(done, total) after each, one call at a time; after a failure no new item starts, and
+// the first exception is rethrown once all threads stopped.
+void for_each_in_parallel(int total, int threads, const std::function<void(int)> &work,
+                          const std::function<void(int, int)> &progress);
+
 // write_synth_dataset for the ava layout (synth_crowd.cpp); `o` is valid.
 std::vector<SynthItem> write_synth_crowd(const SynthOptions &o,
                                          const std::function<void(int, int)> &progress);
