@@ -32,20 +32,16 @@ struct Walk {
   }
 };
 
-// The walk of the person in `lane` (0 .. lanes - 1, top to bottom): a slow stroll of 15-40 % of
-// the frame's width, neighbouring lanes in opposite directions, each passing near the scene's
-// crossing point `cross` (a fraction of the width) halfway through the video, so neighbours cross
-// there; at the lane's height give or take a twentieth of the room.
-Walk walk_of(Rng &rng, int lane, int lanes, bool flip, double cross, int span_x, int span_y) {
-  const double dir = (lane % 2 == 0) != flip ? 1.0 : -1.0;
-  const double half = rng.uniform(0.075, 0.2) * span_x;
-  const double mid = std::clamp(cross + rng.uniform(-0.08, 0.08), 0.0, 1.0) * span_x;
-  const double x0 = std::clamp(mid - dir * half, 0.0, double(span_x));
-  const double x1 = std::clamp(mid + dir * half, 0.0, double(span_x));
+// The walk of the person in `lane` (0 .. lanes - 1, top to bottom): from the left third to the
+// right third of the frame or back, neighbouring lanes in opposite directions (so paths cross),
+// at the lane's height give or take a twentieth of the room.
+Walk walk_of(Rng &rng, int lane, int lanes, bool flip, int span_x, int span_y) {
+  const bool from_left = (lane % 2 == 0) != flip;
+  const double a = rng.uniform(0, 0.3) * span_x, b = rng.uniform(0.7, 1.0) * span_x;
   const double centre = lanes > 1 ? static_cast<double>(lane) / (lanes - 1) : 0.5;
   const double y0 = std::clamp(centre + rng.uniform(-0.05, 0.05), 0.0, 1.0) * span_y;
   const double y1 = std::clamp(y0 + rng.uniform(-0.05, 0.05) * span_y, 0.0, double(span_y));
-  return Walk{x0, y0, x1, y1};
+  return from_left ? Walk{a, y0, b, y1} : Walk{b, y0, a, y1};
 }
 
 }  // namespace
@@ -59,7 +55,6 @@ SynthCrowdVideo render_synth_crowd(const SynthCrowdScene &scene) {
   Rng rng(splitmix64(scene.seed ^ 0x43524F5744ull));
   const cv::Mat background = detail::make_background(rng, w, h);
   const bool flip = rng.uniform() < 0.5;
-  const double cross = rng.uniform(0.25, 0.75);
   const size_t people = scene.motions.size();
   std::vector<int> lanes(people);  // person k walks in lane lanes[k]
   for (size_t k = 0; k < people; ++k) lanes[k] = static_cast<int>(k);
@@ -68,8 +63,7 @@ SynthCrowdVideo render_synth_crowd(const SynthCrowdScene &scene) {
   std::vector<torch::Tensor> cards;
   SynthCrowdVideo out;
   for (size_t k = 0; k < people; ++k) {
-    walks.push_back(
-        walk_of(rng, lanes[k], static_cast<int>(people), flip, cross, w - card, h - card));
+    walks.push_back(walk_of(rng, lanes[k], static_cast<int>(people), flip, w - card, h - card));
     SynthScene own;
     own.motion = scene.motions[k];
     own.seed = splitmix64(scene.seed + 0x1000 + k);

@@ -64,12 +64,11 @@ SynthVideo render_synth_video(const SynthScene &scene);
 
 // Several people in one video, each doing their own action: every person is a card (a square
 // patch, 40 % of the frame height) on which a motion video of its own class plays (rendered as
-// render_synth_video renders one, still camera, no clutter), while the card strolls slowly
-// (15-40 % of the frame's width over the video) on a straight line in a lane of its own (lanes
-// spread from the top to the bottom of the frame, in random order), neighbouring lanes in
-// opposite directions and all passing near one crossing point halfway through, so paths cross. A
-// card lower in the frame is drawn over one higher up (it is nearer): people occlude each other
-// where their lanes overlap. The action is what the card shows, not where the card goes: a model that sees the
+// render_synth_video renders one, still camera, no clutter), while the card walks slowly across
+// the frame on a straight line in a lane of its own (lanes spread from the top to the bottom of
+// the frame, in random order), neighbouring lanes in opposite directions, so paths cross. A card
+// lower in the frame is drawn over one higher up (it is nearer): people occlude each other where
+// their lanes overlap. The action is what the card shows, not where the card goes: a model that sees the
 // whole frame mixes everyone's motion, one that sees a person's crop sees theirs.
 struct SynthCrowdScene {
   std::vector<int> motions;  // one person each (2-4 in datasets), indices into synth_motion_names
