@@ -1057,11 +1057,23 @@ write_sample (GstVidclsClipper * self, GstBuffer * buf, guint64 i)
   return true;
 }
 
-/* roi-list: the objects on `buf` that are clipped: region-of-interest metas of the types asked
- * for and at least min-object-size, each with its track id (DL Streamer's "object_id" parameter
- * when there is one, else the meta's id); then, built with GStreamer's analytics library, the
- * ODMtds a TrackingMtd relates to, with the track's id (an id given by both: the ROI meta's box
- * counts). */
+/* roi-list: whether an object of `type` and w x h pixels is clipped: one of the types asked for
+ * (object-class), at least min-object-size. */
+static bool
+wanted_object (GstVidclsClipperPrivate * priv, GQuark type, gint64 w, gint64 h)
+{
+  if (!priv->object_classes.empty ()) {
+    const gchar *name = g_quark_to_string (type);
+    if (name == nullptr || std::find (priv->object_classes.begin (),
+            priv->object_classes.end (), name) == priv->object_classes.end ())
+      return false;
+  }
+  return w >= priv->min_object_size && h >= priv->min_object_size;
+}
+
+/* roi-list: the objects on `buf` that are clipped (wanted_object): region-of-interest metas, each
+ * with its track id (roi_object_id); then, built with GStreamer's analytics library, the ODMtds a
+ * TrackingMtd relates to, with the track's id (an id given by both: the ROI meta's box counts). */
 static std::vector<vidcls::ObjectSighting>
 objects_of (GstVidclsClipperPrivate * priv, GstBuffer * buf)
 {
@@ -1070,27 +1082,14 @@ objects_of (GstVidclsClipperPrivate * priv, GstBuffer * buf)
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &state,
           GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
-    if (!priv->object_classes.empty ()) {
-      const gchar *type = g_quark_to_string (m->roi_type);
-      if (type == nullptr || std::find (priv->object_classes.begin (),
-              priv->object_classes.end (), type) == priv->object_classes.end ())
-        continue;
-    }
-    if (m->w < priv->min_object_size || m->h < priv->min_object_size)
-      continue;
-    out.push_back ({vidcls::gst::roi_object_id (m), {(double) m->x, (double) m->y, (double) m->w, (double) m->h}});
+    if (wanted_object (priv, m->roi_type, m->w, m->h))
+      out.push_back ({vidcls::gst::roi_object_id (m),
+            {(double) m->x, (double) m->y, (double) m->w, (double) m->h}});
   }
   /* GStreamer's analytics metadata (1.24+): detections a tracker relates a track to */
   for (const auto &o : vidcls::gst::analytics_objects (buf)) {
-    if (!priv->object_classes.empty ()) {
-      const gchar *type = g_quark_to_string (o.type);
-      if (type == nullptr || std::find (priv->object_classes.begin (),
-              priv->object_classes.end (), type) == priv->object_classes.end ())
-        continue;
-    }
-    if (o.w < (gint) priv->min_object_size || o.h < (gint) priv->min_object_size)
-      continue;
-    out.push_back ({o.id, {(double) o.x, (double) o.y, (double) o.w, (double) o.h}});
+    if (wanted_object (priv, o.type, o.w, o.h))
+      out.push_back ({o.id, {(double) o.x, (double) o.y, (double) o.w, (double) o.h}});
   }
   return out;
 }

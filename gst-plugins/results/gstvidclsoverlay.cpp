@@ -972,10 +972,11 @@ object_boxes (GstBuffer * buf, bool *any)
           GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto *m = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
     *any = true;
-    boxes.emplace (vidcls::gst::roi_object_id (m), Rect {static_cast<int> (std::min<guint> (m->x, G_MAXINT)),
-            static_cast<int> (std::min<guint> (m->y, G_MAXINT)),
-            static_cast<int> (std::min<guint> (m->w, G_MAXINT)),
-            static_cast<int> (std::min<guint> (m->h, G_MAXINT))});
+    auto px = [] (guint v) {
+      return static_cast<int> (std::min<guint> (v, G_MAXINT));
+    };
+    boxes.emplace (vidcls::gst::roi_object_id (m), Rect {px (m->x), px (m->y), px (m->w),
+            px (m->h)});
   }
   return boxes;
 }

@@ -68,8 +68,8 @@ SynthVideo render_synth_video(const SynthScene &scene);
 // the frame on a straight line in a lane of its own (lanes spread from the top to the bottom of
 // the frame, in random order), neighbouring lanes in opposite directions, so paths cross. A card
 // lower in the frame is drawn over one higher up (it is nearer): people occlude each other where
-// their lanes overlap. The action is what the card shows, not where the card goes: a model that sees the
-// whole frame mixes everyone's motion, one that sees a person's crop sees theirs.
+// their lanes overlap. The action is what the card shows, not where the card goes: a model that
+// sees the whole frame mixes everyone's motion, one that sees a person's crop sees theirs.
 struct SynthCrowdScene {
   std::vector<int> motions;  // one person each (2-4 in datasets), indices into synth_motion_names
   uint64_t seed = 0;
