@@ -33,6 +33,8 @@ using FeatureKey = std::pair<uint64_t, uint64_t>;
 class FeatureRing : public StreamState
 {
 public:
+  /* Above the largest batch (batch-size is at most 64): a batch's own rings are never evicted
+   * while it runs. */
   static constexpr size_t kMaxTracks = 256;
 
   /* `computed` counts the frames that went through the backbone (the element's statistics);
