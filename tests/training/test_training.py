@@ -605,46 +605,69 @@ def case_step(env):
               f"{model}: the checkpoint says {info.get('architecture')}")
 
 
-def case_people(env):
-    """Per-person actions (the ava layout): 2-4 people per video, each with their own motion,
-    trained on the crops of their boxes; vidcls-eval on videos of another generator setting
-    (larger frames, longer videos, another seed) labels each person far above chance (25 %)
-    and reports AVA's frame mAP. CI-sized (96 people, 10 epochs): measured 91.7 % per person on
-    the training set's own videos and 68.8 % on the unseen setting (2026-12-07); it is a check
-    that per-person training learns, not the accuracy target (docs/accuracy.md)."""
-    data = os.path.join(env.work, "people-data")
-    unseen = os.path.join(env.work, "people-unseen")
-    for out, args in ((data, ["--videos-per-class", "24", "--frames", "48", "--size", "96",
-                              "--seed", "5"]),
-                      (unseen, ["--videos-per-class", "4", "--frames", "64", "--size", "112",
-                                "--seed", "77"])):
-        shutil.rmtree(out, ignore_errors=True)
-        p = run([env.tool("vidcls-synth"), "--layout", "ava", "--out", out, "--classes", "4",
-                 "--fps", "15", "-q"] + args)
-        check(p.returncode == 0, "vidcls-synth --layout ava failed")
-    run_dir = os.path.join(env.work, "people-run")
-    p = run([env.tool("vidcls-train"), "--model", "vivit", "--data", data, "--cache",
-             os.path.join(env.work, "people-cache"), "--out", run_dir, "--epochs", "10",
-             "--seed", "1"], timeout=600)
-    check(p.returncode == 0, "training on people failed")
-    check("ava layout" in p.stdout, "the dataset was not read as people (ava layout)")
-    jpath = os.path.join(env.work, "people-eval", "result.json")
-    p = run([env.tool("vidcls-eval"), "--model", os.path.join(run_dir, "best.safetensors"),
-             "--data", unseen, "--side", "all", "--views", "0x1", "-q", "--json", jpath])
-    check(p.returncode == 0, "vidcls-eval on unseen people failed")
+MIRRORS = ["--flip-swap", "slide_left:slide_right,rotate_cw:rotate_ccw",
+           "--vflip-swap", "slide_up:slide_down,rotate_cw:rotate_ccw",
+           "--reverse-swap", "slide_left:slide_right,slide_up:slide_down,rotate_cw:rotate_ccw"]
+
+
+def eval_people(env, model, data, side, name):
+    """vidcls-eval per person on `data`; returns (result json, per-clip top-1, clips)."""
+    jpath = os.path.join(env.work, name, "result.json")
+    p = run([env.tool("vidcls-eval"), "--model", model, "--data", data, "--side", side,
+             "--views", "0x1", "-q", "--json", jpath], timeout=600)
+    check(p.returncode == 0, f"vidcls-eval on {name} failed")
     check("frame mAP@0.5" in p.stdout, "no frame mAP printed")
     with open(jpath) as f:
         j = json.load(f)
     people = j["videos"]
-    check(len(people) == 16, f"{len(people)} people evaluated, not 16 (4 classes x 4)")
     check(all("#" in v["path"] for v in people), "an item is not a person (path#id)")
-    clips = [(c["label"], v["label"]) for v in people for c in v["clips"]]
-    per_clip = sum(a == b for a, b in clips) / len(clips)
-    print(f"unseen people: per-person top-1 {j['top1']:.3f}, per-clip top-1 {per_clip:.3f} "
-          f"({len(clips)} clips), frame mAP@0.5 {j['frame_map']['map']:.3f}")
-    check(j["top1"] >= 0.5, f"per-person top-1 {j['top1']:.3f} < 0.5 (chance 0.25)")
-    check(0 < j["frame_map"]["map"] <= 1 and len(j["frame_map"]["ap"]) == 4,
-          "frame mAP missing or not per class")
+    clips = [c["label"] == v["label"] for v in people for c in v["clips"]]
+    per_clip = sum(clips) / len(clips)
+    fm = j["frame_map"]
+    print(f"{name}: {len(people)} people, per-person top-1 {j['top1']:.3f}, per-clip top-1 "
+          f"{per_clip:.3f} ({len(clips)} clips), frame mAP@0.5 {fm['map']:.3f} "
+          f"({fm['scored']} of {fm['keyframe_boxes']} keyframe boxes scored)")
+    check(0 < fm["map"] <= 1 and len(fm["ap"]) == 6, "frame mAP missing or not per class")
+    check(fm["scored"] == fm["keyframe_boxes"],
+          "a keyframe box had no clip although the clips cover every frame")
+    return j, per_clip, len(clips)
+
+
+def case_people(env):
+    """Per-person actions (the ava layout), issue 22's acceptance: 2-4 people per video, each a
+    card with its own motion (6 classes, chance 1/6), crossing and occluding each other. Trained
+    on per-person crops (480 people of 192-pixel videos; 3-frame stride and the mirrors, chosen
+    on this setting), the checkpoint chosen on validation labels the clips of the people of the
+    videos it never saw (val.csv) at least 85 % right: measured 93.3 % per clip, 96.7 % per
+    person on Debian 12 (2026-12-07). Videos of a setting never tuned on (224-pixel frames, 64
+    frames, another seed) are reported and must stay far above chance: measured 76.1 % per clip
+    (84.4 % of the complete clips, 59.4 % of the end-of-stream clips padded from 16 of 24
+    frames), 86.7 % per person. The pipeline's scores on the same crops equal vidcls-eval's:
+    test_train_serve_parity.cpp, PersonParity."""
+    data = os.path.join(env.work, "people-data")
+    unseen = os.path.join(env.work, "people-unseen")
+    for out, args in ((data, ["--videos-per-class", "80", "--frames", "48", "--size", "192",
+                              "--seed", "1"]),
+                      (unseen, ["--videos-per-class", "30", "--frames", "64", "--size", "224",
+                                "--seed", "77"])):
+        shutil.rmtree(out, ignore_errors=True)
+        p = run([env.tool("vidcls-synth"), "--layout", "ava", "--out", out, "--classes", "6",
+                 "--fps", "15", "-q"] + args, timeout=600)
+        check(p.returncode == 0, "vidcls-synth --layout ava failed")
+    run_dir = os.path.join(env.work, "people-run")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    p = run([env.tool("vidcls-train"), "--model", "vivit", "--data", data, "--cache",
+             os.path.join(env.work, "people-cache"), "--out", run_dir, "--epochs", "30",
+             "--val-fraction", "0.2", "--frame-stride", "3", "--seed", "1"] + MIRRORS,
+            timeout=1500)
+    check(p.returncode == 0, "training on people failed")
+    check("ava layout" in p.stdout, "the dataset was not read as people (ava layout)")
+    best = os.path.join(run_dir, "best.safetensors")
+    j, per_clip, _ = eval_people(env, best, data, "test", "people-test")
+    check(len(j["videos"]) == 90, f"{len(j['videos'])} test people, not 90 (every 5th video)")
+    check(per_clip >= 0.85, f"per-clip top-1 {per_clip:.3f} < 0.85 on videos never trained on")
+    _, unseen_clip, _ = eval_people(env, best, unseen, "all", "people-unseen-eval")
+    check(unseen_clip >= 0.5, f"per-clip top-1 {unseen_clip:.3f} < 0.5 on the untuned setting")
 
 
 CASES = {"step": case_step, "learns": case_learns, "corrupt": case_corrupt, "select": case_select,

@@ -78,6 +78,8 @@ FrameMap frame_map(const std::vector<FrameDetection> &detections,
     if (out.ap.back() >= 0) sum += out.ap.back(), ++counted;
   }
   out.map = counted > 0 ? sum / counted : 0;
+  out.truths = truth.size();
+  out.detections = detections.size();
   return out;
 }
 

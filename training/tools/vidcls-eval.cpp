@@ -104,8 +104,10 @@ int main(int argc, char **argv) {
                   set.split.c_str(), side.c_str(), views.temporal, views.spatial);
     print_summary(report.metrics, title);
     if (report.frame_map) {
-      std::printf("people: per-person top-1 above; frame mAP@0.5 (AVA) %.1f%%, per class:",
-                  100 * report.frame_map->map);
+      std::printf(
+          "people: per-person top-1 above; frame mAP@0.5 (AVA) %.1f%% (%zu of %zu "
+          "keyframe boxes scored), per class:",
+          100 * report.frame_map->map, report.frame_map->detections, report.frame_map->truths);
       for (size_t c = 0; c < labels.size(); ++c) {
         if (report.frame_map->ap[c] >= 0)
           std::printf(" %s %.1f%%", labels[c].c_str(), 100 * report.frame_map->ap[c]);
@@ -130,7 +132,11 @@ int main(int argc, char **argv) {
       for (size_t c = 0; c < labels.size(); ++c) {
         if (report.frame_map->ap[c] >= 0) ap[labels[c]] = report.frame_map->ap[c];
       }
-      j["frame_map"] = {{"iou", 0.5}, {"map", report.frame_map->map}, {"ap", ap}};
+      j["frame_map"] = {{"iou", 0.5},
+                        {"map", report.frame_map->map},
+                        {"ap", ap},
+                        {"keyframe_boxes", report.frame_map->truths},
+                        {"scored", report.frame_map->detections}};
     }
     write_json(json_path, j, report.metrics);
     return 0;

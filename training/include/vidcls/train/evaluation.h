@@ -81,7 +81,8 @@ struct EvalReport {
   ClassificationMetrics metrics;
   // People decoded from an ava dataset folder: AVA's frame mAP at IoU 0.5 (frame_map.h), each
   // person's keyframe box scored by the clip whose middle is nearest the keyframe, among the
-  // clips whose frames span it; the truth is the person's label at each of their keyframes.
+  // clips that hold the person's sampled frame nearest the keyframe; the truth is the person's
+  // label at each of their keyframes.
   std::optional<FrameMap> frame_map;
   nlohmann::json videos;   // per video: path, label, predicted, score, clips (per window)
   nlohmann::json skipped;  // [{"path", "reason"}]

@@ -31,6 +31,8 @@ struct FrameTruth {
 struct FrameMap {
   double map = 0;          // mean of `ap` over the classes with truth; 0 without any
   std::vector<double> ap;  // per class; -1 for a class without truth
+  size_t truths = 0;       // annotated boxes (person keyframes)
+  size_t detections = 0;   // of them scored: the rest had no clip (count as misses)
 };
 
 double box_iou(const Box &a, const Box &b);
