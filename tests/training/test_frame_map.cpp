@@ -1,8 +1,13 @@
 // AVA's frame mAP (frame_map.h) on cases worked out by hand: ranking, one truth box per
-// detection, IoU 0.5, precision made non-increasing, classes without truth left out of the mean.
+// detection, IoU 0.5, precision made non-increasing, classes without truth left out of the mean;
+// which clip scores a keyframe.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "vidcls/train/evaluation.h"
 #include "vidcls/train/frame_map.h"
+#include "vidcls/train/transforms.h"
 
 namespace {
 
@@ -44,6 +49,28 @@ TEST(FrameMap, ADetectionMatchesOnlyAtIoUHalfOrMoreAndOnlyOnce) {
   EXPECT_EQ(m.ap[0], 1.0);
   m = vidcls::train::frame_map({}, truth, 1);
   EXPECT_EQ(m.ap[0], 0.0) << "nothing detected";
+}
+
+// 48 frames at 15 fps with WebM's millisecond timestamps, every second frame sampled, clips of 8
+// samples one after the other (frames 0-14, 16-30, 32-46): the keyframe at 1 s (frame 15) falls
+// between two clips' samples, 67 ms from each, and is still scored, by the earlier.
+TEST(FrameMap, EveryKeyframeBetweenClipsIsScoredByAClipHoldingItsNearestSample) {
+  vidcls::train::VideoFrames v;
+  for (int i = 0; i < 48; ++i)
+    v.pts_ns.push_back(static_cast<int64_t>(std::lround(i * 1000.0 / 15)) * 1000000);
+  for (int i = 0; i < 48; i += 2) v.sampled.push_back(i);
+  vidcls::ClipSpec spec;
+  spec.frames = 8;
+  spec.hop = 8;
+  const auto windows = vidcls::train::eval_windows(24, spec, 0);
+  ASSERT_EQ(windows.size(), 3u);
+  const std::vector<int64_t> expected = {0, 0, 1, 2};  // keyframes at 0, 1, 2 and 3 s
+  for (int s = 0; s < 4; ++s)
+    EXPECT_EQ(vidcls::train::keyframe_clip(v, windows, spec.frames, s * 1e9), expected[s]) << s;
+  // With the first clip only (a temporal view), the keyframes after it have no clip.
+  const std::vector<vidcls::ClipRecord> first(windows.begin(), windows.begin() + 1);
+  EXPECT_EQ(vidcls::train::keyframe_clip(v, first, spec.frames, 1e9), 0);
+  EXPECT_EQ(vidcls::train::keyframe_clip(v, first, spec.frames, 2e9), -1);
 }
 
 }  // namespace

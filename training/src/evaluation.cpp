@@ -137,6 +137,30 @@ EvalSet eval_set(const std::string &data, const std::string &split, const std::s
   return set;
 }
 
+int64_t keyframe_clip(const VideoFrames &frames, const std::vector<ClipRecord> &windows,
+                      int64_t clip_frames, double t_ns) {
+  // The sampled frame nearest the keyframe (ties: the earlier); the clips holding it may score
+  // it, so a keyframe between two consecutive clips' samples is not lost to rounded timestamps.
+  int64_t nearest = -1;
+  for (int64_t j : frames.sampled) {
+    if (nearest < 0 || std::abs(static_cast<double>(frames.pts_ns[j]) - t_ns) <
+                           std::abs(static_cast<double>(frames.pts_ns[nearest]) - t_ns))
+      nearest = j;
+  }
+  int64_t best = -1;
+  double best_distance = 0;
+  for (size_t k = 0; k < windows.size(); ++k) {
+    const auto idx = window_frame_indices(frames.sampled, windows[k], clip_frames);
+    if (std::find(idx.begin(), idx.end(), nearest) == idx.end()) continue;
+    const double first = static_cast<double>(frames.pts_ns[idx.front()]);
+    const double last = static_cast<double>(frames.pts_ns[idx.back()]);
+    const double distance = std::abs((first + last) / 2 - t_ns);
+    if (best < 0 || distance < best_distance)
+      best = static_cast<int64_t>(k), best_distance = distance;
+  }
+  return best;
+}
+
 namespace {
 
 // A person's keyframes as detections scored by the clip nearest each (see EvalReport), and as
@@ -147,26 +171,7 @@ void add_keyframes(const EvalVideo &v, const VideoFrames &frames, const VideoVie
   const std::string video = fs_stem(v.person->path);
   for (const auto &key : v.person->track.keys) {
     truth.push_back({video, key.t, key.box, static_cast<int>(label)});
-    const double t_ns = key.t * 1e9;
-    // The sampled frame nearest the keyframe (ties: the earlier); the clips holding it may score
-    // it, so a keyframe between two consecutive clips' samples is not lost to rounded timestamps.
-    int64_t nearest = -1;
-    for (int64_t j : frames.sampled) {
-      if (nearest < 0 || std::abs(static_cast<double>(frames.pts_ns[j]) - t_ns) <
-                             std::abs(static_cast<double>(frames.pts_ns[nearest]) - t_ns))
-        nearest = j;
-    }
-    int64_t best = -1;
-    double best_distance = 0;
-    for (size_t k = 0; k < views.windows.size(); ++k) {
-      const auto idx = window_frame_indices(frames.sampled, views.windows[k], spec.frames);
-      if (std::find(idx.begin(), idx.end(), nearest) == idx.end()) continue;
-      const double first = static_cast<double>(frames.pts_ns[idx.front()]);
-      const double last = static_cast<double>(frames.pts_ns[idx.back()]);
-      const double distance = std::abs((first + last) / 2 - t_ns);
-      if (best < 0 || distance < best_distance)
-        best = static_cast<int64_t>(k), best_distance = distance;
-    }
+    const int64_t best = keyframe_clip(frames, views.windows, spec.frames, key.t * 1e9);
     if (best < 0) continue;  // no clip holds it: not detected
     const auto row = probs[best * views.spatial].contiguous();
     dets.push_back(

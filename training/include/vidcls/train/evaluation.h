@@ -58,6 +58,12 @@ struct VideoViews {
 };
 VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views views);
 
+// Which clip scores a person's keyframe at t_ns in the frame mAP (EvalReport): among the windows
+// holding the sampled frame nearest the keyframe, the one whose middle is nearest it; -1 when
+// none holds that frame. Needs frames.sampled and frames.pts_ns.
+int64_t keyframe_clip(const VideoFrames &frames, const std::vector<ClipRecord> &windows,
+                      int64_t clip_frames, double t_ns);
+
 // One video to evaluate: a file, or an item of a clip cache; or a person of an ava dataset's
 // video (path#person id), from the file (`person`) or a clip cache.
 struct EvalVideo {
