@@ -71,6 +71,8 @@ TEST(FrameMap, EveryKeyframeBetweenClipsIsScoredByAClipHoldingItsNearestSample) 
   const std::vector<vidcls::ClipRecord> first(windows.begin(), windows.begin() + 1);
   EXPECT_EQ(vidcls::train::keyframe_clip(v, first, spec.frames, 1e9), 0);
   EXPECT_EQ(vidcls::train::keyframe_clip(v, first, spec.frames, 2e9), -1);
+  EXPECT_EQ(vidcls::train::keyframe_clip(vidcls::train::VideoFrames{}, windows, spec.frames, 0), -1)
+      << "a person without sampled frames has no clip";
 }
 
 }  // namespace

@@ -147,6 +147,7 @@ int64_t keyframe_clip(const VideoFrames &frames, const std::vector<ClipRecord> &
                            std::abs(static_cast<double>(frames.pts_ns[nearest]) - t_ns))
       nearest = j;
   }
+  if (nearest < 0) return -1;  // nothing sampled
   int64_t best = -1;
   double best_distance = 0;
   for (size_t k = 0; k < windows.size(); ++k) {

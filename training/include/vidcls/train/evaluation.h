@@ -60,7 +60,7 @@ VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views vie
 
 // Which clip scores a person's keyframe at t_ns in the frame mAP (EvalReport): among the windows
 // holding the sampled frame nearest the keyframe, the one whose middle is nearest it; -1 when
-// none holds that frame. Needs frames.sampled and frames.pts_ns.
+// none holds that frame or nothing was sampled. Needs frames.sampled and frames.pts_ns.
 int64_t keyframe_clip(const VideoFrames &frames, const std::vector<ClipRecord> &windows,
                       int64_t clip_frames, double t_ns);
 
