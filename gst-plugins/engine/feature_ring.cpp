@@ -60,53 +60,110 @@ FeatureRing::done (const ClipRecord &r)
   f.erase (f.begin (), f.lower_bound (FeatureKey (r.first_sample, 0)));
 }
 
-/* A temporal token of a clip: the ring key of its feature and the clip rows of its frame and of
- * the earlier frame of its pair. */
+/* A token of a clip: the ring key of its window and the clip rows it is computed from. */
 struct FeatureRunner::Token
 {
   FeatureKey key;
-  int64_t row, earlier_row;
+  std::vector<int64_t> rows;
 };
+
+namespace {
+
+FeatureRing *
+ring_or_null (const Job &job)
+{
+  return dynamic_cast<FeatureRing *> (job.stream.get ());
+}
+
+bool
+reuses (const Job &job)
+{
+  const FeatureRing *ring = ring_or_null (job);
+  return ring != nullptr && ring->reuse;
+}
+
+}  // namespace
 
 torch::Tensor
 FeatureRunner::logits (const InferenceModel &m, const std::vector<Job> &jobs)
 {
-  PerFrameBackbone *net = m.model->per_frame_backbone ();
-  if (net == nullptr)
-    return whole_.logits (m, jobs);
+  TokenSequenceModel *net = m.model->token_sequence ();
+  if (net == nullptr || !net->token_reuse_blocker ().empty ())
+    return whole_logits (m, net, jobs);
+  std::vector<Job> ring_jobs, whole_jobs;
+  std::vector<int64_t> ring_rows, whole_rows;
+  for (size_t i = 0; i < jobs.size (); ++i) {
+    (reuses (jobs[i]) ? ring_jobs : whole_jobs).push_back (jobs[i]);
+    (reuses (jobs[i]) ? ring_rows : whole_rows).push_back (static_cast<int64_t> (i));
+  }
+  if (whole_jobs.empty ())
+    return reused_logits (m, *net, jobs);
+  if (ring_jobs.empty ())
+    return whole_logits (m, net, jobs);
+  /* elements with reuse on and off share the instance: two passes, rows back in batch order */
+  const auto a = reused_logits (m, *net, ring_jobs);
+  const auto b = whole_logits (m, net, whole_jobs);
+  auto out = torch::empty ({static_cast<int64_t> (jobs.size ()), a.size (1)}, a.options ());
+  out.index_copy_ (0, torch::tensor (ring_rows).to (a.device ()), a);
+  out.index_copy_ (0, torch::tensor (whole_rows).to (a.device ()), b);
+  return out;
+}
+
+/* Whole clips through the full model; every token of each counts as computed. */
+torch::Tensor
+FeatureRunner::whole_logits (const InferenceModel &m, const TokenSequenceModel *net,
+    const std::vector<Job> &jobs)
+{
+  if (net != nullptr) {
+    const int64_t T = m.model->input_shape ().frames;
+    for (const auto &job : jobs) {
+      if (FeatureRing *ring = ring_or_null (job))
+        ring->counters->computed += static_cast<uint64_t> (net->tokens_per_clip (T));
+    }
+  }
+  return whole_.logits (m, jobs);
+}
+
+torch::Tensor
+FeatureRunner::reused_logits (const InferenceModel &m, TokenSequenceModel &net,
+    const std::vector<Job> &jobs)
+{
   const size_t split = epoch_change (jobs);
   if (split > 0) {
     /* a stream restarted within the batch: its two epochs' frames share indices */
     std::vector<Job> head (jobs.begin (), jobs.begin () + split);
     std::vector<Job> tail (jobs.begin () + split, jobs.end ());
-    return torch::cat ({logits (m, head), logits (m, tail)});
+    return torch::cat ({reused_logits (m, net, head), reused_logits (m, net, tail)});
   }
   const int64_t T = m.model->input_shape ().frames;
-  run_new_frames (m, *net, jobs, T);
+  run_new_tokens (m, net, jobs, T);
   std::vector<torch::Tensor> per_clip;
   for (const auto &job : jobs) {
     const auto &features = ring_of (job).features_of (job.record);
     std::vector<torch::Tensor> seq;
-    for (const auto &token : tokens (job, T, net->frame_context ()))
+    for (const auto &token : tokens (job, net, T))
       seq.push_back (features.at (token.key));
     per_clip.push_back (torch::stack (seq));
   }
   for (const auto &job : jobs)
     ring_of (job).done (job.record);
-  return net->classify_features (torch::stack (per_clip));
+  return net.classify_tokens (torch::stack (per_clip));
 }
 
-/* The tokens of a clip of T frames (padded as vidcls::clip_rows says), the first `context`
- * frames serving only as the earlier frame of a pair. */
+/* The tokens of a clip of T frames (padded as vidcls::clip_rows says). */
 std::vector<FeatureRunner::Token>
-FeatureRunner::tokens (const Job &job, int64_t T, int64_t context)
+FeatureRunner::tokens (const Job &job, const TokenSequenceModel &net, int64_t T)
 {
   const auto rows = clip_rows (job.record.n_frames, T);
+  const int64_t window = net.token_window (), stride = net.token_stride ();
   std::vector<Token> out;
-  for (int64_t k = context; k < T; ++k) {
-    const int64_t earlier = rows[k - context];
-    out.push_back ({FeatureKey (job.record.first_sample + earlier,
-                job.record.first_sample + rows[k]), rows[k], earlier});
+  for (int64_t k = 0; k < net.tokens_per_clip (T); ++k) {
+    const auto first = rows.begin () + k * stride;
+    Token token;
+    token.rows.assign (first, first + window);
+    token.key = FeatureKey (job.record.first_sample + token.rows.front (),
+        job.record.first_sample + token.rows.back ());
+    out.push_back (std::move (token));
   }
   return out;
 }
@@ -127,37 +184,34 @@ FeatureRunner::epoch_change (const std::vector<Job> &jobs)
   return 0;
 }
 
-/* Runs the backbone once over the frames of the batch that no ring has yet. */
+/* Runs the model once over the windows of the batch that no ring has yet. */
 void
-FeatureRunner::run_new_frames (const InferenceModel &m, PerFrameBackbone &net,
+FeatureRunner::run_new_tokens (const InferenceModel &m, TokenSequenceModel &net,
     const std::vector<Job> &jobs, int64_t T)
 {
-  std::vector<torch::Tensor> frames, earlier;
+  std::vector<torch::Tensor> windows;
   std::vector<std::pair<std::map<FeatureKey, torch::Tensor> *, FeatureKey>> owners;
   std::vector<FeatureRing *> rings;
-  const int64_t context = net.frame_context ();
   for (const auto &job : jobs) {
     FeatureRing &ring = ring_of (job);
     auto &features = ring.follow (job.record);
-    for (const auto &token : tokens (job, T, context)) {
+    for (const auto &token : tokens (job, net, T)) {
       if (features.count (token.key) || std::find (owners.begin (), owners.end (),
-              std::make_pair (&features, token.key)) != owners.end ())
+              std::make_pair (&features, token.key)) != owners.end ()) {
+        ring.counters->reused += 1;
         continue;
-      frames.push_back (job.clip[token.row]);
-      earlier.push_back (job.clip[token.earlier_row]);
+      }
+      windows.push_back (job.clip.index_select (0, torch::tensor (token.rows)));
       owners.emplace_back (&features, token.key);
       rings.push_back (&ring);
     }
   }
-  if (frames.empty ())
+  if (windows.empty ())
     return;
-  auto f = context > 0
-      ? net.frame_features (torch::stack (frames).to (m.device, m.dtype),
-          torch::stack (earlier).to (m.device, m.dtype))
-      : net.frame_features (torch::stack (frames).to (m.device, m.dtype));
+  const auto f = net.window_tokens (torch::stack (windows).to (m.device, m.dtype));
   for (size_t i = 0; i < owners.size (); ++i) {
     (*owners[i].first)[owners[i].second] = f[i];
-    *rings[i]->computed += 1;
+    rings[i]->counters->computed += 1;
   }
 }
 

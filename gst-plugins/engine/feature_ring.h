@@ -1,10 +1,13 @@
-/* Per-frame feature reuse for models with a per-frame backbone (ResNet + Temporal ViT): each
- * stream keeps the backbone features of its recent sampled frames in a ring, keyed by their
- * index in the clipper's epoch, so a frame goes through the backbone once however much
- * consecutive clips overlap; only the temporal model runs per clip. With a motion or two-stream
- * backbone a frame's feature is that of the pair it makes with the frame sampled before it, which
- * the clip holds too, and is kept the same way. The logits equal those of the whole clips
- * (WholeClipRunner) up to float rounding; the engine's unit tests check it.
+/* Token reuse across overlapping clips, for models that classify a sequence of tokens each
+ * computed from a window of frames alone (vidcls::TokenSequenceModel): ViViT's factorised
+ * encoder (a token per tubelet, its spatial encoding) and ResNet + Temporal ViT (a token per
+ * frame, or per motion pair). Each element keeps the tokens of its recent clips in a ring, keyed
+ * by the sampled frames (indices in the clipper's epoch) of their window, so a window goes
+ * through the expensive part once however much consecutive clips overlap; only the sequence
+ * model (the temporal transformer) runs per clip. The logits equal those of the whole clips
+ * (WholeClipRunner) up to float rounding; the engine's unit tests check it. A model whose tokens
+ * depend on more than their window (a ViViT input transform that looks at the whole clip) runs
+ * whole clips, as does an element with reuse turned off.
  */
 #pragma once
 
@@ -20,10 +23,21 @@
 namespace vidcls {
 namespace engine {
 
-/* The sampled frames (indices in the clipper's epoch) a feature is computed from: the earlier
- * frame of a motion pair and the frame itself (the same index twice for a frame alone, or for the
- * still pair that a padded clip's repeated last frame makes). */
+/* The first and last sampled frame (indices in the clipper's epoch) of a token's window: a
+ * tubelet's first and last frame, a motion pair's earlier frame and the frame itself, the same
+ * index twice for a frame alone. A padded clip repeats its last frame, so the window of a padded
+ * tubelet ends early, and a still pair names one frame twice: neither is mistaken for a window of
+ * the frames that follow. */
 using FeatureKey = std::pair<uint64_t, uint64_t>;
+
+/* One element's counts of tokens (ViViT: spatial encodings of tubelets; ResNet + Temporal ViT:
+ * backbone passes of frames) computed and taken from the ring, for its statistics. */
+struct FeatureCounters
+{
+  std::atomic<uint64_t> computed{0};
+  std::atomic<uint64_t> reused{0};
+  void clear () { computed = 0; reused = 0; }
+};
 
 /* The features of one stream's clips: for whole-frame clips one ring, for clips of tracked
  * objects one ring per object (its clips' frame indices count in the track's own epoch). Clips of
@@ -37,9 +51,8 @@ public:
    * while it runs. */
   static constexpr size_t kMaxTracks = 256;
 
-  /* `computed` counts the frames that went through the backbone (the element's statistics);
-   * it must outlive the ring. */
-  explicit FeatureRing (std::atomic<uint64_t> *computed) : computed (computed) {}
+  /* `counters` (the element's statistics) must outlive the ring. */
+  explicit FeatureRing (FeatureCounters *counters) : counters (counters) {}
 
   /* The features of the clip's track, started over on a new epoch of it, a new stream, a flush
    * or a model swap. */
@@ -50,7 +63,9 @@ public:
   void done (const ClipRecord &r);
   size_t tracks () const { return tracks_.size (); }
 
-  std::atomic<uint64_t> *computed;
+  FeatureCounters *counters;
+  /* false: this element's clips run whole (its `reuse` property), nothing kept */
+  std::atomic<bool> reuse{true};
 
 private:
   struct Track
@@ -64,10 +79,10 @@ private:
   uint64_t uses_ = 0;
 };
 
-/* A clip takes the features its stream's ring has, the frames it brings new go through the
- * backbone (those of every clip of the batch, whatever its stream, in one pass), and only the
- * temporal model runs per clip. Every job's stream must be a FeatureRing. A model without a
- * per-frame backbone runs whole clips. */
+/* A clip takes the tokens its element's ring has, the windows it brings new go through the model
+ * (those of every clip of the batch, whatever its stream, in one pass), and only the sequence
+ * model runs per clip. A job without a FeatureRing, of an element with reuse off, or of a model
+ * whose tokens cannot be computed on their own runs whole. */
 class FeatureRunner : public ClipRunner
 {
 public:
@@ -75,9 +90,13 @@ public:
 
 private:
   struct Token;
-  static std::vector<Token> tokens (const Job &job, int64_t T, int64_t context);
+  static std::vector<Token> tokens (const Job &job, const TokenSequenceModel &net, int64_t T);
   static size_t epoch_change (const std::vector<Job> &jobs);
-  void run_new_frames (const InferenceModel &m, PerFrameBackbone &net,
+  torch::Tensor reused_logits (const InferenceModel &m, TokenSequenceModel &net,
+      const std::vector<Job> &jobs);
+  torch::Tensor whole_logits (const InferenceModel &m, const TokenSequenceModel *net,
+      const std::vector<Job> &jobs);
+  void run_new_tokens (const InferenceModel &m, TokenSequenceModel &net,
       const std::vector<Job> &jobs, int64_t T);
 
   WholeClipRunner whole_;

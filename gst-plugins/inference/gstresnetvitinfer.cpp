@@ -5,8 +5,9 @@
  * Classifies the clips that vidclsclipper attaches to buffers with a ResNet + Temporal ViT
  * checkpoint. It keeps the backbone features of the frames it has seen, so each sampled frame
  * goes through the ResNet exactly once however much consecutive clips overlap; only the
- * temporal transformer runs per clip; the "backbone-frames" field of the "stats" property counts
- * the frames that went through the backbone. With a motion or two-stream backbone a frame's
+ * temporal transformer runs per clip (property "reuse"); the "features-computed" field of the
+ * "stats" property counts the frames that went through the backbone ("backbone-frames", its older
+ * name, too), "features-reused" those taken from the ring. With a motion or two-stream backbone a frame's
  * feature is that of the pair it makes with the frame sampled before it, which the clip holds
  * too, and is kept the same way. Elements that share a model instance keep a ring each; the
  * backbone and the temporal model run over the clips of all of them in one batch.
@@ -19,14 +20,9 @@
  */
 #include "gstresnetvitinfer.h"
 
-#include <atomic>
-
-#include "engine/feature_ring.h"
-
 struct _GstResnetVitInfer
 {
   GstVidclsInfer parent;
-  std::atomic<uint64_t> *backbone_frames;
 };
 
 G_DEFINE_TYPE (GstResnetVitInfer, gst_resnet_vit_infer, GST_TYPE_VIDCLS_INFER);
@@ -35,49 +31,22 @@ GST_ELEMENT_REGISTER_DEFINE (resnetvitinfer, "resnetvitinfer", GST_RANK_NONE,
 
 static const gchar *const resnet_vit_architectures[] = { "resnet-tvit", NULL };
 
-static gpointer
-gst_resnet_vit_infer_create_runner (GstVidclsInfer * infer)
-{
-  return static_cast<vidcls::engine::ClipRunner *> (new vidcls::engine::FeatureRunner ());
-}
-
-static gpointer
-gst_resnet_vit_infer_create_stream (GstVidclsInfer * infer)
-{
-  GstResnetVitInfer *self = GST_RESNET_VIT_INFER (infer);
-  *self->backbone_frames = 0;
-  return static_cast<vidcls::engine::StreamState *> (new vidcls::engine::FeatureRing
-      (self->backbone_frames));
-}
-
 static void
 gst_resnet_vit_infer_add_stats (GstVidclsInfer * infer, GstStructure * stats)
 {
-  GstResnetVitInfer *self = GST_RESNET_VIT_INFER (infer);
-  gst_structure_set (stats, "backbone-frames", G_TYPE_UINT64,
-      (guint64) self->backbone_frames->load (), nullptr);
-}
-
-static void
-gst_resnet_vit_infer_finalize (GObject * object)
-{
-  GstResnetVitInfer *self = GST_RESNET_VIT_INFER (object);
-  G_OBJECT_CLASS (gst_resnet_vit_infer_parent_class)->finalize (object);
-  delete self->backbone_frames;   /* after the base class stopped its worker */
+  /* the name this element's statistics had before vividinfer counted tubelets too */
+  guint64 computed = 0;
+  gst_structure_get_uint64 (stats, "features-computed", &computed);
+  gst_structure_set (stats, "backbone-frames", G_TYPE_UINT64, computed, nullptr);
 }
 
 static void
 gst_resnet_vit_infer_class_init (GstResnetVitInferClass * klass)
 {
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstVidclsInferClass *infer_class = GST_VIDCLS_INFER_CLASS (klass);
   infer_class->architectures = resnet_vit_architectures;
   infer_class->other_element = "vividinfer";
-  infer_class->create_runner = gst_resnet_vit_infer_create_runner;
-  infer_class->create_stream = gst_resnet_vit_infer_create_stream;
   infer_class->add_stats = gst_resnet_vit_infer_add_stats;
-
-  gobject_class->finalize = gst_resnet_vit_infer_finalize;
   gst_element_class_set_static_metadata (GST_ELEMENT_CLASS (klass),
       "ResNet + Temporal ViT video classifier", "Filter/Analyzer/Video",
       "Classifies clips from vidclsclipper with a ResNet + Temporal ViT checkpoint, running "
@@ -88,5 +57,4 @@ gst_resnet_vit_infer_class_init (GstResnetVitInferClass * klass)
 static void
 gst_resnet_vit_infer_init (GstResnetVitInfer * self)
 {
-  self->backbone_frames = new std::atomic<uint64_t> (0);
 }

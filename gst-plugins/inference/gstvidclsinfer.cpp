@@ -21,6 +21,7 @@
 
 #include <torch/utils.h>
 
+#include "engine/feature_ring.h"
 #include "engine/instance.h"
 #include "engine/model.h"
 #include "engine/worker.h"
@@ -47,6 +48,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_vidcls_infer_debug);
 #define DEFAULT_INSTANCE_ID NULL
 /* DeepStream's reference apps run nvstreammux with a 40 ms batched-push-timeout */
 #define DEFAULT_BATCH_TIMEOUT 40
+#define DEFAULT_REUSE TRUE
 
 enum
 {
@@ -63,6 +65,7 @@ enum
   PROP_SILENT,
   PROP_INSTANCE_ID,
   PROP_BATCH_TIMEOUT,
+  PROP_REUSE,
   PROP_STATS,
   N_PROPS
 };
@@ -93,6 +96,7 @@ struct InferState
   GstVidclsInferDrop drop = DEFAULT_DROP;
   gboolean silent = DEFAULT_SILENT;
   std::string instance_id;
+  gboolean reuse = DEFAULT_REUSE;
   guint64 classified = 0;
   guint64 dropped = 0;
   double latency_sum_ms = 0.0, delay_sum_ms = 0.0;
@@ -103,11 +107,15 @@ struct InferState
   vidcls::ClipSpec clip_spec;
   std::string model_device, model_name;
   double warmup_ms = 0.0, load_ms = 0.0;
+  /* why the running model's clips cannot share tokens; "" when they can */
+  std::string reuse_blocker;
 
   /* the model instance this element is a member of, from start() to stop() */
   std::shared_ptr<ModelInstance> instance;
   InferenceWorker::ClientId client = 0;
-  std::shared_ptr<vidcls::engine::StreamState> stream;
+  std::shared_ptr<vidcls::engine::FeatureRing> stream;
+  /* tokens computed and reused (stats), for the element's life: the ring points at them */
+  vidcls::engine::FeatureCounters counters;
 
   /* streaming mode, decided on the first clip */
   bool mode_resolved = false;
@@ -557,6 +565,9 @@ take_model_facts (InferState * s, const std::string & path, const InferenceModel
   s->model_name = m.name;
   s->warmup_ms = m.warmup_ms;
   s->load_ms = m.load_ms;
+  const vidcls::TokenSequenceModel *net = m.model->token_sequence ();
+  s->reuse_blocker = net ? net->token_reuse_blocker () :
+      "the architecture has no tokens of its own windows";
 }
 
 /* A swap of the instance is done (on its loader thread): the element follows the new model,
@@ -654,11 +665,14 @@ join_instance (GstVidclsInfer * self, const vidcls::engine::InstanceRequest & re
     post_load_error (self, request.path, e);
     return false;
   }
-  s->stream.reset (klass->create_stream ? static_cast < vidcls::engine::StreamState * >
-      (klass->create_stream (self)) : nullptr);
+  s->counters.clear ();
+  s->stream = std::make_shared < vidcls::engine::FeatureRing > (&s->counters);
+  s->stream->reuse = s->reuse;
   s->client = s->instance->join (member_of (self));
   const auto m = s->instance->model ();
   take_model_facts (s, request.path, *m);
+  if (!s->reuse_blocker.empty ())
+    GST_INFO_OBJECT (self, "overlapping clips run whole: %s", s->reuse_blocker.c_str ());
   GST_INFO_OBJECT (self, "%s %s (%s) on %s, %s: loaded in %.0f ms, warm-up clip %.1f ms",
       request.id.empty ()? "loaded" : ("model-instance-id '" + request.id + "':").c_str (),
       request.path.c_str (), m->info.architecture.c_str (), m->device.str ().c_str (),
@@ -670,7 +684,6 @@ static gboolean
 gst_vidcls_infer_start (GstBaseTransform * trans)
 {
   GstVidclsInfer *self = GST_VIDCLS_INFER (trans);
-  GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
   InferState *s = state (self);
   vidcls::engine::InstanceRequest request;
   {
@@ -683,12 +696,9 @@ gst_vidcls_infer_start (GstBaseTransform * trans)
     s->latency_sum_ms = s->delay_sum_ms = 0.0;
   }
   request.element = GST_ELEMENT_NAME (self);
-  if (klass->create_runner) {
-    request.make_runner = [self, klass] {
-      return std::unique_ptr < ClipRunner > (static_cast < ClipRunner * >
-          (klass->create_runner (self)));
-    };
-  }
+  request.make_runner = [] {
+    return std::unique_ptr < ClipRunner > (new vidcls::engine::FeatureRunner ());
+  };
   vidcls::configure_runtime ();
   vidcls::share_malloc_arena ();
   s->mode_resolved = false;
@@ -793,6 +803,11 @@ gst_vidcls_infer_set_property (GObject * object, guint prop_id, const GValue * v
     case PROP_BATCH_TIMEOUT:
       s->batch_timeout = g_value_get_uint (value);
       break;
+    case PROP_REUSE:
+      s->reuse = g_value_get_boolean (value);
+      if (s->stream)
+        s->stream->reuse = s->reuse;
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -815,7 +830,12 @@ make_stats (GstVidclsInfer * self)
         "clips-dropped", G_TYPE_UINT64, s->dropped,
         "mean-latency", G_TYPE_DOUBLE, s->latency_sum_ms / n,
         "mean-delay", G_TYPE_DOUBLE, s->delay_sum_ms / n,
-        "load-time", G_TYPE_DOUBLE, s->load_ms, nullptr);
+        "load-time", G_TYPE_DOUBLE, s->load_ms,
+        "features-computed", G_TYPE_UINT64, (guint64) s->counters.computed.load (),
+        "features-reused", G_TYPE_UINT64, (guint64) s->counters.reused.load (),
+        "reuse", G_TYPE_STRING, !s->reuse ? "off" : !s->loaded ? "" :
+        s->reuse_blocker.empty ()? "on" : ("unavailable: " + s->reuse_blocker).c_str (),
+        nullptr);
     instance = s->instance;
   }
   const auto w = instance ? instance->worker ().stats () : vidcls::engine::WorkerStats ();
@@ -878,6 +898,9 @@ gst_vidcls_infer_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_BATCH_TIMEOUT:
       g_value_set_uint (value, s->batch_timeout);
+      break;
+    case PROP_REUSE:
+      g_value_set_boolean (value, s->reuse);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -961,12 +984,22 @@ gst_vidcls_infer_class_init (GstVidclsInferClass * klass)
   properties[PROP_DROP] = g_param_spec_enum ("drop", "Drop",
       "Async mode: which clip a full queue drops", GST_TYPE_VIDCLS_INFER_DROP, DEFAULT_DROP,
       rw_playing);
+  properties[PROP_REUSE] = g_param_spec_boolean ("reuse", "Reuse",
+      "Compute what overlapping clips share once: each tubelet's spatial encoding (ViViT, "
+      "Mini-ViViT), each frame's backbone feature (ResNet + Temporal ViT), kept by the sampled "
+      "frames they come from; only the temporal transformer runs per clip, with the same scores "
+      "(float rounding). Pays with clip-stride below clip-length, a multiple of the tubelet's "
+      "frames for ViViT. A ViViT whose input transform looks at the whole clip (normal-flow, "
+      "normal-flow-stabilised, temporal-residual) runs every clip whole: stats say so under "
+      "'reuse'. false: every clip runs whole (comparison, debugging)", DEFAULT_REUSE, rw_playing);
   properties[PROP_SILENT] = vidcls::gst::silent_param_spec ("statistics (notify::stats)");
   properties[PROP_STATS] = vidcls::gst::stats_param_spec ("Statistics since start "
       "(vidcls-infer-stats): clips-classified, clips-dropped (async: full queue; clips cut for "
       "a model swapped out), mean-latency (ms of inference per clip), mean-delay (ms from a "
       "clip's last frame to its result: queue, batch and inference), load-time (ms to read the "
-      "running checkpoint); of the model instance, the same on every element that shares it: "
+      "running checkpoint), features-computed and features-reused (tokens: ViViT tubelets through "
+      "the spatial encoder, ResNet frames through the backbone; a clip run whole counts all its "
+      "tokens as computed), reuse (on, off, or unavailable: why); of the model instance, the same on every element that shares it: "
       "instance-streams (elements now), instance-clips, instance-batches (forward passes), "
       "instance-mean-batch, instance-dropped, instance-mean-delay");
   g_object_class_install_properties (gobject_class, N_PROPS, properties);

@@ -2,8 +2,9 @@
  *
  * Loads a vidcls checkpoint in start(), classifies the clips that vidclsclipper attaches to
  * buffers, attaches a GstVidclsClassificationMeta to the buffer and posts a
- * "vidcls-classification" element message. Subclasses say which checkpoint architectures they
- * run and may bring their own way of turning clips into scores (resnetvitinfer's feature ring).
+ * "vidcls-classification" element message. Overlapping clips share the tokens their models
+ * allow (engine/feature_ring.h: ViViT's tubelets, ResNet + Temporal ViT's frames). Subclasses say
+ * which checkpoint architectures they run.
  */
 #ifndef __GST_VIDCLS_INFER_H__
 #define __GST_VIDCLS_INFER_H__
@@ -23,13 +24,6 @@ struct _GstVidclsInferClass {
   const gchar *const *architectures;
   /* name of the element to suggest for other architectures */
   const gchar *other_element;
-  /* Creates the runner that turns the clips of every element sharing a model instance into
-   * logits: a new vidcls::engine::ClipRunner (C++, engine/model.h), made once per instance by
-   * its first element. NULL runs whole clips through the model. */
-  gpointer (*create_runner) (GstVidclsInfer * self);
-  /* Creates what the runner keeps per element between clips, for one run of the element (from
-   * start() to stop()): a new vidcls::engine::StreamState. NULL: nothing. */
-  gpointer (*create_stream) (GstVidclsInfer * self);
   /* Adds the subclass's fields to the `stats` structure. NULL: none. */
   void (*add_stats) (GstVidclsInfer * self, GstStructure * stats);
 };

@@ -7,10 +7,25 @@
  * as a "vidcls-classification" element message (fields: stream-id, object-id, clip-index, start,
  * end, partial, model, label, score, labels, scores, class-ids, inference-time).
  *
+ * The spatial encoder sees each tubelet (tubelet_t consecutive sampled frames) on its own, so
+ * clips that overlap by whole tubelets share their spatial encodings: the element keeps them by
+ * the sampled frames they come from and runs, per clip, the spatial encoder over the tubelets it
+ * brings new and the temporal transformer over all (property "reuse"; "features-computed" and
+ * "features-reused" in the "stats" property count tubelets). With clip-stride equal to the
+ * tubelet's frames a clip costs one tubelet's spatial encoding, not all of them. Scores equal
+ * those of the whole clip up to float rounding. A checkpoint whose input transform looks at the
+ * whole clip (normal-flow, normal-flow-stabilised, temporal-residual: the clip's mean frame)
+ * runs every clip whole; "tubelet-normal-flow" and plain input ("none") share.
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 -m filesrc location=v.mp4 ! decodebin ! videoconvert ! vidclsclipper ! \
  *     vividinfer model=m.safetensors ! fakesink
+ * ]|
+ * Dense results, one per tubelet of a ViViT-B/16x2 (2 sampled frames):
+ * |[
+ * gst-launch-1.0 -m filesrc location=v.mp4 ! decodebin ! videoconvert ! \
+ *     vidclsclipper clip-stride=2 ! vividinfer model=vivit-b.safetensors ! fakesink
  * ]|
  */
 #include "gstvividinfer.h"

@@ -82,6 +82,14 @@ torch::Tensor ResNetTViTImpl::frame_features(const torch::Tensor &frames,
   return torch::cat({backbone->features(frames), motion_backbone->features(motion)}, 1);
 }
 
+torch::Tensor ResNetTViTImpl::window_tokens(const torch::Tensor &windows) {
+  TORCH_CHECK(windows.dim() == 5 && windows.size(1) == token_window(), "expected windows [N, ",
+              token_window(), ", C, H, W], got ", windows.sizes());
+  const auto frames = windows.select(1, token_window() - 1);
+  return frame_context() > 0 ? frame_features(frames, windows.select(1, 0))
+                             : frame_features(frames);
+}
+
 torch::Tensor ResNetTViTImpl::classify_features(const torch::Tensor &features) {
   TORCH_CHECK(features.dim() == 3 && features.size(1) == cfg_.tokens() &&
                   features.size(2) == cfg_.feature_dim(),

@@ -34,12 +34,16 @@ void ViViTConfig::validate() const {
   TORCH_CHECK(pos_embed_init == "random" || pos_embed_init == "zeros",
               "pos_embed_init must be 'random' or 'zeros', got '", pos_embed_init, "'");
   TORCH_CHECK(input_transform == "none" || input_transform == "temporal-residual" ||
-                  input_transform == "normal-flow" || input_transform == "normal-flow-stabilised",
-              "input_transform must be 'none', 'temporal-residual', 'normal-flow' or "
-              "'normal-flow-stabilised', got '", input_transform, "'");
+                  input_transform == "normal-flow" || input_transform == "normal-flow-stabilised" ||
+                  input_transform == "tubelet-normal-flow",
+              "input_transform must be 'none', 'temporal-residual', 'normal-flow', "
+              "'normal-flow-stabilised' or 'tubelet-normal-flow', got '", input_transform, "'");
   TORCH_CHECK(input_transform == "none" || frames > 1, "input_transform '", input_transform,
               "' needs more than one frame");
-  TORCH_CHECK(input_transform.rfind("normal-flow", 0) != 0 || channels == 3,
+  TORCH_CHECK(input_transform != "tubelet-normal-flow" || tubelet_t > 1,
+              "input_transform 'tubelet-normal-flow' needs tubelets of more than one frame, got "
+              "tubelet_t ", tubelet_t);
+  TORCH_CHECK(input_transform.find("normal-flow") == std::string::npos || channels == 3,
               "input_transform '", input_transform, "' makes 3 channels (u, v, grey residual); channels "
               "must be 3, got ", channels);
 }
@@ -86,14 +90,24 @@ torch::Tensor normal_flow_input(const torch::Tensor &x, bool stabilise) {
 
 }  // namespace
 
-torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_transform) {
+torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_transform,
+                           int64_t tubelet_t) {
   TORCH_CHECK(clips.dim() == 5, "expected clips [B, T, C, H, W], got ", clips.sizes());
   if (input_transform == "none") return clips;
-  TORCH_CHECK(clips.size(1) > 1, "input_transform '", input_transform,
-              "' needs more than one frame");
+  const int64_t T = clips.size(1);
+  TORCH_CHECK(T > 1, "input_transform '", input_transform, "' needs more than one frame");
   if (input_transform == "temporal-residual") return clips - clips.mean(1, true);
   if (input_transform == "normal-flow") return normal_flow_input(clips, false);
   if (input_transform == "normal-flow-stabilised") return normal_flow_input(clips, true);
+  if (input_transform == "tubelet-normal-flow") {
+    TORCH_CHECK(tubelet_t > 1 && T % tubelet_t == 0, "input_transform 'tubelet-normal-flow' "
+                "needs tubelets of more than one frame dividing the clip's ", T, ", got ",
+                tubelet_t);
+    const auto tubelets = clips.reshape({-1, tubelet_t, clips.size(2), clips.size(3),
+                                         clips.size(4)});
+    const auto in = normal_flow_input(tubelets, false);
+    return in.reshape({clips.size(0), T, in.size(2), in.size(3), in.size(4)});
+  }
   TORCH_CHECK(false, "unknown input_transform '", input_transform, "'");
 }
 
@@ -107,7 +121,7 @@ torch::Tensor ViViTImpl::embed(const torch::Tensor &clips) {
                   clips.size(3) == cfg_.image_size && clips.size(4) == cfg_.image_size,
               "ViViT expects clips [B, ", cfg_.frames, ", ", cfg_.channels, ", ", cfg_.image_size,
               ", ", cfg_.image_size, "], got ", clips.sizes());
-  const auto in = motion_input(clips, cfg_.input_transform);
+  const auto in = motion_input(clips, cfg_.input_transform, cfg_.tubelet_t);
   auto x = tubelet(in.permute({0, 2, 1, 3, 4}));  // [B, D, nt, nh, nw]
   return x.flatten(3).permute({0, 2, 3, 1});         // [B, nt, nh*nw, D]
 }
@@ -134,16 +148,53 @@ torch::Tensor ViViTImpl::spatial_cls_by_chunks(const torch::Tensor &clips) {
   std::vector<torch::Tensor> cls;
   for (const auto &clip : clips.split(1)) {
     auto tokens = embed(clip);
-    const int64_t nt = tokens.size(1), n = tokens.size(2), D = tokens.size(3);
-    const auto frames = tokens.reshape({nt, n, D});
-    for (const auto &part :
-         frames.split(spatial_chunk(cfg_.spatial, n + 1, frames.element_size()))) {
-      cls.push_back(spatial(part, cfg_.grid_h(), cfg_.grid_w()).select(1, 0));
-    }
+    cls.push_back(spatial_cls_of(tokens.flatten(0, 1)));
   }
   const int64_t B = clips.size(0);
   auto out = torch::cat(cls);
   return out.reshape({B, out.size(0) / B, out.size(1)});
+}
+
+torch::Tensor ViViTImpl::spatial_cls_of(const torch::Tensor &tokens) {
+  const int64_t n = tokens.size(1);
+  std::vector<torch::Tensor> cls;
+  for (const auto &part : tokens.split(spatial_chunk(cfg_.spatial, n + 1, tokens.element_size()))) {
+    cls.push_back(spatial(part, cfg_.grid_h(), cfg_.grid_w()).select(1, 0));
+  }
+  return torch::cat(cls);
+}
+
+std::string ViViTImpl::token_reuse_blocker() const {
+  if (cfg_.input_transform == "none" || cfg_.input_transform == "tubelet-normal-flow") return {};
+  return "input transform '" + cfg_.input_transform + "' looks at the whole clip (" +
+         (cfg_.input_transform == "temporal-residual"
+              ? "its mean frame"
+              : "its mean frame, and its last frame repeats the last pair's flow") +
+         "): a tubelet's spatial encoding differs from clip to clip";
+}
+
+torch::Tensor ViViTImpl::window_tokens(const torch::Tensor &windows) {
+  const auto blocker = token_reuse_blocker();
+  TORCH_CHECK(blocker.empty(), "tubelets cannot be encoded on their own: ", blocker);
+  TORCH_CHECK(windows.dim() == 5 && windows.size(1) == cfg_.tubelet_t &&
+                  windows.size(2) == cfg_.channels && windows.size(3) == cfg_.image_size &&
+                  windows.size(4) == cfg_.image_size,
+              "ViViT expects tubelets [N, ", cfg_.tubelet_t, ", ", cfg_.channels, ", ",
+              cfg_.image_size, ", ", cfg_.image_size, "], got ", windows.sizes());
+  torch::NoGradGuard no_grad;
+  const auto in = motion_input(windows, cfg_.input_transform, cfg_.tubelet_t);
+  auto x = tubelet(in.permute({0, 2, 1, 3, 4}));                 // [N, D, 1, nh, nw]
+  return spatial_cls_of(x.flatten(2).transpose(1, 2).contiguous());  // [N, nh*nw, D] -> [N, D]
+}
+
+torch::Tensor ViViTImpl::classify_tokens(const torch::Tensor &tokens) {
+  TORCH_CHECK(tokens.dim() == 3 && tokens.size(1) == cfg_.grid_t() &&
+                  tokens.size(2) == cfg_.temporal.dim,
+              "expected tubelet tokens [B, ", cfg_.grid_t(), ", ", cfg_.temporal.dim, "], got ",
+              tokens.sizes());
+  auto features = temporal(tokens, cfg_.grid_t(), 1).select(1, 0);
+  return head(F::dropout(features,
+                         F::DropoutFuncOptions().p(cfg_.head_dropout).training(is_training())));
 }
 
 torch::Tensor ViViTImpl::forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers) {

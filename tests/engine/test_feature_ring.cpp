@@ -1,10 +1,15 @@
-// The per-frame feature ring on its own: overlapping clips of a ResNet + Temporal ViT (random
-// weights) give the logits of the whole clips, with each sampled frame (or motion pair) through
-// the backbone once, for every backbone input; a new epoch, another stream and a reset start over;
-// tracked objects of one stream keep rings of their own.
+// The feature ring on its own: overlapping clips of a ResNet + Temporal ViT (random weights) give
+// the logits of the whole clips, with each sampled frame (or motion pair) through the backbone
+// once, for every backbone input; a new epoch, another stream and a reset start over; tracked
+// objects of one stream keep rings of their own. The same for ViViT and Mini-ViViT, whose tokens
+// are tubelets: each through the spatial encoder once at hops that are multiples of the tubelet,
+// every clip's own at other hops, and whole clips for an input transform that looks at the whole
+// clip or an element with reuse off.
 #include <gtest/gtest.h>
 
-#include <atomic>
+#include <algorithm>
+#include <cctype>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +17,7 @@
 #include <torch/utils.h>
 
 #include "engine/feature_ring.h"
+#include "vidcls/clip_sampling.h"
 #include "vidcls/registry.h"
 
 namespace {
@@ -58,8 +64,8 @@ TEST_P(FeatureRingTest, OverlappingClipsGiveTheWholeClipsLogitsWithEachFrameOnce
   torch::manual_seed(4);
   const auto frames =
       torch::randn({(clips - 1) * hop + T, shape.channels, shape.height, shape.width});
-  std::atomic<uint64_t> computed{0};
-  auto ring = std::make_shared<FeatureRing>(&computed);
+  vidcls::engine::FeatureCounters counters;
+  auto ring = std::make_shared<FeatureRing>(&counters);
   FeatureRunner runner;
   WholeClipRunner whole;
   for (uint64_t i = 0; i < clips; ++i) {
@@ -71,7 +77,7 @@ TEST_P(FeatureRingTest, OverlappingClipsGiveTheWholeClipsLogitsWithEachFrameOnce
   }
   // rgb: each of the sampled frames once; motion inputs: each consecutive pair once.
   const int64_t context = m.model->per_frame_backbone()->frame_context();
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(frames.size(0) - context))
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(frames.size(0) - context))
       << "recomputing would run " << clips * (T - context);
 }
 
@@ -85,24 +91,24 @@ TEST(FeatureRing, ANewEpochAnotherStreamOrAResetStartsOver) {
   torch::manual_seed(5);
   const auto a = torch::randn({T + 1, shape.channels, shape.height, shape.width});
   const auto b = torch::randn({T + 1, shape.channels, shape.height, shape.width});
-  std::atomic<uint64_t> computed{0};
-  auto ring = std::make_shared<FeatureRing>(&computed);
+  vidcls::engine::FeatureCounters counters;
+  auto ring = std::make_shared<FeatureRing>(&counters);
   FeatureRunner runner;
   WholeClipRunner whole;
   runner.logits(m, {clip_of(a, T, 1, 0, ring)});
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(T));
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(T));
   // The same sample indices after a flush (a new epoch) hold other frames: all are run again.
   const Job after_flush = clip_of(b, T, 1, 0, ring, "s", 1);
   EXPECT_TRUE(
       torch::allclose(runner.logits(m, {after_flush}), whole.logits(m, {after_flush}), 1e-5, 1e-5));
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(2 * T));
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(2 * T));
   const Job other_stream = clip_of(a, T, 1, 0, ring, "t", 1);
   EXPECT_TRUE(torch::allclose(runner.logits(m, {other_stream}), whole.logits(m, {other_stream}),
                               1e-5, 1e-5));
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(3 * T));
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(3 * T));
   ring->request_reset();  // a model swap: features of the old backbone are no use
   runner.logits(m, {clip_of(a, T, 1, 0, ring, "t", 1)});
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(4 * T));
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(4 * T));
 }
 
 TEST(FeatureRing, ABatchOfTwoStreamsKeepsTheirFeaturesApart) {
@@ -113,7 +119,7 @@ TEST(FeatureRing, ABatchOfTwoStreamsKeepsTheirFeaturesApart) {
   torch::manual_seed(6);
   const auto a = torch::randn({T + 2, shape.channels, shape.height, shape.width});
   const auto b = torch::randn({T + 2, shape.channels, shape.height, shape.width});
-  std::atomic<uint64_t> ca{0}, cb{0};
+  vidcls::engine::FeatureCounters ca, cb;
   auto ra = std::make_shared<FeatureRing>(&ca), rb = std::make_shared<FeatureRing>(&cb);
   FeatureRunner runner;
   WholeClipRunner whole;
@@ -122,8 +128,8 @@ TEST(FeatureRing, ABatchOfTwoStreamsKeepsTheirFeaturesApart) {
     const std::vector<Job> jobs = {clip_of(a, T, 1, i, ra, "a"), clip_of(b, T, 1, i, rb, "b")};
     EXPECT_TRUE(torch::allclose(runner.logits(m, jobs), whole.logits(m, jobs), 1e-5, 1e-5));
   }
-  EXPECT_EQ(ca.load(), static_cast<uint64_t>(T + 1));
-  EXPECT_EQ(cb.load(), static_cast<uint64_t>(T + 1));
+  EXPECT_EQ(ca.computed.load(), static_cast<uint64_t>(T + 1));
+  EXPECT_EQ(cb.computed.load(), static_cast<uint64_t>(T + 1));
 }
 
 TEST(FeatureRing, TrackedObjectsOfOneStreamKeepRingsOfTheirOwn) {
@@ -136,8 +142,8 @@ TEST(FeatureRing, TrackedObjectsOfOneStreamKeepRingsOfTheirOwn) {
   // their epochs are their own.
   const auto a = torch::randn({T + clips - 1, shape.channels, shape.height, shape.width});
   const auto b = torch::randn({T + clips - 1, shape.channels, shape.height, shape.width});
-  std::atomic<uint64_t> computed{0};
-  auto ring = std::make_shared<FeatureRing>(&computed);
+  vidcls::engine::FeatureCounters counters;
+  auto ring = std::make_shared<FeatureRing>(&counters);
   FeatureRunner runner;
   WholeClipRunner whole;
   auto object_clip = [&](const torch::Tensor &frames, int64_t id, uint64_t epoch, uint64_t i) {
@@ -151,7 +157,7 @@ TEST(FeatureRing, TrackedObjectsOfOneStreamKeepRingsOfTheirOwn) {
     EXPECT_TRUE(torch::allclose(runner.logits(m, jobs), whole.logits(m, jobs), 1e-5, 1e-5))
         << "clip " << i;
   }
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(2 * (T + clips - 1)))
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(2 * (T + clips - 1)))
       << "each person's frames once, neither taking the other's";
   EXPECT_EQ(ring->tracks(), 2u);
   // A track's leftover clip at its end frees its ring; the other person's stays.
@@ -162,7 +168,7 @@ TEST(FeatureRing, TrackedObjectsOfOneStreamKeepRingsOfTheirOwn) {
   last.record.n_frames = T - 1;
   last.record.partial = true;
   EXPECT_TRUE(torch::allclose(runner.logits(m, {last}), whole.logits(m, {last}), 1e-5, 1e-5));
-  EXPECT_EQ(computed.load(), static_cast<uint64_t>(2 * (T + clips - 1)))
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(2 * (T + clips - 1)))
       << "the leftover clip's frames were all in person 7's ring";
   EXPECT_EQ(ring->tracks(), 1u);
 }
@@ -174,8 +180,8 @@ TEST(FeatureRing, ObjectRingsAreBounded) {
   const int64_t T = shape.frames;
   torch::manual_seed(8);
   const auto frames = torch::randn({T, shape.channels, shape.height, shape.width});
-  std::atomic<uint64_t> computed{0};
-  auto ring = std::make_shared<FeatureRing>(&computed);
+  vidcls::engine::FeatureCounters counters;
+  auto ring = std::make_shared<FeatureRing>(&counters);
   FeatureRunner runner;
   // ids that change with every clip (a tracker that loses everyone): rings stay bounded
   for (int64_t id = 0; id < static_cast<int64_t>(FeatureRing::kMaxTracks) + 20; ++id) {
@@ -184,6 +190,118 @@ TEST(FeatureRing, ObjectRingsAreBounded) {
     runner.logits(m, {j});
   }
   EXPECT_EQ(ring->tracks(), FeatureRing::kMaxTracks);
+}
+
+// A ViViT preset with random weights and the given input transform.
+InferenceModel vivit_model(const std::string &preset, const std::string &input_transform) {
+  torch::manual_seed(11);
+  auto cfg = vidcls::preset_config(preset, 4);
+  cfg["input_transform"] = input_transform;
+  InferenceModel m;
+  m.model = vidcls::make_model(preset.rfind("mini", 0) == 0 ? "mini-vivit" : "vivit", cfg);
+  m.model->eval();
+  m.info.labels = {"a", "b", "c", "d"};
+  return m;
+}
+
+// Largest absolute difference between two logits tensors.
+float max_difference(const torch::Tensor &a, const torch::Tensor &b) {
+  return (a - b).abs().max().item<float>();
+}
+
+struct TubeletCase {
+  std::string preset, input;
+  int64_t hop;
+};
+
+class TubeletRingTest : public ::testing::TestWithParam<TubeletCase> {};
+
+TEST_P(TubeletRingTest, OverlappingClipsGiveTheWholeClipsLogits) {
+  torch::NoGradGuard no_grad;
+  const auto &c = GetParam();
+  const auto m = vivit_model(c.preset, c.input);
+  const auto shape = m.model->input_shape();
+  const int64_t T = shape.frames, hop = c.hop, clips = 6, tubelet = 2, partial = 5;
+  torch::manual_seed(12);
+  // the clips and a partial clip of 5 frames after them (the end of a stream)
+  const auto frames = torch::randn({std::max((clips - 1) * hop + T, clips * hop + partial),
+                                    shape.channels, shape.height, shape.width});
+  vidcls::engine::FeatureCounters counters;
+  auto ring = std::make_shared<FeatureRing>(&counters);
+  FeatureRunner runner;
+  WholeClipRunner whole;
+  std::set<std::pair<int64_t, int64_t>> windows;  // first and last sampled frame of each tubelet
+  for (int64_t i = 0; i <= clips; ++i) {
+    const int64_t n = i < clips ? T : partial;
+    Job job = clip_of(frames, n, hop, i, ring);
+    job.record.partial = i == clips;
+    const uint64_t before = counters.computed.load();
+    const auto reused = runner.logits(m, {job});
+    const auto recomputed = whole.logits(m, {job});
+    EXPECT_LT(max_difference(reused, recomputed), 1e-5f) << "clip " << i;
+    const auto rows = vidcls::clip_rows(n, T);
+    for (int64_t k = 0; k < T; k += tubelet) windows.emplace(i * hop + rows[k], i * hop + rows[k + 1]);
+    if (hop == tubelet && i > 0 && i < clips) {
+      EXPECT_EQ(counters.computed.load() - before, 1u) << "clip " << i << ": one new tubelet";
+    }
+  }
+  // Each distinct tubelet once: at hops that are multiples of the tubelet the clips share them;
+  // at other hops a clip shares only those that happen to line up with an earlier clip's.
+  EXPECT_EQ(counters.computed.load(), windows.size());
+  EXPECT_EQ(counters.computed.load() + counters.reused.load(),
+            static_cast<uint64_t>((clips + 1) * T / tubelet));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Hops, TubeletRingTest,
+    ::testing::Values(TubeletCase{"vivit-xs", "tubelet-normal-flow", 2},
+                      TubeletCase{"vivit-xs", "tubelet-normal-flow", 4},
+                      TubeletCase{"vivit-xs", "tubelet-normal-flow", 8},
+                      TubeletCase{"vivit-xs", "tubelet-normal-flow", 3},
+                      TubeletCase{"vivit-xs", "none", 2}, TubeletCase{"vivit-xs", "none", 3},
+                      TubeletCase{"mini-vivit-xs", "tubelet-normal-flow", 2},
+                      TubeletCase{"mini-vivit-xs", "tubelet-normal-flow", 4},
+                      TubeletCase{"mini-vivit-xs", "none", 8}),
+    [](const auto &info) {
+      std::string name = info.param.preset + "_" + info.param.input + "_hop" +
+                         std::to_string(info.param.hop);
+      for (auto &ch : name)
+        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return name;
+    });
+
+TEST(TubeletRing, AClipWideInputTransformOrReuseOffRunsWholeClips) {
+  torch::NoGradGuard no_grad;
+  const auto flow = vivit_model("vivit-xs", "normal-flow");
+  EXPECT_NE(flow.model->token_sequence()->token_reuse_blocker().find("whole clip"),
+            std::string::npos);
+  const auto local = vivit_model("vivit-xs", "tubelet-normal-flow");
+  const auto shape = flow.model->input_shape();
+  const int64_t T = shape.frames, hop = 2, clips = 3;
+  torch::manual_seed(13);
+  const auto frames =
+      torch::randn({(clips - 1) * hop + T, shape.channels, shape.height, shape.width});
+  vidcls::engine::FeatureCounters on, off;
+  auto reusing = std::make_shared<FeatureRing>(&on), recomputing = std::make_shared<FeatureRing>(&off);
+  recomputing->reuse = false;
+  FeatureRunner runner;
+  WholeClipRunner whole;
+  for (uint64_t i = 0; i < clips; ++i) {
+    const std::vector<Job> jobs = {clip_of(frames, T, hop, i, reusing, "a"),
+                                   clip_of(frames, T, hop, i, recomputing, "b")};
+    // normal-flow: the tubelets of a clip depend on the whole clip; both run whole, exactly
+    EXPECT_TRUE(torch::equal(runner.logits(flow, jobs), whole.logits(flow, jobs)));
+    // one batch, one element reusing and one not: each row its clip's logits
+    const auto mixed = runner.logits(local, jobs), reference = whole.logits(local, jobs);
+    EXPECT_LT(max_difference(mixed, reference), 1e-5f) << "clip " << i;
+    EXPECT_TRUE(torch::equal(mixed[1], whole.logits(local, {jobs[1]})[0]))
+        << "the element with reuse off ran whole";
+  }
+  EXPECT_EQ(off.computed.load(), static_cast<uint64_t>(2 * clips * T / 2));
+  EXPECT_EQ(off.reused.load(), 0u);
+  // normal-flow: every tubelet of every clip; tubelet-normal-flow: 4, then 1 per clip
+  EXPECT_EQ(on.computed.load(), static_cast<uint64_t>(clips * T / 2 + T / 2 + clips - 1));
+  EXPECT_EQ(on.reused.load(), static_cast<uint64_t>((clips - 1) * (T / 2 - 1)));
 }
 
 }  // namespace

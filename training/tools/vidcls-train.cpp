@@ -103,9 +103,11 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
                  "--flip-swap (e.g. slide_left:slide_right,grow:shrink)");
   app.add_option("--input-transform", o.input_transform,
                  "vivit / mini-vivit: what the tubelet embedding sees instead of the preset's "
-                 "(none, temporal-residual, normal-flow, normal-flow-stabilised; stored in the "
-                 "checkpoint)")
-      ->check(CLI::IsMember({"none", "temporal-residual", "normal-flow", "normal-flow-stabilised"}));
+                 "(none, temporal-residual, normal-flow, normal-flow-stabilised, "
+                 "tubelet-normal-flow: normal-flow within each tubelet, which lets overlapping "
+                 "clips share tubelets in the elements; stored in the checkpoint)")
+      ->check(CLI::IsMember({"none", "temporal-residual", "normal-flow", "normal-flow-stabilised",
+                             "tubelet-normal-flow"}));
   auto *fine_tune = app.add_flag_callback(
       "--fine-tune-backbone", [&o] { o.freeze_backbone = false; },
       "resnet-vit: train the ResNet with the rest, on clips (the resnet18-tvit-xs default)");

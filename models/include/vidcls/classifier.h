@@ -41,6 +41,28 @@ class PerFrameBackbone {
   virtual void set_backbone_frozen(bool frozen) = 0;
 };
 
+// A model that turns a clip into a sequence of tokens and classifies the sequence, token k being
+// computed from the clip's frames [k * token_stride(), k * token_stride() + token_window()) alone:
+// ViViT's factorised encoder (a token per tubelet: its spatial encoder's CLS output) and ResNet +
+// Temporal ViT (a token per frame, or per pair of frames for motion input). Clips that overlap by
+// whole windows share tokens, which the inference elements compute once (feature ring).
+class TokenSequenceModel {
+ public:
+  virtual ~TokenSequenceModel() = default;
+  virtual int64_t token_window() const = 0;
+  virtual int64_t token_stride() const = 0;
+  // Tokens per clip of T frames.
+  int64_t tokens_per_clip(int64_t T) const { return (T - token_window()) / token_stride() + 1; }
+  // Empty when a token depends on its window alone; else why it depends on more of the clip
+  // (then window_tokens refuses, and overlapping clips must each run whole).
+  virtual std::string token_reuse_blocker() const { return {}; }
+  // windows [N, token_window(), C, H, W] (normalised frames) -> tokens [N, D]; inference only
+  // (nothing kept for a backward pass).
+  virtual torch::Tensor window_tokens(const torch::Tensor &windows) = 0;
+  // tokens [B, tokens_per_clip, D] -> logits [B, num_classes].
+  virtual torch::Tensor classify_tokens(const torch::Tensor &tokens) = 0;
+};
+
 // What the last per-frame (spatial) layer of a model computed, for distillation (MiniViT):
 // attention maps [B', heads, N, N] (after any head mixing) and hidden states [B', N, D], B' the
 // clips times their frames or tubelet slices. Empty for models without such layers.
@@ -66,6 +88,8 @@ class VideoClassifierImpl : public torch::nn::Module {
   }
   // This model as a per-frame backbone + temporal model, or nullptr when it is not one.
   virtual PerFrameBackbone *per_frame_backbone() { return nullptr; }
+  // This model as a sequence of per-window tokens, or nullptr when it is not one.
+  virtual TokenSequenceModel *token_sequence() { return nullptr; }
 };
 
 using ClassifierPtr = std::shared_ptr<VideoClassifierImpl>;

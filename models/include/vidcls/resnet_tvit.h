@@ -44,7 +44,9 @@ struct ResNetTViTConfig {
 void to_json(nlohmann::json &j, const ResNetTViTConfig &c);
 void from_json(const nlohmann::json &j, ResNetTViTConfig &c);
 
-class ResNetTViTImpl : public VideoClassifierImpl, public PerFrameBackbone {
+class ResNetTViTImpl : public VideoClassifierImpl,
+                       public PerFrameBackbone,
+                       public TokenSequenceModel {
  public:
   explicit ResNetTViTImpl(const ResNetTViTConfig &cfg);
 
@@ -57,6 +59,14 @@ class ResNetTViTImpl : public VideoClassifierImpl, public PerFrameBackbone {
   // features are cached (feature ring in resnetvitinfer, feature cache in training).
   torch::Tensor classify_features(const torch::Tensor &features) override;
   PerFrameBackbone *per_frame_backbone() override { return this; }
+  // A token per frame: its feature (window 1), or its pair's with the frame before (window 2).
+  TokenSequenceModel *token_sequence() override { return this; }
+  int64_t token_window() const override { return frame_context() + 1; }
+  int64_t token_stride() const override { return 1; }
+  torch::Tensor window_tokens(const torch::Tensor &windows) override;
+  torch::Tensor classify_tokens(const torch::Tensor &tokens) override {
+    return classify_features(tokens);
+  }
 
   // Keeps a frozen backbone in eval mode whatever mode the rest is put in.
   void train(bool on = true) override;

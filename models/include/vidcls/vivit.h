@@ -49,6 +49,12 @@ struct ViViTConfig {
   //  - "normal-flow-stabilised": the same, after the temporal difference has lost the one
   //    global translation per pair (the camera's) that explains most of it, estimated by
   //    reweighted least squares on the same constraint: motion relative to the scene.
+  //  - "tubelet-normal-flow": "normal-flow" computed within each tubelet on its own (the pairs
+  //    of its frames, its last frame repeating its last pair's flow, the grey residual against
+  //    its own mean frame): a tubelet's encoding then depends on its frames alone, so clips that
+  //    overlap by whole tubelets share it (the inference elements' feature ring). "normal-flow"
+  //    and "temporal-residual" look at the whole clip (its mean frame, its last pair), which
+  //    makes every clip's tubelets its own.
   // Trained from scratch on vidcls-synth motion data, a model that sees the plain clip memorises
   // appearance and stays near chance; the residual learns where things go (the slides) but not
   // which way they turn (rotation stays at chance: the sign of a local motion depends on the
@@ -66,8 +72,10 @@ struct ViViTConfig {
 
 // The tubelet embedding's input for `input_transform`: clips [B, T, C, H, W] (normalised) ->
 // [B, T, C', H, W] (C' = 3 for "normal-flow": u, v, grey residual; the last frame repeats the
-// flow of the last pair). Throws c10::Error for an unknown transform.
-torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_transform);
+// flow of the last pair). "tubelet-normal-flow" needs `tubelet_t` (> 1, dividing T). Throws
+// c10::Error for an unknown transform.
+torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_transform,
+                           int64_t tubelet_t = 0);
 
 void to_json(nlohmann::json &j, const ViViTConfig &c);
 void from_json(const nlohmann::json &j, ViViTConfig &c);
@@ -81,7 +89,7 @@ struct ViViTTrace {
   torch::Tensor features;     // [B, D] temporal CLS output (after the temporal LayerNorm)
 };
 
-class ViViTImpl : public VideoClassifierImpl {
+class ViViTImpl : public VideoClassifierImpl, public TokenSequenceModel {
  public:
   explicit ViViTImpl(const ViViTConfig &cfg);
 
@@ -95,6 +103,15 @@ class ViViTImpl : public VideoClassifierImpl {
   // frames at a time (inference: nothing kept for a backward pass).
   torch::Tensor spatial_cls_by_chunks(const torch::Tensor &clips);
 
+  // A token per tubelet: its spatial CLS output. Shared by overlapping clips unless the input
+  // transform looks at the whole clip (token_reuse_blocker says which).
+  TokenSequenceModel *token_sequence() override { return this; }
+  int64_t token_window() const override { return cfg_.tubelet_t; }
+  int64_t token_stride() const override { return cfg_.tubelet_t; }
+  std::string token_reuse_blocker() const override;
+  torch::Tensor window_tokens(const torch::Tensor &windows) override;
+  torch::Tensor classify_tokens(const torch::Tensor &tokens) override;
+
   std::string architecture() const override { return cfg_.architecture; }
   nlohmann::json config() const override;
   int64_t num_classes() const override { return cfg_.num_classes; }
@@ -106,6 +123,8 @@ class ViViTImpl : public VideoClassifierImpl {
   torch::nn::Linear head{nullptr};
 
  private:
+  // tubelet tokens [N, nh*nw, D] -> the spatial encoder's CLS outputs [N, D], a few at a time
+  torch::Tensor spatial_cls_of(const torch::Tensor &tokens);
   ViViTConfig cfg_;
 };
 TORCH_MODULE(ViViT);
