@@ -18,11 +18,12 @@ ring_of (const Job &job)
 }  // namespace
 
 std::map<FeatureKey, torch::Tensor> &
-FeatureRing::follow (const ClipRecord &r)
+FeatureRing::follow (const ClipRecord &r, uint64_t generation)
 {
-  if (take_reset () || r.stream != stream_) {
+  if (take_reset () || r.stream != stream_ || generation != generation_) {
     tracks_.clear ();
     stream_ = r.stream;
+    generation_ = generation;
   }
   auto it = tracks_.find (r.object_id);
   if (it == tracks_.end ()) {
@@ -194,7 +195,7 @@ FeatureRunner::run_new_tokens (const InferenceModel &m, TokenSequenceModel &net,
   std::vector<FeatureRing *> rings;
   for (const auto &job : jobs) {
     FeatureRing &ring = ring_of (job);
-    auto &features = ring.follow (job.record);
+    auto &features = ring.follow (job.record, m.generation);
     for (const auto &token : tokens (job, net, T)) {
       if (features.count (token.key) || std::find (owners.begin (), owners.end (),
               std::make_pair (&features, token.key)) != owners.end ()) {

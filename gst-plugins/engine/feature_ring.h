@@ -55,8 +55,8 @@ public:
   explicit FeatureRing (FeatureCounters *counters) : counters (counters) {}
 
   /* The features of the clip's track, started over on a new epoch of it, a new stream, a flush
-   * or a model swap. */
-  std::map<FeatureKey, torch::Tensor> &follow (const ClipRecord &r);
+   * or another model (its `generation`: a swap may land between any two batches). */
+  std::map<FeatureKey, torch::Tensor> &follow (const ClipRecord &r, uint64_t generation);
   /* The features of the clip's track as they are (after follow). */
   std::map<FeatureKey, torch::Tensor> &features_of (const ClipRecord &r);
   /* After the clip was classified: frames before it are let go, a finished track's ring too. */
@@ -76,6 +76,7 @@ private:
   };
   std::map<int64_t, Track> tracks_;     /* by object id (kWholeFrame: whole frames) */
   std::string stream_;
+  uint64_t generation_ = 0;
   uint64_t uses_ = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 
@@ -44,7 +45,9 @@ dtype_of (Precision precision, const torch::Device &device)
 InferenceModel
 load_inference_model (const std::string &path, const std::string &device, Precision precision)
 {
+  static std::atomic<uint64_t> loads{0};
   InferenceModel m;
+  m.generation = ++loads;
   m.device = parse_device (device);
   m.dtype = dtype_of (precision, m.device);
   const auto start = std::chrono::steady_clock::now ();

@@ -30,6 +30,7 @@ struct InferenceModel
   torch::ScalarType dtype = torch::kFloat32;
   double load_ms = 0.0;            /* reading the checkpoint into the model on `device` */
   double warmup_ms = 0.0;          /* one clip, run at load time */
+  uint64_t generation = 0;         /* a number of its own for every load of the process */
 };
 
 /* Loads `path` onto `device` ("auto", "cpu", "cuda", "cuda:N") in `precision` and runs one

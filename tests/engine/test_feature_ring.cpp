@@ -304,4 +304,25 @@ TEST(TubeletRing, AClipWideInputTransformOrReuseOffRunsWholeClips) {
   EXPECT_EQ(on.reused.load(), static_cast<uint64_t>((clips - 1) * (T / 2 - 1)));
 }
 
+TEST(TubeletRing, AnotherModelStartsOverWithoutAReset) {
+  torch::NoGradGuard no_grad;
+  auto first = vivit_model("vivit-xs", "none");
+  auto second = vivit_model("vivit-xs", "none");
+  second.model->named_parameters()["tubelet.weight"].mul_(-1.0);
+  first.generation = 1;
+  second.generation = 2;  // a swap lands between two batches, its reset perhaps later
+  const auto shape = first.model->input_shape();
+  const int64_t T = shape.frames;
+  torch::manual_seed(14);
+  const auto frames = torch::randn({T + 2, shape.channels, shape.height, shape.width});
+  vidcls::engine::FeatureCounters counters;
+  auto ring = std::make_shared<FeatureRing>(&counters);
+  FeatureRunner runner;
+  WholeClipRunner whole;
+  runner.logits(first, {clip_of(frames, T, 2, 0, ring)});
+  const Job next = clip_of(frames, T, 2, 1, ring);
+  EXPECT_LT(max_difference(runner.logits(second, {next}), whole.logits(second, {next})), 1e-5f);
+  EXPECT_EQ(counters.computed.load(), static_cast<uint64_t>(T));
+}
+
 }  // namespace
