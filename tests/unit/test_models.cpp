@@ -562,6 +562,46 @@ TEST(ViViT, ChunkedInferenceGivesTheLogitsOfTheWholeBatch) {
   expect_chunked_equals_whole("vivit-b16x2-fe", 1);
 }
 
+// A clip as a sequence of tubelet tokens (what vividinfer's reuse runs): the tubelets encoded on
+// their own, then the temporal transformer, give the clip's logits, for the inputs whose tubelets
+// depend on their own frames; a clip-wide input transform refuses and says why.
+TEST(ViViT, TubeletTokensGiveTheClipsLogits) {
+  torch::NoGradGuard no_grad;
+  for (const auto &[preset, input] :
+       std::vector<std::pair<std::string, std::string>>{{"vivit-xs", "tubelet-normal-flow"},
+                                                        {"mini-vivit-xs", "tubelet-normal-flow"},
+                                                        {"mini-vivit-ti", "none"}}) {
+    torch::manual_seed(4);
+    auto cfg = vidcls::preset_config(preset, 5);
+    cfg["input_transform"] = input;
+    auto model = vidcls::make_model(vidcls::find_preset(preset).architecture, cfg);
+    model->eval();
+    auto *net = model->token_sequence();
+    ASSERT_NE(net, nullptr);
+    EXPECT_EQ(net->token_reuse_blocker(), "");
+    const auto shape = model->input_shape();
+    const auto clips = torch::randn({2, shape.frames, shape.channels, shape.height, shape.width});
+    const int64_t n = net->tokens_per_clip(shape.frames), w = net->token_window();
+    EXPECT_EQ(n, shape.frames / 2);
+    const auto windows = clips.reshape({2 * n, w, shape.channels, shape.height, shape.width});
+    const auto tokens = net->window_tokens(windows);
+    const auto logits = net->classify_tokens(tokens.reshape({2, n, tokens.size(1)}));
+    EXPECT_LT((logits - model->forward(clips)).abs().max().item<float>(), 1e-5f) << preset;
+  }
+  // "tubelet-normal-flow" is "normal-flow" within each tubelet.
+  const auto clip = torch::randn({1, 8, 3, 16, 16});
+  const auto per_tubelet = vidcls::motion_input(clip, "tubelet-normal-flow", 2);
+  for (int64_t k = 0; k < 4; ++k) {
+    EXPECT_TRUE(torch::allclose(per_tubelet.narrow(1, 2 * k, 2),
+                                vidcls::motion_input(clip.narrow(1, 2 * k, 2), "normal-flow"),
+                                1e-6, 1e-6));
+  }
+  auto flow = vidcls::make_preset_model("vivit-xs", 5);
+  const auto why = flow->token_sequence()->token_reuse_blocker();
+  EXPECT_NE(why.find("'normal-flow' looks at the whole clip"), std::string::npos) << why;
+  EXPECT_THROW(flow->token_sequence()->window_tokens(torch::zeros({1, 2, 3, 64, 64})), c10::Error);
+}
+
 TEST(Config, InvalidConfigsAreRefusedWithTheFieldNamed) {
   auto cfg = vidcls::preset_config("vivit-xs");
   cfg["frames"] = 7;  // not a multiple of the tubelet length
