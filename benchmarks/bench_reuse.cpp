@@ -125,13 +125,15 @@ bool wait_eos(GstElement *pipeline, GstClockTime timeout = GST_CLOCK_TIME_NONE) 
 }
 
 // The file case: the first `frames` of `source` through the pipeline; seconds PLAYING to EOS.
-double run_file(const std::string &model, int hop, bool reuse, const std::vector<GstBuffer *> &source,
-                size_t frames, Stats &stats) {
-  const std::string desc = "appsrc name=src format=time max-bytes=0 "
-                           "caps=video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
-                           "vidclsclipper clip-stride=" + std::to_string(hop) +
-                           " ! vividinfer name=infer mode=sync reuse=" +
-                           (reuse ? "true" : "false") + " model=" + model + " ! fakesink";
+double run_file(const std::string &model, int hop, bool reuse,
+                const std::vector<GstBuffer *> &source, size_t frames, Stats &stats) {
+  const std::string desc =
+      "appsrc name=src format=time max-bytes=0 "
+      "caps=video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
+      "vidclsclipper clip-stride=" +
+      std::to_string(hop) +
+      " ! vividinfer name=infer mode=sync reuse=" + (reuse ? "true" : "false") + " model=" + model +
+      " ! fakesink";
   GstElement *pipeline = gst_parse_launch(desc.c_str(), nullptr);
   GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
   gst_element_set_state(pipeline, GST_STATE_PAUSED);
@@ -158,8 +160,9 @@ Stats run_live(const std::string &model, int hop, bool reuse, double seconds) {
   const std::string desc =
       "videotestsrc is-live=true pattern=ball num-buffers=" + std::to_string(int(seconds * 30)) +
       " ! video/x-raw,format=I420,width=224,height=224,framerate=30/1 ! vidclsclipper "
-      "clip-stride=" + std::to_string(hop) + " ! vividinfer name=infer reuse=" +
-      (reuse ? "true" : "false") + " model=" + model + " ! fakesink sync=true";
+      "clip-stride=" +
+      std::to_string(hop) + " ! vividinfer name=infer reuse=" + (reuse ? "true" : "false") +
+      " model=" + model + " ! fakesink sync=true";
   GstElement *pipeline = gst_parse_launch(desc.c_str(), nullptr);
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   wait_eos(pipeline, static_cast<GstClockTime>((seconds + 120) * GST_SECOND));
@@ -188,12 +191,12 @@ void file_case(const std::string &preset, const std::string &model, const Option
       clips = std::min(20000, static_cast<int>(clips * 3.0 / std::max(sec, 1e-3)));
     }
     rate[reuse] = sec > 0 ? s.classified / sec : 0;
-    std::printf("%-16s hop %d reuse %-3s %5llu clips in %6.2f s: %8.2f clips/s, %8.1f ms "
-                "inference per clip, tubelets per clip %.2f computed, %.2f reused\n",
-                preset.c_str(), o.hop, reuse ? "on" : "off",
-                static_cast<unsigned long long>(s.classified), sec, rate[reuse], s.latency_ms,
-                double(s.computed) / std::max<guint64>(s.classified, 1),
-                double(s.reused) / std::max<guint64>(s.classified, 1));
+    std::printf(
+        "%-16s hop %d reuse %-3s %5llu clips in %6.2f s: %8.2f clips/s, %8.1f ms "
+        "inference per clip, tubelets per clip %.2f computed, %.2f reused\n",
+        preset.c_str(), o.hop, reuse ? "on" : "off", static_cast<unsigned long long>(s.classified),
+        sec, rate[reuse], s.latency_ms, double(s.computed) / std::max<guint64>(s.classified, 1),
+        double(s.reused) / std::max<guint64>(s.classified, 1));
     std::fflush(stdout);
   }
   std::printf("%-16s hop %d: reuse on / off = %.1fx (ideal about %dx, the tubelets per clip)\n",
@@ -234,8 +237,10 @@ int main(int argc, char **argv) {
   const int threads = vidcls::configure_runtime();
   const auto tmp = fs::temp_directory_path() / ("vidcls-bench-reuse-" + std::to_string(::getpid()));
   fs::create_directories(tmp);
-  std::printf("threads %d; file: 320x240 I420 frames from memory, sync mode; hop %d sampled "
-              "frames\n", threads, o.hop);
+  std::printf(
+      "threads %d; file: 320x240 I420 frames from memory, sync mode; hop %d sampled "
+      "frames\n",
+      threads, o.hop);
   std::string live_model;
   for (const auto &preset : o.presets) {
     const auto model = make_checkpoint(tmp, preset);
@@ -246,12 +251,12 @@ int main(int argc, char **argv) {
     for (bool reuse : {false, true}) {
       const Stats s = run_live(live_model, o.hop, reuse, o.live_seconds);
       const double kept = double(s.classified) / std::max<guint64>(s.classified + s.dropped, 1);
-      std::printf("live vivit-b16x2-fe 224x224 at 30 fps, hop %d, reuse %-3s: %llu clips "
-                  "classified, %llu dropped in %.0f s; keeps up with %.1f frames/s (mean delay "
-                  "%.0f ms)\n",
-                  o.hop, reuse ? "on" : "off", static_cast<unsigned long long>(s.classified),
-                  static_cast<unsigned long long>(s.dropped), o.live_seconds, 30.0 * kept,
-                  s.delay_ms);
+      std::printf(
+          "live vivit-b16x2-fe 224x224 at 30 fps, hop %d, reuse %-3s: %llu clips "
+          "classified, %llu dropped in %.0f s; keeps up with %.1f frames/s (mean delay "
+          "%.0f ms)\n",
+          o.hop, reuse ? "on" : "off", static_cast<unsigned long long>(s.classified),
+          static_cast<unsigned long long>(s.dropped), o.live_seconds, 30.0 * kept, s.delay_ms);
       std::fflush(stdout);
     }
   }

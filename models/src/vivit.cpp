@@ -37,12 +37,14 @@ void ViViTConfig::validate() const {
                   input_transform == "normal-flow" || input_transform == "normal-flow-stabilised" ||
                   input_transform == "tubelet-normal-flow",
               "input_transform must be 'none', 'temporal-residual', 'normal-flow', "
-              "'normal-flow-stabilised' or 'tubelet-normal-flow', got '", input_transform, "'");
+              "'normal-flow-stabilised' or 'tubelet-normal-flow', got '",
+              input_transform, "'");
   TORCH_CHECK(input_transform == "none" || frames > 1, "input_transform '", input_transform,
               "' needs more than one frame");
   TORCH_CHECK(input_transform != "tubelet-normal-flow" || tubelet_t > 1,
               "input_transform 'tubelet-normal-flow' needs tubelets of more than one frame, got "
-              "tubelet_t ", tubelet_t);
+              "tubelet_t ",
+              tubelet_t);
   TORCH_CHECK(input_transform.find("normal-flow") == std::string::npos || channels == 3,
               "input_transform '", input_transform, "' makes 3 channels (u, v, grey residual); channels "
               "must be 3, got ", channels);
@@ -100,11 +102,12 @@ torch::Tensor motion_input(const torch::Tensor &clips, const std::string &input_
   if (input_transform == "normal-flow") return normal_flow_input(clips, false);
   if (input_transform == "normal-flow-stabilised") return normal_flow_input(clips, true);
   if (input_transform == "tubelet-normal-flow") {
-    TORCH_CHECK(tubelet_t > 1 && T % tubelet_t == 0, "input_transform 'tubelet-normal-flow' "
-                "needs tubelets of more than one frame dividing the clip's ", T, ", got ",
-                tubelet_t);
-    const auto tubelets = clips.reshape({-1, tubelet_t, clips.size(2), clips.size(3),
-                                         clips.size(4)});
+    TORCH_CHECK(tubelet_t > 1 && T % tubelet_t == 0,
+                "input_transform 'tubelet-normal-flow' needs tubelets of more than one frame "
+                "dividing the clip's ",
+                T, ", got ", tubelet_t);
+    const auto tubelets =
+        clips.reshape({-1, tubelet_t, clips.size(2), clips.size(3), clips.size(4)});
     const auto in = normal_flow_input(tubelets, false);
     return in.reshape({clips.size(0), T, in.size(2), in.size(3), in.size(4)});
   }
@@ -183,18 +186,18 @@ torch::Tensor ViViTImpl::window_tokens(const torch::Tensor &windows) {
               cfg_.image_size, ", ", cfg_.image_size, "], got ", windows.sizes());
   torch::NoGradGuard no_grad;
   const auto in = motion_input(windows, cfg_.input_transform, cfg_.tubelet_t);
-  auto x = tubelet(in.permute({0, 2, 1, 3, 4}));                 // [N, D, 1, nh, nw]
+  auto x = tubelet(in.permute({0, 2, 1, 3, 4}));                     // [N, D, 1, nh, nw]
   return spatial_cls_of(x.flatten(2).transpose(1, 2).contiguous());  // [N, nh*nw, D] -> [N, D]
 }
 
 torch::Tensor ViViTImpl::classify_tokens(const torch::Tensor &tokens) {
-  TORCH_CHECK(tokens.dim() == 3 && tokens.size(1) == cfg_.grid_t() &&
-                  tokens.size(2) == cfg_.temporal.dim,
-              "expected tubelet tokens [B, ", cfg_.grid_t(), ", ", cfg_.temporal.dim, "], got ",
-              tokens.sizes());
+  TORCH_CHECK(
+      tokens.dim() == 3 && tokens.size(1) == cfg_.grid_t() && tokens.size(2) == cfg_.temporal.dim,
+      "expected tubelet tokens [B, ", cfg_.grid_t(), ", ", cfg_.temporal.dim, "], got ",
+      tokens.sizes());
   auto features = temporal(tokens, cfg_.grid_t(), 1).select(1, 0);
-  return head(F::dropout(features,
-                         F::DropoutFuncOptions().p(cfg_.head_dropout).training(is_training())));
+  return head(
+      F::dropout(features, F::DropoutFuncOptions().p(cfg_.head_dropout).training(is_training())));
 }
 
 torch::Tensor ViViTImpl::forward_trace(torch::Tensor clips, ViViTTrace &trace, bool keep_layers) {

@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -240,7 +240,8 @@ TEST_P(TubeletRingTest, OverlappingClipsGiveTheWholeClipsLogits) {
     const auto recomputed = whole.logits(m, {job});
     EXPECT_LT(max_difference(reused, recomputed), 1e-5f) << "clip " << i;
     const auto rows = vidcls::clip_rows(n, T);
-    for (int64_t k = 0; k < T; k += tubelet) windows.emplace(i * hop + rows[k], i * hop + rows[k + 1]);
+    for (int64_t k = 0; k < T; k += tubelet)
+      windows.emplace(i * hop + rows[k], i * hop + rows[k + 1]);
     if (hop == tubelet && i > 0 && i < clips) {
       EXPECT_EQ(counters.computed.load() - before, 1u) << "clip " << i << ": one new tubelet";
     }
@@ -252,23 +253,23 @@ TEST_P(TubeletRingTest, OverlappingClipsGiveTheWholeClipsLogits) {
             static_cast<uint64_t>((clips + 1) * T / tubelet));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Hops, TubeletRingTest,
-    ::testing::Values(TubeletCase{"vivit-xs", "tubelet-normal-flow", 2},
-                      TubeletCase{"vivit-xs", "tubelet-normal-flow", 4},
-                      TubeletCase{"vivit-xs", "tubelet-normal-flow", 8},
-                      TubeletCase{"vivit-xs", "tubelet-normal-flow", 3},
-                      TubeletCase{"vivit-xs", "none", 2}, TubeletCase{"vivit-xs", "none", 3},
-                      TubeletCase{"mini-vivit-xs", "tubelet-normal-flow", 2},
-                      TubeletCase{"mini-vivit-xs", "tubelet-normal-flow", 4},
-                      TubeletCase{"mini-vivit-xs", "none", 8}),
-    [](const auto &info) {
-      std::string name = info.param.preset + "_" + info.param.input + "_hop" +
-                         std::to_string(info.param.hop);
-      for (auto &ch : name)
-        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Hops, TubeletRingTest,
+                         ::testing::Values(TubeletCase{"vivit-xs", "tubelet-normal-flow", 2},
+                                           TubeletCase{"vivit-xs", "tubelet-normal-flow", 4},
+                                           TubeletCase{"vivit-xs", "tubelet-normal-flow", 8},
+                                           TubeletCase{"vivit-xs", "tubelet-normal-flow", 3},
+                                           TubeletCase{"vivit-xs", "none", 2},
+                                           TubeletCase{"vivit-xs", "none", 3},
+                                           TubeletCase{"mini-vivit-xs", "tubelet-normal-flow", 2},
+                                           TubeletCase{"mini-vivit-xs", "tubelet-normal-flow", 4},
+                                           TubeletCase{"mini-vivit-xs", "none", 8}),
+                         [](const auto &info) {
+                           std::string name = info.param.preset + "_" + info.param.input + "_hop" +
+                                              std::to_string(info.param.hop);
+                           for (auto &ch : name)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return name;
+                         });
 
 TEST(TubeletRing, AClipWideInputTransformOrReuseOffRunsWholeClips) {
   torch::NoGradGuard no_grad;
@@ -282,7 +283,8 @@ TEST(TubeletRing, AClipWideInputTransformOrReuseOffRunsWholeClips) {
   const auto frames =
       torch::randn({(clips - 1) * hop + T, shape.channels, shape.height, shape.width});
   vidcls::engine::FeatureCounters on, off;
-  auto reusing = std::make_shared<FeatureRing>(&on), recomputing = std::make_shared<FeatureRing>(&off);
+  auto reusing = std::make_shared<FeatureRing>(&on),
+       recomputing = std::make_shared<FeatureRing>(&off);
   recomputing->reuse = false;
   FeatureRunner runner;
   WholeClipRunner whole;

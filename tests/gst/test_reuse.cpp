@@ -35,11 +35,13 @@ std::string encoded_video() {
   const auto path = (scratch() / "bars.webm").string();
   if (std::filesystem::exists(path)) return path;
   GError *err = nullptr;
-  GstElement *p = gst_parse_launch(
-      ("videotestsrc pattern=smpte horizontal-speed=3 num-buffers=120 ! video/x-raw,width=96,height=72,"
-       "framerate=30/1 ! vp8enc deadline=1 ! webmmux ! filesink location=" + path)
-          .c_str(),
-      &err);
+  GstElement *p =
+      gst_parse_launch(("videotestsrc pattern=smpte horizontal-speed=3 num-buffers=120 ! "
+                        "video/x-raw,width=96,height=72,"
+                        "framerate=30/1 ! vp8enc deadline=1 ! webmmux ! filesink location=" +
+                        path)
+                           .c_str(),
+                       &err);
   EXPECT_EQ(err, nullptr) << (err ? err->message : "");
   vidcls_test::RunResult r;
   vidcls_test::run_pipeline(p, r, nullptr);
@@ -229,12 +231,12 @@ TEST_P(TubeletReuse, ScoresEqualThoseOfWholeClips) {
     // a new tubelet per clip, but for the first clip of each run (3 runs) and end-of-stream clips
     EXPECT_LT(on.computed, off.computed / 2) << "reused " << on.reused;
   }
-  std::printf("%s hop %d: %zu clips, tubelets computed %llu (reuse off: %llu), reused %llu, "
-              "largest score difference %.2e\n",
-              c.preset.c_str(), c.hop, on.results.size(),
-              static_cast<unsigned long long>(on.computed),
-              static_cast<unsigned long long>(off.computed),
-              static_cast<unsigned long long>(on.reused), worst);
+  std::printf(
+      "%s hop %d: %zu clips, tubelets computed %llu (reuse off: %llu), reused %llu, "
+      "largest score difference %.2e\n",
+      c.preset.c_str(), c.hop, on.results.size(), static_cast<unsigned long long>(on.computed),
+      static_cast<unsigned long long>(off.computed), static_cast<unsigned long long>(on.reused),
+      worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hops, TubeletReuse,
@@ -255,7 +257,8 @@ TEST(TubeletReuse, AClipWideInputTransformSaysReuseIsUnavailable) {
   GstElement *pipeline = gst_parse_launch(
       ("filesrc location=" + encoded_video() +
        " ! decodebin ! videoconvert ! vidclsclipper clip-stride=2 ! vividinfer name=infer "
-       "mode=sync model=" + path + " ! fakesink sync=false")
+       "mode=sync model=" +
+       path + " ! fakesink sync=false")
           .c_str(),
       &err);
   ASSERT_EQ(err, nullptr);
