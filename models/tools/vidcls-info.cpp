@@ -107,6 +107,16 @@ int main(int argc, char **argv) {
                   net->backbone_frozen() ? "frozen" : "trained",
                   static_cast<long long>(shape.frames - net->frame_context()));
     }
+    if (auto *tokens = ckpt.model->token_sequence()) {
+      // What vividinfer and resnetvitinfer share between overlapping clips (their `reuse`).
+      const auto why = tokens->token_reuse_blocker();
+      std::printf("reuse:         %s\n",
+                  why.empty() ? ("overlapping clips share their tokens at a clip-stride that is "
+                                 "a multiple of " +
+                                 std::to_string(tokens->token_stride()) + " sampled frames")
+                                    .c_str()
+                              : ("none, every clip runs whole: " + why).c_str());
+    }
     const auto &c = info.clip;
     std::printf("clip:          %d frames, ", c.frames);
     if (c.sample_rate > 0) {
