@@ -306,6 +306,29 @@ TEST(TubeletRing, AClipWideInputTransformOrReuseOffRunsWholeClips) {
   EXPECT_EQ(on.reused.load(), static_cast<uint64_t>((clips - 1) * (T / 2 - 1)));
 }
 
+TEST(TubeletRing, ABatchOfTwoStreamsRunsTheirNewTubeletsTogether) {
+  torch::NoGradGuard no_grad;
+  const auto m = vivit_model("mini-vivit-xs", "tubelet-normal-flow");
+  const auto shape = m.model->input_shape();
+  const int64_t T = shape.frames, hop = 2, clips = 4;
+  torch::manual_seed(15);
+  const auto a = torch::randn({(clips - 1) * hop + T, shape.channels, shape.height, shape.width});
+  const auto b = torch::randn_like(a);
+  vidcls::engine::FeatureCounters ca, cb;
+  auto ra = std::make_shared<FeatureRing>(&ca), rb = std::make_shared<FeatureRing>(&cb);
+  FeatureRunner runner;
+  WholeClipRunner whole;
+  for (uint64_t i = 0; i < clips; ++i) {
+    // the same sample indices in both streams: only their rings tell the tubelets apart
+    const std::vector<Job> jobs = {clip_of(a, T, hop, i, ra, "a"), clip_of(b, T, hop, i, rb, "b")};
+    EXPECT_LT(max_difference(runner.logits(m, jobs), whole.logits(m, jobs)), 1e-5f) << i;
+  }
+  for (const auto *c : {&ca, &cb}) {
+    EXPECT_EQ(c->computed.load(), static_cast<uint64_t>(T / 2 + clips - 1));
+    EXPECT_EQ(c->reused.load(), static_cast<uint64_t>((clips - 1) * (T / 2 - 1)));
+  }
+}
+
 TEST(TubeletRing, AnotherModelStartsOverWithoutAReset) {
   torch::NoGradGuard no_grad;
   auto first = vivit_model("vivit-xs", "none");
