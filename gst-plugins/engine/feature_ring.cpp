@@ -202,7 +202,10 @@ FeatureRunner::run_new_tokens (const InferenceModel &m, TokenSequenceModel &net,
         ring.counters->reused += 1;
         continue;
       }
-      windows.push_back (job.clip.index_select (0, torch::tensor (token.rows)));
+      std::vector<torch::Tensor> frames;    /* the clip may be on the model's device */
+      for (int64_t row : token.rows)
+        frames.push_back (job.clip[row]);
+      windows.push_back (torch::stack (frames));
       owners.emplace_back (&features, token.key);
       rings.push_back (&ring);
     }

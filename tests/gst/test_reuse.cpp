@@ -1,14 +1,17 @@
 // vividinfer's tubelet reuse on a real encoded video (VP8 in WebM, decoded by decodebin): the
 // same pipeline with reuse on and off gives the same scores for every clip, at hops of one tubelet,
 // two tubelets, the preset's default (no overlap) and one that is not a multiple of the tubelet,
-// for vivit-xs and mini-vivit-xs, through a model swap mid-stream and two flushing seeks.
+// for vivit-xs and mini-vivit-xs, through a model swap mid-stream and two flushing seeks; and
+// across a caps change (pushed frames of another size).
 // Random weights with the head scaled up, so that a tubelet taken from the wrong frames would
 // move the scores far beyond the bound.
+#include <gst/check/gstharness.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +20,7 @@
 
 #include "gst_test_env.h"
 #include "gst_test_models.h"
+#include "gstvidclsmeta.h"
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
 
@@ -276,6 +280,74 @@ TEST(TubeletReuse, AClipWideInputTransformSaysReuseIsUnavailable) {
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(infer);
   gst_object_unref(pipeline);
+}
+
+// An RGB frame of a square moving over a gradient, frame `i` of a 30 fps stream.
+GstBuffer *frame(int w, int h, int i) {
+  GstBuffer *buf = gst_buffer_new_allocate(nullptr, w * h * 3, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buf, &map, GST_MAP_WRITE);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      guint8 *p = map.data + (y * w + x) * 3;
+      const bool in = std::abs(x - (5 + 2 * i) % w) < 8 && std::abs(y - h / 2) < 8;
+      p[0] = in ? 250 : static_cast<guint8>((x * 3 + i) & 0xff);
+      p[1] = in ? 30 : static_cast<guint8>((y * 5) & 0xff);
+      p[2] = static_cast<guint8>((x + y + 7 * i) & 0xff);
+    }
+  }
+  gst_buffer_unmap(buf, &map);
+  const GstClockTime dur = gst_util_uint64_scale_int(GST_SECOND, 1, 30);
+  GST_BUFFER_PTS(buf) = i * dur;
+  GST_BUFFER_DURATION(buf) = dur;
+  return buf;
+}
+
+// 40 frames of 80x64, then (a caps change) 40 of 96x72, through the clipper at hop 2 and
+// vividinfer: every result's scores by class id, and the tubelets computed.
+std::vector<std::vector<double>> across_caps_change(const std::string &model, bool reuse,
+                                                    guint64 &computed) {
+  GstHarness *h = gst_harness_new_parse(("vidclsclipper clip-stride=2 ! vividinfer mode=sync "
+                                         "top-k=5 reuse=" +
+                                         std::string(reuse ? "true" : "false") + " model=" + model)
+                                            .c_str());
+  std::vector<std::vector<double>> out;
+  int i = 0;
+  for (const auto &size : {std::make_pair(80, 64), std::make_pair(96, 72)}) {
+    gst_harness_set_src_caps_str(h, ("video/x-raw,format=RGB,width=" + std::to_string(size.first) +
+                                     ",height=" + std::to_string(size.second) + ",framerate=30/1")
+                                        .c_str());
+    for (int k = 0; k < 40; ++k, ++i) {
+      EXPECT_EQ(gst_harness_push(h, frame(size.first, size.second, i)), GST_FLOW_OK);
+      GstBuffer *buf = gst_harness_pull(h);
+      if (auto *res = gst_buffer_get_vidcls_classification_meta(buf)) {
+        std::vector<double> scores(5, 0.0);
+        for (guint r = 0; r < res->n_results; ++r) scores.at(res->class_ids[r]) = res->scores[r];
+        out.push_back(scores);
+      }
+      gst_buffer_unref(buf);
+    }
+  }
+  GstElement *infer = gst_harness_find_element(h, "vividinfer");
+  computed = vidcls_test::Stats(infer).u64("features-computed");
+  gst_object_unref(infer);
+  gst_harness_teardown(h);
+  return out;
+}
+
+// A caps change mid-stream (another frame size) starts the clips, and the ring, over.
+TEST(TubeletReuse, ACapsChangeStartsOver) {
+  const auto model = checkpoint("vivit-xs", 1);
+  guint64 computed_on = 0, computed_off = 0;
+  const auto on = across_caps_change(model, true, computed_on);
+  const auto off = across_caps_change(model, false, computed_off);
+  // 20 sampled frames per size: clips at 0, 2, ..., 12, 7 a size
+  ASSERT_EQ(on.size(), 14u);
+  ASSERT_EQ(off.size(), on.size());
+  for (size_t c = 0; c < on.size(); ++c)
+    for (size_t k = 0; k < 5; ++k) EXPECT_NEAR(on[c][k], off[c][k], kScoreBound) << "clip " << c;
+  EXPECT_EQ(computed_off, 14u * 4u);
+  EXPECT_EQ(computed_on, 2u * (4u + 6u)) << "each size: 4 tubelets, then one per clip";
 }
 
 }  // namespace
