@@ -266,6 +266,40 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"vp8_webm_rate10", train::SynthLayout::kFolder, 1, 10.0, 5, "partial"}),
     [](const ::testing::TestParamInfo<Case> &info) { return std::string(info.param.name); });
 
+// Dense evaluation views (hop of one tubelet, every window) of a ViViT on a tubelet-local input:
+// vidcls-eval computes each distinct tubelet once, and the logits are the whole views' forward.
+TEST(DenseViews, EvaluationSharesTubeletsAndGivesTheWholeViewsLogits) {
+  const fs::path dir = scratch() / "dense";
+  fs::create_directories(dir);
+  const auto items = write_videos(train::SynthLayout::kMsr, dir / "data");
+  const auto video =
+      std::find_if(items.begin(), items.end(), [](const auto &i) { return !i.corrupt; });
+  ASSERT_NE(video, items.end());
+  for (const std::string preset : {"vivit-xs", "mini-vivit-xs"}) {
+    torch::manual_seed(5);
+    auto cfg = vidcls::preset_config(preset, 2);
+    cfg["input_transform"] = "tubelet-normal-flow";
+    auto model = vidcls::make_model(vidcls::find_preset(preset).architecture, cfg);
+    model->eval();
+    auto spec = vidcls::find_preset(preset).clip;
+    spec.hop = 2;
+    const auto frames = train::decoded_frames((dir / "data" / video->file).string(), spec);
+    for (int spatial : {1, 3}) {
+      const auto views = train::video_views(frames, spec, {0, spatial});
+      int64_t computed = 0;
+      torch::NoGradGuard no_grad;
+      const auto shared = train::view_logits(*model, frames, views, torch::kCPU, &computed);
+      const auto whole = model->forward(views.clips);
+      EXPECT_LT((shared - whole).abs().max().item<float>(), 1e-5f) << preset << " x" << spatial;
+      const int64_t clips = static_cast<int64_t>(views.windows.size());
+      EXPECT_GE(clips, 8);
+      // the windows' tubelets: 4 for the first clip, then one per clip (the padded end clip
+      // repeats its last frame), for each crop
+      EXPECT_LT(computed, clips * spatial * 2) << "of " << clips * spatial * 4;
+    }
+  }
+}
+
 // The trainer chooses best.safetensors on clips cut from the clip cache, whose validation and test
 // frames are stored at the spec's crop short side (cache_options_for): such a clip is the
 // pipeline's up to the rounding of the stored pixels, at most 0.5 / 255 / std per value.

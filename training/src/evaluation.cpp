@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -201,6 +202,47 @@ json clip_scores(const VideoViews &views, const torch::Tensor &logits, const tor
 
 }  // namespace
 
+torch::Tensor view_logits(VideoClassifierImpl &model, const VideoFrames &video,
+                          const VideoViews &views, const torch::Device &device, int64_t *computed) {
+  TokenSequenceModel *net = model.token_sequence();
+  const int64_t rows = views.clips.size(0), T = views.clips.size(1);
+  const int64_t n = net ? net->tokens_per_clip(T) : 0;
+  // Token j of a view: (crop, first and last frame of its window) -> its index among the windows
+  std::map<std::tuple<int64_t, int64_t, int64_t>, int64_t> index;
+  std::vector<int64_t> picks;  // per view, per token: the window's index
+  std::vector<torch::Tensor> windows;
+  if (net != nullptr && net->token_reuse_blocker().empty()) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto frames = window_frame_indices(video.sampled, views.windows[r / views.spatial], T);
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t a = j * net->token_stride(), b = a + net->token_window() - 1;
+        const auto key = std::make_tuple(r % views.spatial, frames[a], frames[b]);
+        auto it = index.emplace(key, static_cast<int64_t>(windows.size())).first;
+        if (it->second == static_cast<int64_t>(windows.size()))
+          windows.push_back(views.clips[r].narrow(0, a, net->token_window()));
+        picks.push_back(it->second);
+      }
+    }
+  }
+  if (windows.empty() || static_cast<int64_t>(windows.size()) == rows * n) {
+    if (computed) *computed = rows * n;  // nothing shared: the views' plain forward
+    return model.forward(views.clips.to(device)).to(torch::kCPU);
+  }
+  if (computed) *computed = static_cast<int64_t>(windows.size());
+  std::vector<torch::Tensor> tokens;
+  for (size_t i = 0; i < windows.size(); i += 64) {
+    const auto part = std::vector<torch::Tensor>(
+        windows.begin() + i, windows.begin() + std::min(windows.size(), i + 64));
+    tokens.push_back(net->window_tokens(torch::stack(part).to(device)));
+  }
+  const auto all = torch::cat(tokens);
+  const auto seq = all.index_select(0, torch::tensor(picks).to(all.device())).view({rows, n, -1});
+  std::vector<torch::Tensor> logits;
+  for (int64_t r = 0; r < rows; r += 64)
+    logits.push_back(net->classify_tokens(seq.narrow(0, r, std::min<int64_t>(64, rows - r))));
+  return torch::cat(logits).to(torch::kCPU);
+}
+
 EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::string> &labels,
                         const ClipSpec &spec, const EvalSet &set, Views views,
                         const torch::Device &device,
@@ -229,7 +271,7 @@ EvalReport evaluate_set(VideoClassifierImpl &model, const std::vector<std::strin
     }
     if (frames.sampled.empty()) continue;
     const auto views_of = video_views(frames, spec, views);
-    const auto logits = model.forward(views_of.clips.to(device)).to(torch::kCPU);
+    const auto logits = view_logits(model, frames, views_of, device);
     const auto probs = torch::softmax(logits, 1);
     const auto mean = probs.mean(0, true);
     report.metrics.add(mean.clamp_min(1e-12).log(),

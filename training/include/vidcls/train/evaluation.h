@@ -58,6 +58,15 @@ struct VideoViews {
 };
 VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views views);
 
+// The model's logits of every view [windows x spatial, classes], on `device`'s results moved to
+// the CPU. A model whose clips are sequences of tokens of their own windows of frames
+// (TokenSequenceModel with no reuse blocker: ViViT on a tubelet-local input, ResNet + Temporal
+// ViT) computes each distinct window of a crop once when windows overlap, as vividinfer and
+// resnetvitinfer do, and equals the whole views' forward up to float rounding. `computed`, when
+// given, receives the windows (tokens) computed.
+torch::Tensor view_logits(VideoClassifierImpl &model, const VideoFrames &video,
+                          const VideoViews &views, const torch::Device &device, int64_t *computed = nullptr);
+
 // Which clip scores a person's keyframe at t_ns in the frame mAP (EvalReport): among the windows
 // holding the sampled frame nearest the keyframe, the one whose middle is nearest it; -1 when
 // none holds that frame or nothing was sampled. Needs frames.sampled and frames.pts_ns.
