@@ -65,7 +65,8 @@ VideoViews video_views(const VideoFrames &video, const ClipSpec &spec, Views vie
 // resnetvitinfer do, and equals the whole views' forward up to float rounding. `computed`, when
 // given, receives the windows (tokens) computed.
 torch::Tensor view_logits(VideoClassifierImpl &model, const VideoFrames &video,
-                          const VideoViews &views, const torch::Device &device, int64_t *computed = nullptr);
+                          const VideoViews &views, const torch::Device &device,
+                          int64_t *computed = nullptr);
 
 // Which clip scores a person's keyframe at t_ns in the frame mAP (EvalReport): among the windows
 // holding the sampled frame nearest the keyframe, the one whose middle is nearest it; -1 when
