@@ -94,8 +94,9 @@ FeatureRunner::logits (const InferenceModel &m, const std::vector<Job> &jobs)
   std::vector<Job> ring_jobs, whole_jobs;
   std::vector<int64_t> ring_rows, whole_rows;
   for (size_t i = 0; i < jobs.size (); ++i) {
-    (reuses (jobs[i]) ? ring_jobs : whole_jobs).push_back (jobs[i]);
-    (reuses (jobs[i]) ? ring_rows : whole_rows).push_back (static_cast<int64_t> (i));
+    const bool reuse = reuses (jobs[i]);   /* once: the property may change meanwhile */
+    (reuse ? ring_jobs : whole_jobs).push_back (jobs[i]);
+    (reuse ? ring_rows : whole_rows).push_back (static_cast<int64_t> (i));
   }
   if (whole_jobs.empty ())
     return reused_logits (m, *net, jobs);
