@@ -666,8 +666,11 @@ join_instance (GstVidclsInfer * self, const vidcls::engine::InstanceRequest & re
     return false;
   }
   s->counters.clear ();
-  s->stream = std::make_shared < vidcls::engine::FeatureRing > (&s->counters);
-  s->stream->reuse = s->reuse;
+  {
+    std::lock_guard < std::mutex > g (s->lock);     /* set_property reads it */
+    s->stream = std::make_shared < vidcls::engine::FeatureRing > (&s->counters);
+    s->stream->reuse = s->reuse;
+  }
   s->client = s->instance->join (member_of (self));
   const auto m = s->instance->model ();
   take_model_facts (s, request.path, *m);
@@ -723,7 +726,10 @@ gst_vidcls_infer_stop (GstBaseTransform * trans)
     instance.swap (s->instance);   /* swap() reads it under the lock */
   }
   instance.reset ();            /* the last member frees the model */
-  s->stream.reset ();
+  {
+    std::lock_guard < std::mutex > p (s->lock);
+    s->stream.reset ();
+  }
   s->client = 0;
   s->mode_resolved = false;
   s->async = false;
