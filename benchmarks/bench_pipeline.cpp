@@ -25,6 +25,7 @@
 #include <torch/utils.h>
 
 #include "gstvidclsclip.h"
+#include "bench_frames.h"
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
 #include "vidcls/runtime.h"
@@ -66,28 +67,6 @@ GstPadProbeReturn clipper_out(GstPad *, GstPadProbeInfo *, gpointer data) {
   auto *t = static_cast<ClipperTimer *>(data);
   t->seconds += std::chrono::duration<double>(Clock::now() - t->entered).count();
   return GST_PAD_PROBE_OK;
-}
-
-// The frames of `videotestsrc pattern=ball num-buffers=N ! caps`, in memory.
-std::vector<GstBuffer *> render(const std::string &caps, int frames) {
-  const std::string desc = "videotestsrc pattern=ball num-buffers=" + std::to_string(frames) +
-                           " ! " + caps + " ! appsink name=out sync=false";
-  GstElement *pipeline = gst_parse_launch(desc.c_str(), nullptr);
-  std::vector<GstBuffer *> out;
-  if (pipeline == nullptr) return out;
-  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  for (;;) {
-    GstSample *sample = nullptr;
-    g_signal_emit_by_name(sink, "pull-sample", &sample);
-    if (sample == nullptr) break;
-    out.push_back(gst_buffer_ref(gst_sample_get_buffer(sample)));
-    gst_sample_unref(sample);
-  }
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(sink);
-  gst_object_unref(pipeline);
-  return out;
 }
 
 double seconds_since(Clock::time_point t0) {
@@ -210,7 +189,7 @@ int main(int argc, char **argv) {
       // The study's model at 224 px: T = 16, hop 4 -> each clip brings 4 new frames.
       {"resnetvitinfer", "resnet50-tvit", "clip-stride=4", caps320},
   };
-  std::vector<GstBuffer *> source = render(caps320, frames);
+  std::vector<GstBuffer *> source = vidcls_bench::render(caps320, frames);
   if (static_cast<int>(source.size()) != frames) {
     std::fprintf(stderr, "videotestsrc gave %zu frames, not %d\n", source.size(), frames);
     return 1;

@@ -36,6 +36,7 @@
 
 #include <torch/utils.h>
 
+#include "bench_frames.h"
 #include "vidcls/checkpoint.h"
 #include "vidcls/registry.h"
 #include "vidcls/runtime.h"
@@ -67,28 +68,6 @@ std::string make_checkpoint(const fs::path &dir, const std::string &preset) {
   for (int64_t i = 0; i < model->num_classes(); ++i) info.labels.push_back("c" + std::to_string(i));
   vidcls::save_checkpoint(path, *model, info);
   return path;
-}
-
-// `frames` frames of a moving ball, 320x240 I420, in memory.
-std::vector<GstBuffer *> render(int frames) {
-  const std::string desc = "videotestsrc pattern=ball num-buffers=" + std::to_string(frames) +
-                           " ! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
-                           " ! appsink name=out sync=false";
-  GstElement *pipeline = gst_parse_launch(desc.c_str(), nullptr);
-  std::vector<GstBuffer *> out;
-  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  for (;;) {
-    GstSample *sample = nullptr;
-    g_signal_emit_by_name(sink, "pull-sample", &sample);
-    if (sample == nullptr) break;
-    out.push_back(gst_buffer_ref(gst_sample_get_buffer(sample)));
-    gst_sample_unref(sample);
-  }
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(sink);
-  gst_object_unref(pipeline);
-  return out;
 }
 
 struct Stats {
@@ -194,7 +173,9 @@ std::pair<double, double> file_case(const std::string &preset, const std::string
     Stats s;
     double sec = 0;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      const auto source = render(static_cast<int>(frames_for(clips)));
+      const auto source =
+          vidcls_bench::render("video/x-raw,format=I420,width=320,height=240,framerate=30/1",
+                               static_cast<int>(frames_for(clips)));
       sec = run_file(model, o.hop, reuse, source, source.size(), s);
       for (GstBuffer *b : source) gst_buffer_unref(b);
       if (sec <= 0 || sec >= 2.0) break;

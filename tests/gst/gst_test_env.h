@@ -45,6 +45,27 @@ class GstEnvironment : public ::testing::Environment {
   std::filesystem::path registry_;
 };
 
+// Frame `i` of an RGB stream: a square moving sideways over a gradient that changes with `i`, so
+// that consecutive clips differ; timestamps of a stream of frames `dur` long.
+inline GstBuffer *moving_square_frame(int w, int h, int i, GstClockTime dur) {
+  GstBuffer *buf = gst_buffer_new_allocate(nullptr, w * h * 3, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buf, &map, GST_MAP_WRITE);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      guint8 *p = map.data + (y * w + x) * 3;
+      const bool in = std::abs(x - (5 + 2 * i) % w) < 8 && std::abs(y - h / 2) < 8;
+      p[0] = in ? 250 : static_cast<guint8>((x * 3 + i) & 0xff);
+      p[1] = in ? 30 : static_cast<guint8>((y * 5) & 0xff);
+      p[2] = static_cast<guint8>((x + y + 7 * i) & 0xff);
+    }
+  }
+  gst_buffer_unmap(buf, &map);
+  GST_BUFFER_PTS(buf) = i * dur;
+  GST_BUFFER_DURATION(buf) = dur;
+  return buf;
+}
+
 // An inference element's `stats` structure, read once; a missing field fails the test.
 class Stats {
  public:

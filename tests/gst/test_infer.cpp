@@ -27,26 +27,6 @@ namespace {
 using vidcls_test::make_checkpoint;
 using vidcls_test::scratch;
 
-// An RGB frame with a moving square, so clips differ.
-GstBuffer *frame(int w, int h, int i, GstClockTime dur) {
-  GstBuffer *buf = gst_buffer_new_allocate(nullptr, w * h * 3, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buf, &map, GST_MAP_WRITE);
-  for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      guint8 *p = map.data + (y * w + x) * 3;
-      const bool in = std::abs(x - (5 + 2 * i) % w) < 8 && std::abs(y - h / 2) < 8;
-      p[0] = in ? 250 : static_cast<guint8>((x * 3 + i) & 0xff);
-      p[1] = in ? 30 : static_cast<guint8>((y * 5) & 0xff);
-      p[2] = static_cast<guint8>((x + y + 7 * i) & 0xff);
-    }
-  }
-  gst_buffer_unmap(buf, &map);
-  GST_BUFFER_PTS(buf) = i * dur;
-  GST_BUFFER_DURATION(buf) = dur;
-  return buf;
-}
-
 // Pushes `n` frames through "vidclsclipper ! <infer>" and returns the output buffers.
 std::vector<GstBuffer *> push_frames(GstHarness *h, int n, int w = 80, int hgt = 64) {
   gst_harness_set_src_caps_str(
@@ -56,7 +36,7 @@ std::vector<GstBuffer *> push_frames(GstHarness *h, int n, int w = 80, int hgt =
   std::vector<GstBuffer *> out;
   const GstClockTime dur = gst_util_uint64_scale_int(GST_SECOND, 1, 30);
   for (int i = 0; i < n; ++i) {
-    EXPECT_EQ(gst_harness_push(h, frame(w, hgt, i, dur)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_push(h, vidcls_test::moving_square_frame(w, hgt, i, dur)), GST_FLOW_OK);
     out.push_back(gst_harness_pull(h));
   }
   return out;

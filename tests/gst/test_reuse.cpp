@@ -282,27 +282,6 @@ TEST(TubeletReuse, AClipWideInputTransformSaysReuseIsUnavailable) {
   gst_object_unref(pipeline);
 }
 
-// An RGB frame of a square moving over a gradient, frame `i` of a 30 fps stream.
-GstBuffer *frame(int w, int h, int i) {
-  GstBuffer *buf = gst_buffer_new_allocate(nullptr, w * h * 3, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buf, &map, GST_MAP_WRITE);
-  for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      guint8 *p = map.data + (y * w + x) * 3;
-      const bool in = std::abs(x - (5 + 2 * i) % w) < 8 && std::abs(y - h / 2) < 8;
-      p[0] = in ? 250 : static_cast<guint8>((x * 3 + i) & 0xff);
-      p[1] = in ? 30 : static_cast<guint8>((y * 5) & 0xff);
-      p[2] = static_cast<guint8>((x + y + 7 * i) & 0xff);
-    }
-  }
-  gst_buffer_unmap(buf, &map);
-  const GstClockTime dur = gst_util_uint64_scale_int(GST_SECOND, 1, 30);
-  GST_BUFFER_PTS(buf) = i * dur;
-  GST_BUFFER_DURATION(buf) = dur;
-  return buf;
-}
-
 // 40 frames of 80x64, then (a caps change) 40 of 96x72, through the clipper at hop 2 and
 // vividinfer: every result's scores by class id, and the tubelets computed.
 std::vector<std::vector<double>> across_caps_change(const std::string &model, bool reuse,
@@ -318,7 +297,10 @@ std::vector<std::vector<double>> across_caps_change(const std::string &model, bo
                                      ",height=" + std::to_string(size.second) + ",framerate=30/1")
                                         .c_str());
     for (int k = 0; k < 40; ++k, ++i) {
-      EXPECT_EQ(gst_harness_push(h, frame(size.first, size.second, i)), GST_FLOW_OK);
+      EXPECT_EQ(gst_harness_push(h, vidcls_test::moving_square_frame(
+                                        size.first, size.second, i,
+                                        gst_util_uint64_scale_int(GST_SECOND, 1, 30))),
+                GST_FLOW_OK);
       GstBuffer *buf = gst_harness_pull(h);
       if (auto *res = gst_buffer_get_vidcls_classification_meta(buf)) {
         std::vector<double> scores(5, 0.0);
