@@ -664,12 +664,14 @@ resolve_spec (const Settings & s, const Answer & answer, std::string * defaulted
   if (s.width > 0) {
     spec.width = static_cast<int> (s.width);
     spec.short_side = 0;
+    spec.resize_width = spec.resize_height = 0;
   } else {
     from_downstream ("width");
   }
   if (s.height > 0) {
     spec.height = static_cast<int> (s.height);
     spec.short_side = 0;
+    spec.resize_width = spec.resize_height = 0;
   } else {
     from_downstream ("height");
   }

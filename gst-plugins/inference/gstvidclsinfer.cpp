@@ -470,6 +470,8 @@ gst_vidcls_infer_query (GstBaseTransform * trans, GstPadDirection direction, Gst
 static bool
 architecture_accepted (GstVidclsInferClass * klass, const std::string & arch)
 {
+  if (klass->architectures == NULL)
+    return true;                /* vidclsinfer */
   for (const gchar * const *a = klass->architectures; a && *a; ++a) {
     if (arch == *a)
       return true;
@@ -498,9 +500,11 @@ architecture_problem (GstVidclsInfer * self, const std::string & path,
   GstVidclsInferClass *klass = GST_VIDCLS_INFER_GET_CLASS (self);
   if (architecture_accepted (klass, info.architecture))
     return "";
+  const bool trained_here = info.architecture == "vivit"
+      || info.architecture == "mini-vivit" || info.architecture == "resnet-tvit";
   return "'" + path + "' is a " + info.architecture + " checkpoint, which "
-      + GST_ELEMENT_NAME (self) + " does not run: use " + klass->other_element
-      + " for this model";
+      + GST_ELEMENT_NAME (self) + " does not run: use "
+      + (trained_here ? klass->other_element : "vidclsinfer") + " for this model";
 }
 
 /* Checks what can be checked before loading: a model is given, the file is there, and it is a

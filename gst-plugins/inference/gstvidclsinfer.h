@@ -20,7 +20,7 @@ G_DECLARE_DERIVABLE_TYPE (GstVidclsInfer, gst_vidcls_infer, GST, VIDCLS_INFER, G
 struct _GstVidclsInferClass {
   GstBaseTransformClass parent_class;
 
-  /* NULL-terminated list of checkpoint architectures this element runs */
+  /* NULL-terminated list of checkpoint architectures this element runs; NULL: all of them */
   const gchar *const *architectures;
   /* name of the element to suggest for other architectures */
   const gchar *other_element;

@@ -29,6 +29,10 @@ void ClipSpec::validate() const {
   if (hop < 1) fail("hop must be >= 1, got " + std::to_string(hop));
   if (width < 1 || height < 1) fail("width and height must be >= 1");
   if (short_side < 0) fail("short_side must be >= 0");
+  if (resize_width < 0 || resize_height < 0 || (resize_width > 0) != (resize_height > 0))
+    fail("resize_width and resize_height must be both 0 or both > 0");
+  if (fixed_resize() && (resize_width < width || resize_height < height))
+    fail("resize_width x resize_height must hold the width x height crop");
   for (float s : std) {
     if (!(s > 0)) fail("std values must be > 0");
   }
@@ -38,8 +42,9 @@ void ClipSpec::validate() const {
 bool same_clip_spec(const ClipSpec &a, const ClipSpec &b) {
   return a.frames == b.frames && a.width == b.width && a.height == b.height &&
          a.frame_stride == b.frame_stride && a.sample_rate == b.sample_rate && a.hop == b.hop &&
-         a.short_side == b.short_side && a.resize == b.resize && a.mean == b.mean &&
-         a.std == b.std && a.object.margin == b.object.margin &&
+         a.short_side == b.short_side && a.resize_width == b.resize_width &&
+         a.resize_height == b.resize_height && a.antialias == b.antialias && a.resize == b.resize &&
+         a.mean == b.mean && a.std == b.std && a.object.margin == b.object.margin &&
          a.object.square == b.object.square;
 }
 
@@ -71,7 +76,10 @@ void to_json(nlohmann::json &j, const ClipSpec &s) {
        {"width", s.width},
        {"height", s.height},
        {"short_side", s.short_side},
+       {"resize_width", s.resize_width},
+       {"resize_height", s.resize_height},
        {"resize", to_string(s.resize)},
+       {"antialias", s.antialias},
        {"mean", s.mean},
        {"std", s.std},
        {"object", {{"margin", s.object.margin}, {"square", s.object.square}}},
@@ -91,6 +99,9 @@ void from_json(const nlohmann::json &j, ClipSpec &s) {
   opt("width", s.width);
   opt("height", s.height);
   opt("short_side", s.short_side);
+  opt("resize_width", s.resize_width);
+  opt("resize_height", s.resize_height);
+  opt("antialias", s.antialias);
   if (auto it = j.find("resize"); it != j.end())
     s.resize = resize_mode_from_string(it->get<std::string>());
   opt("mean", s.mean);
@@ -118,12 +129,21 @@ int64_t scaled(int64_t n, double scale) {
   return std::max<int64_t>(1, static_cast<int64_t>(std::lround(n * scale)));
 }
 
+// Half of `room`, a half pixel rounded to the even neighbour (Python's round(), which
+// torchvision's center_crop uses), so a centred crop is the publisher's crop.
+int64_t centre_offset(int64_t room) {
+  const int64_t half = room / 2;
+  return room % 2 == 1 && half % 2 == 1 ? half + 1 : half;
+}
+
 }  // namespace
 
 std::pair<int64_t, int64_t> short_side_size(int64_t H, int64_t W, int64_t short_side) {
-  const double scale = static_cast<double>(short_side) / static_cast<double>(std::min(H, W));
-  if (H <= W) return {short_side, scaled(W, scale)};
-  return {scaled(H, scale), short_side};
+  // Integer arithmetic, as torchvision's int(short_side * long / short) (exact for these sizes).
+  const int64_t s = std::min(H, W), l = std::max(H, W);
+  const int64_t long_side = std::max<int64_t>(1, short_side * l / s);
+  if (H <= W) return {short_side, long_side};
+  return {long_side, short_side};
 }
 
 ResizePlan plan_resize(int64_t H, int64_t W, const ClipSpec &spec, CropOffset crop) {
@@ -133,12 +153,14 @@ ResizePlan plan_resize(int64_t H, int64_t W, const ClipSpec &spec, CropOffset cr
     case ResizeMode::kStretch:
       break;
     case ResizeMode::kCrop: {
-      const auto [sh, sw] = short_side_size(H, W, spec.crop_short_side());
+      const auto [sh, sw] = spec.fixed_resize()
+                                ? std::pair<int64_t, int64_t>{spec.resize_height, spec.resize_width}
+                                : short_side_size(H, W, spec.crop_short_side());
       p.resized_h = std::max(h, sh);
       p.resized_w = std::max(w, sw);
       const int64_t room_y = p.resized_h - h, room_x = p.resized_w - w;
-      p.top = crop.top < 0 ? room_y / 2 : std::min(crop.top, room_y);
-      p.left = crop.left < 0 ? room_x / 2 : std::min(crop.left, room_x);
+      p.top = crop.top < 0 ? centre_offset(room_y) : std::min(crop.top, room_y);
+      p.left = crop.left < 0 ? centre_offset(room_x) : std::min(crop.left, room_x);
       break;
     }
     case ResizeMode::kLetterbox: {
@@ -152,7 +174,7 @@ ResizePlan plan_resize(int64_t H, int64_t W, const ClipSpec &spec, CropOffset cr
       break;
     }
   }
-  p.antialias = p.resized_h < H || p.resized_w < W;
+  p.antialias = spec.antialias && (p.resized_h < H || p.resized_w < W);
   return p;
 }
 

@@ -7,7 +7,8 @@
 //   parity_runner checkpoint --checkpoint CKPT --input IN --out OUT
 //       a model rebuilt by load_checkpoint. resnet-tvit: IN holds "images", OUT gets the
 //       backbone's "features". vivit / mini-vivit: IN holds "clip" [B, T, C, H, W], OUT gets
-//       "spatial_cls" [B, nt, D] (ViViTTrace) and "logits".
+//       "spatial_cls" [B, nt, D] (ViViTTrace) and "logits"; any other architecture (the imported
+//       classifiers): IN holds "clip", OUT gets "logits".
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -66,8 +67,8 @@ int run(const std::string &mode, const std::map<std::string, std::string> &args)
       vidcls::ViViTTrace trace;
       auto logits = vivit->forward_trace(input_tensor(arg("input"), "clip"), trace, false);
       out = {{"spatial_cls", trace.spatial_cls}, {"logits", logits}};
-    } else {
-      throw std::invalid_argument("no parity outputs for architecture " + loaded.info.architecture);
+    } else {  // the published classifiers: logits of the clip
+      out = {{"logits", loaded.model->forward(input_tensor(arg("input"), "clip"))}};
     }
   } else {
     throw std::invalid_argument(std::string("unknown mode '") + mode + "'\n" + kUsage);

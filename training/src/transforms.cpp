@@ -97,6 +97,12 @@ torch::Tensor train_clip(const torch::Tensor &frames_u8, const std::vector<int64
   jittered.resize = ResizeMode::kCrop;
   const double s = std::uniform_real_distribution<double>(aug.min_scale, aug.max_scale)(rng);
   jittered.short_side = static_cast<int>(std::lround(spec.crop_short_side() * s));
+  if (spec.fixed_resize()) {  // a fixed resize (torchvision's 171 x 128) is jittered as a whole
+    jittered.resize_width =
+        std::max(spec.width, static_cast<int>(std::lround(spec.resize_width * s)));
+    jittered.resize_height =
+        std::max(spec.height, static_cast<int>(std::lround(spec.resize_height * s)));
+  }
   const ResizePlan plan = plan_resize(frames.size(1), frames.size(2), jittered);
   CropOffset at;
   at.top = std::uniform_int_distribution<int64_t>(0, plan.resized_h - spec.height)(rng);

@@ -37,7 +37,15 @@ struct ClipSpec {
   int width = 224;          // model input width
   int height = 224;         // model input height
   int short_side = 0;       // kCrop: short side before the centre crop; 0 = max(width, height)
+  // kCrop: when both are set, the frame is scaled to exactly resize_width x resize_height (the
+  // aspect not kept) before the centre crop, instead of by its short side (torchvision's
+  // R(2+1)D family: 171 x 128, then 112 x 112).
+  int resize_width = 0;
+  int resize_height = 0;
   ResizeMode resize = ResizeMode::kCrop;
+  // Whether shrinking low-pass filters first (antialiased bilinear). torchvision's video models
+  // were trained and are evaluated on plain bilinear resizing, so their clip specs say false.
+  bool antialias = true;
   std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // RGB, on [0, 1] values
   std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
   ObjectCrop object;        // per-object clips only
@@ -52,6 +60,7 @@ struct ClipSpec {
   std::array<float, 3> pixel_std() const;
   // The short side a frame is scaled to before the centre crop (kCrop).
   int crop_short_side() const { return short_side > 0 ? short_side : std::max(width, height); }
+  bool fixed_resize() const { return resize_width > 0 && resize_height > 0; }
 };
 
 // Every field equal: clips cut for one spec fit the other (a swapped model, a renegotiation).
@@ -64,11 +73,12 @@ void to_json(nlohmann::json &j, const ClipSpec &spec);
 void from_json(const nlohmann::json &j, ClipSpec &spec);  // missing fields keep defaults
 
 // The size of an H x W frame whose short side is scaled to `short_side`, aspect kept (the long
-// side rounded to the nearest pixel, at least 1): {height, width}.
+// side truncated to whole pixels, at least 1, as torchvision's Resize): {height, width}.
 std::pair<int64_t, int64_t> short_side_size(int64_t H, int64_t W, int64_t short_side);
 
 // Where a crop of kCrop is taken from the scaled frame: offsets of its top-left corner, clamped
-// to the room there is; -1 centres it. Training's random crops and multi-view testing move it;
+// to the room there is; -1 centres it (half the room, an odd room's half rounded to even, as
+// torchvision's CenterCrop). Training's random crops and multi-view testing move it;
 // the clip spec's own clips are centred.
 struct CropOffset {
   int64_t top = -1;

@@ -11,12 +11,28 @@
 
 namespace vidcls {
 
+// Where the weights of a preset come from when it is a published classifier that vidcls-import
+// reads (empty `publisher` for the presets vidcls trains). Every figure is the publisher's own,
+// from the place `source` names.
+struct PublishedWeights {
+  std::string publisher;  // "torchvision", "Hugging Face"
+  std::string source;     // where the figures below are stated
+  std::string file;       // the file as the publisher names it
+  std::string url;        // where to download it
+  std::string labels;     // the label set of its classifier: "kinetics-400"
+  double top1 = 0;        // claimed accuracy, %
+  double top5 = 0;
+  std::string evaluation;  // how the claim was measured (views, clip length, frame rate)
+  double gflops = 0;       // per clip, as the publisher states it (0: not stated)
+};
+
 struct Preset {
   std::string name;
-  std::string architecture;  // "vivit", "mini-vivit", "resnet-tvit"
+  std::string architecture;  // "vivit", "mini-vivit", "resnet-tvit", "video-resnet", "s3d", ...
   std::string description;
   nlohmann::json config;     // full model config with the default num_classes
   ClipSpec clip;             // the clip spec a checkpoint of this preset starts with
+  PublishedWeights published;
 };
 
 const std::vector<Preset> &presets();
