@@ -65,7 +65,9 @@ TEST(ClipSpec, BatchEqualsFrameByFrame) {
 
 // The contract written with plain torch ops: float, bilinear interpolate (antialiased when either
 // side shrinks), crop / pad, normalise. The library's CPU path resizes straight from the uint8
-// pixels and must agree with it up to float rounding.
+// pixels and must agree with it up to float rounding. Sizes and the centre follow torchvision's
+// Resize and CenterCrop: the long side int(short_side * long / short), the offset Python's
+// round(room / 2) (half to even: nearbyint in the default rounding mode).
 torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s,
                         int64_t top = -1, int64_t left = -1) {
   namespace F = torch::nn::functional;
@@ -73,10 +75,12 @@ torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s,
   int64_t nh = h, nw = w;
   auto scaled = [](int64_t n, double k) { return std::max<int64_t>(1, std::lround(n * k)); };
   if (s.resize == vidcls::ResizeMode::kCrop) {
-    const double k = static_cast<double>(s.short_side > 0 ? s.short_side : std::max(h, w)) /
-                     static_cast<double>(std::min(H, W));
-    nh = std::max(h, scaled(H, k));
-    nw = std::max(w, scaled(W, k));
+    const int64_t side = s.short_side > 0 ? s.short_side : std::max(h, w);
+    const auto trunc = [&](int64_t n) {
+      return static_cast<int64_t>(static_cast<double>(side) * n / std::min(H, W));
+    };
+    nh = std::max(h, H <= W ? side : trunc(H));
+    nw = std::max(w, H <= W ? trunc(W) : side);
   } else if (s.resize == vidcls::ResizeMode::kLetterbox) {
     const double k = std::min(static_cast<double>(h) / H, static_cast<double>(w) / W);
     nh = std::min(h, scaled(H, k));
@@ -97,7 +101,9 @@ torch::Tensor reference(const torch::Tensor &frames, const vidcls::ClipSpec &s,
     return F::pad(x, F::PadFuncOptions({(w - nw) / 2, w - nw - (w - nw) / 2, (h - nh) / 2,
                                         h - nh - (h - nh) / 2}));
   }
-  return x.narrow(2, top < 0 ? (nh - h) / 2 : top, h).narrow(3, left < 0 ? (nw - w) / 2 : left, w);
+  const auto centre = [](int64_t room) { return static_cast<int64_t>(std::nearbyint(room / 2.0)); };
+  return x.narrow(2, top < 0 ? centre(nh - h) : top, h)
+      .narrow(3, left < 0 ? centre(nw - w) : left, w);
 }
 
 TEST(ClipSpec, AgreesWithTorchInterpolateForEverySizeAndMode) {
