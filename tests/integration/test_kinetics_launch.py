@@ -13,7 +13,8 @@ Checked: the checkpoint's labels are torchvision's 400 Kinetics-400 categories i
 clip of the video gets one vidcls-classification message in order; each message's label is the
 one torchvision's model gives when it classifies the same decoded frames (gst-launch-1.0 ...
 videoconvert ! video/x-raw,format=RGB ! filesink, then the weights' own transforms()); its score
-is torchvision's softmax probability within 1e-4.
+is torchvision's softmax probability within 1e-4. pipelines/kinetics.sh, given the .pth as
+downloaded, imports it and prints the same labels.
 """
 
 import argparse
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "parity"))
 import test_video_import as tvi  # noqa: E402
 
 W, H, FRAMES, T = 320, 240, 50, 16
-MESSAGE = re.compile(r"vidcls-classification.*?clip-index=\(guint64\)(\d+).*?"
+MESSAGE = re.compile(r"clip-index=\(guint64\)(\d+).*?"
                      r"label=\(string\)(\"(?:[^\"\\]|\\.)*\"|[^,\s]+).*?score=\((?:float|double)\)([0-9.e+-]+)")
 
 
@@ -82,6 +83,12 @@ def main():
             raise SystemExit("gst-launch-1.0 failed (exit %d)" % launch.returncode)
         with open(raw, "rb") as f:
             frames = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).view(-1, H, W, 3)
+        # pipelines/kinetics.sh with the publisher's file: imports it into its cache, then the
+        # same labels (drawn by the overlay into frames that go to fakesink here).
+        script = subprocess.run([os.path.join(HERE, "..", "..", "pipelines", "kinetics.sh"), pth, vid],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                                env=dict(env, SINK="fakesink", MODE="sync", VIDCLS_CACHE=os.path.join(work, "cache")),
+                                timeout=600)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -102,6 +109,14 @@ def main():
             "ok  " if ok else "FAIL", index, label, score, want, float(probs.max())))
         if not ok:
             failures.append("clip %d: '%s' %.4f vs '%s' %.4f" % (index, label, score, want, float(probs.max())))
+    from_script = [(int(m.group(1)), re.sub(r"\\(.)", r"\1", m.group(2).strip('"')), float(m.group(3)))
+                   for m in MESSAGE.finditer(script.stdout)]
+    same = script.returncode == 0 and [r[:2] for r in from_script] == [r[:2] for r in results]
+    print("%s pipelines/kinetics.sh (exit %d): %d results, %s" % (
+        "ok  " if same else "FAIL", script.returncode, len(from_script),
+        "the same labels" if same else "different: " + script.stdout[-2000:]))
+    if not same:
+        failures.append("pipelines/kinetics.sh")
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1
