@@ -1,9 +1,14 @@
 // Forward time per preset on this machine's CPU: batch 1, clips of the preset's documented
-// shape, eval mode, no autograd. Where LibTorch has the fused scaled-dot-product attention
-// (>= 2.0), a second column times the same model with the explicit math path, which is what
-// LibTorch 1.13 runs. Prints a table; optional --json FILE writes the numbers.
+// shape (an imported classifier's: the publisher's clip length and size), eval mode, no
+// autograd; clips per second, the cost per sampled frame, and the process's peak resident memory
+// while the model runs (VmHWM, reset before each model's first forward: weights, activations and
+// the rest of the process). Where LibTorch has the fused scaled-dot-product attention (>= 2.0), a
+// last column times the same model with the explicit math path, which is what LibTorch 1.13
+// runs. Prints a table; optional --json FILE writes the numbers.
 //
-//   bench-forward [--presets a,b,...] [--iters N] [--json FILE]
+//   bench-forward [--presets a,b,... | --published] [--iters N] [--json FILE]
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +23,7 @@
 #include <torch/version.h>
 
 #include "vidcls/layers.h"
+#include "vidcls/published.h"
 #include "vidcls/registry.h"
 #include "vidcls/resnet.h"
 #include "vidcls/runtime.h"
@@ -44,6 +50,31 @@ double median_ms(F &&fn, int iters, int warmup = 2) {
   return ms[ms.size() / 2];
 }
 
+// Hands the heap's free pages back to the kernel (the previous model's), then resets the kernel's
+// peak-RSS mark of this process to its current RSS (Linux >= 4.0).
+void reset_peak_rss() {
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+}
+
+// VmRSS of /proc/self/status, MiB.
+double rss_mib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  return 0;
+}
+
+// VmHWM of /proc/self/status, MiB (0 where it cannot be read).
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  return 0;
+}
+
 std::vector<std::string> split(const std::string &s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -66,8 +97,13 @@ int main(int argc, char **argv) {
     else if (a == "--iters" && i + 1 < argc) iters = std::max(1, std::atoi(argv[++i]));
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--resnet50-batch") resnet50_only = true;
+    else if (a == "--published") {
+      for (const auto *p : vidcls::published_presets()) names.push_back(p->name);
+    }
     else {
-      std::fprintf(stderr, "usage: %s [--presets a,b] [--iters N] [--json FILE] [--resnet50-batch]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--presets a,b | --published] [--iters N] [--json FILE] "
+                   "[--resnet50-batch]\n",
                    argv[0]);
       return 2;
     }
@@ -96,12 +132,17 @@ int main(int argc, char **argv) {
   std::printf("forward time per clip, batch 1, eval, %d threads, median of >= %d calls (fast "
               "presets: more, up to 1 s)\n",
               threads, iters);
+  reset_peak_rss();
+  std::printf("peak MiB: the process's peak resident memory while the model ran (weights, "
+              "activations, and %.0f MiB of process before any model)\n",
+              rss_mib());
   const bool fused = vidcls::fused_attention_available();
   std::printf("LibTorch %s, attention: %s\n", TORCH_VERSION,
               fused ? "fused scaled_dot_product_attention (math path in the last column)"
                     : "math path only");
-  std::printf("%-18s %-12s %12s %16s %12s %12s\n", "preset", "arch", "params (M)", "clip TxHxW",
-              "ms / clip", fused ? "math ms" : "");
+  std::printf("%-18s %-12s %10s %16s %11s %9s %11s %10s %10s\n", "preset", "arch", "params (M)",
+              "clip TxHxW", "ms / clip", "clips/s", "ms / frame", "peak MiB",
+              fused ? "math ms" : "");
   for (const auto &name : names) {
     auto model = vidcls::make_preset_model(name);
     model->eval();
@@ -109,20 +150,24 @@ int main(int argc, char **argv) {
     auto clip = torch::randn({1, s.frames, s.channels, s.height, s.width});
     int64_t params = 0;
     for (const auto &p : model->parameters()) params += p.numel();
+    reset_peak_rss();
     const double ms = median_ms([&] { model->forward(clip); }, iters, 1);
+    const double peak = peak_rss_mib();
     double math_ms = ms;
     if (fused) {
       vidcls::set_attention_path(vidcls::AttentionPath::kMath);
       math_ms = median_ms([&] { model->forward(clip); }, iters, 1);
       vidcls::set_attention_path(vidcls::AttentionPath::kAuto);
     }
-    std::printf("%-18s %-12s %12.2f %7lldx%lldx%-6lld %12.1f", name.c_str(),
+    std::printf("%-18s %-12s %10.2f %7lldx%lldx%-6lld %11.1f %9.3f %11.2f %10.0f", name.c_str(),
                 model->architecture().c_str(), params / 1e6, static_cast<long long>(s.frames),
-                static_cast<long long>(s.height), static_cast<long long>(s.width), ms);
-    if (fused) std::printf(" %12.1f", math_ms);
+                static_cast<long long>(s.height), static_cast<long long>(s.width), ms, 1000.0 / ms,
+                ms / static_cast<double>(s.frames), peak);
+    if (fused) std::printf(" %10.1f", math_ms);
     std::printf("\n");
     std::fflush(stdout);
-    results.push_back({{"preset", name}, {"ms", ms}, {"math_ms", math_ms}, {"params", params},
+    results.push_back({{"preset", name},      {"ms", ms},           {"math_ms", math_ms},
+                       {"params", params},    {"frames", s.frames}, {"peak_rss_mib", peak},
                        {"threads", threads}, {"torch", TORCH_VERSION}});
   }
   if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";

@@ -1,6 +1,10 @@
 #include "vidcls/registry.h"
 
+#include <set>
 #include <stdexcept>
+
+#include "vidcls/checkpoint.h"
+#include "vidcls/init.h"
 
 #include "vidcls/hf_video.h"
 #include "vidcls/mvit.h"
@@ -427,5 +431,61 @@ nlohmann::json preset_config(const std::string &preset, int64_t num_classes) {
 ClassifierPtr make_preset_model(const std::string &preset, int64_t num_classes) {
   return make_model(find_preset(preset).architecture, preset_config(preset, num_classes));
 }
+
+std::vector<std::string> head_tensors(const VideoClassifierImpl &model) {
+  auto config = model.config();
+  config["num_classes"] = model.num_classes() + 1;
+  ClassifierPtr other;
+  {
+    SkipInit skip;
+    other = make_model(model.architecture(), config);
+  }
+  const auto theirs = state_of(*other);
+  std::vector<std::string> head;
+  for (const auto &[name, t] : state_of(model)) {
+    for (const auto &[other_name, u] : theirs) {
+      if (other_name == name && u.sizes() != t.sizes()) head.push_back(name);
+    }
+  }
+  return head;
+}
+
+int64_t freeze_all_but_head(VideoClassifierImpl &model) {
+  const auto head = head_tensors(model);
+  const std::set<std::string> trainable(head.begin(), head.end());
+  int64_t count = 0;
+  for (auto &p : model.named_parameters()) {
+    const bool train = trainable.count(p.key()) > 0;
+    p.value().set_requires_grad(train);
+    if (train) count += p.value().numel();
+  }
+  return count;
+}
+
+namespace {
+
+// Whether `m` has parameters and none of them trains.
+bool all_frozen(const torch::nn::Module &m) {
+  const auto params = m.parameters(/*recurse=*/true);
+  if (params.empty()) return false;
+  for (const auto &p : params) {
+    if (p.requires_grad()) return false;
+  }
+  return true;
+}
+
+void eval_frozen(torch::nn::Module &m) {
+  for (auto &child : m.children()) {
+    if (all_frozen(*child)) {
+      child->eval();
+    } else {
+      eval_frozen(*child);
+    }
+  }
+}
+
+}  // namespace
+
+void keep_frozen_in_eval(torch::nn::Module &model) { eval_frozen(model); }
 
 }  // namespace vidcls

@@ -525,9 +525,50 @@ def case_backbone(env):
                                                  "--no-feature-cache"])
     check(p.returncode != 0 and "--freeze-backbone" in p.stdout,
           "--no-feature-cache without a frozen backbone was taken")
-    vivit = env.train("backbone-vivit", "--epochs", "1", "--freeze-backbone")
-    check(vivit.returncode != 0 and "resnet-vit option" in vivit.stdout,
-          "--freeze-backbone on a ViViT was taken")
+    # Any other model trains its classifier head alone.
+    vivit = env.train("backbone-vivit", "--epochs", "1", "--repeats", "1", "--freeze-backbone")
+    check(vivit.returncode == 0 and "only the classifier head trains" in vivit.stdout,
+          "--freeze-backbone on a ViViT did not train the head alone")
+
+
+def case_init(env):
+    """--init fine-tunes a checkpoint of another architecture (a published Kinetics-400 one, as
+    vidcls-import writes them; here R3D-18 with random weights from vidcls-init): its clip spec
+    (the publisher's) and every tensor but the head, which is new for the data set's classes.
+    With --freeze-backbone the rest stays exactly as imported, BatchNorm statistics included.
+    Given a checkpoint of the same classes, the head is kept."""
+    _, cache = env.dataset()
+    init = os.path.join(env.work, "init-r3d.safetensors")
+    p = run([env.tool("../models/vidcls-init"), "--preset", "r3d-18-k400", "--num-classes", "400",
+             "--seed", "5", "--out", init])
+    check(p.returncode == 0, "vidcls-init r3d-18-k400 failed")
+    out = os.path.join(env.work, "init-frozen")
+    p = run([env.tool("vidcls-train"), "--init", init, "--data", cache, "--out", out, "--epochs", "1",
+             "--batch-size", "8", "--freeze-backbone"], timeout=600)
+    check(p.returncode == 0, "vidcls-train --init --freeze-backbone failed")
+    check("classifier head (fc.weight, fc.bias) new for 4 classes" in p.stdout,
+          "the log does not say the head is new")
+    before = {k: raw for k, (_, raw) in safetensors_tensors(init).items()}
+    after = safetensors_tensors(os.path.join(out, "best.safetensors"))
+    check(after["fc.weight"][0]["shape"] == [4, 512], f"head shape {after['fc.weight'][0]['shape']}")
+    moved = [k for k in before if k in after and not k.startswith("fc.") and after[k][1] != before[k]]
+    check(not moved, f"frozen tensors changed: {moved[:5]}")
+    check(any(k.endswith("running_var") for k in before), "no BatchNorm statistics to compare")
+    info = json.loads(run([env.tool("../models/vidcls-info"), os.path.join(out, "best.safetensors"),
+                           "--json"]).stdout)
+    clip = info["clip"]
+    check(info["architecture"] == "video-resnet" and len(info["labels"]) == 4,
+          f"checkpoint: {info['architecture']}, {len(info['labels'])} labels")
+    check(clip["sample_rate"] == 15 and clip["width"] == 112 and clip["resize_width"] == 171 and
+          clip["antialias"] is False, f"the clip spec is not the publisher's: {clip}")
+    # The same classes: the head is kept.
+    p = run([env.tool("vidcls-train"), "--init", os.path.join(out, "best.safetensors"), "--data", cache,
+             "--out", os.path.join(env.work, "init-again"), "--epochs", "1", "--batch-size", "8",
+             "--freeze-backbone"], timeout=600)
+    check(p.returncode == 0 and "kept: the same classes" in p.stdout, "the head was not kept")
+    both = run([env.tool("vidcls-train"), "--init", init, "--model", "vivit", "--data", cache,
+                "--out", out])
+    check(both.returncode != 0 and "excludes" in both.stdout, "--init with --model was taken")
 
 
 def case_mirrors(env):
@@ -674,7 +715,7 @@ CASES = {"step": case_step, "learns": case_learns, "corrupt": case_corrupt, "sel
          "reproducible": case_reproducible,
          "resume": case_resume, "eval": case_eval, "distill": case_distill,
          "precision": case_precision, "backbone": case_backbone, "mirrors": case_mirrors,
-         "people": case_people}
+         "people": case_people, "init": case_init}
 
 
 def main():

@@ -10,6 +10,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
+#include "vidcls/registry.h"
+
 namespace F = torch::nn::functional;
 
 namespace vidcls::train {
@@ -59,6 +61,7 @@ torch::Tensor batch_loss(Trainee &t, const torch::Tensor &x, const torch::Tensor
 EpochResult train_one_epoch(Trainee &t, PrefetchLoader &loader, const Recipe &recipe,
                             const Schedule &schedule, int64_t &step, int epoch) {
   t.model->train();
+  keep_frozen_in_eval(*t.model);  // a frozen backbone keeps its statistics (--freeze-backbone)
   EpochResult r;
   double loss_sum = 0;
   int64_t hits = 0;

@@ -134,8 +134,14 @@ std::string sampling(const ClipSpec &c) {
 }
 
 // The preset's clip spec with the run's temporal sampling.
-ClipSpec training_spec(const TrainOptions &o, const Preset &preset) {
-  ClipSpec spec = preset.clip;
+std::string comma_list(const std::vector<std::string> &names) {
+  std::string out;
+  for (const auto &n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+ClipSpec training_spec(const TrainOptions &o, const ClipSpec &start) {
+  ClipSpec spec = start;
   if (o.sample_rate > 0) {
     spec.sample_rate = o.sample_rate;
   } else if (o.frame_stride > 0) {
@@ -247,6 +253,7 @@ class TrainingRun {
   void setup();
   void open_data();
   void build_model();
+  void init_from_checkpoint();
   void resume();
   void build_optimiser();
   void print_setup() const;
@@ -269,6 +276,7 @@ class TrainingRun {
   const fs::path out_;
   std::string preset_name_;
   const Preset *preset_ = nullptr;
+  CheckpointInfo init_;  // --init's checkpoint
   ClipSpec spec_;
   Recipe recipe_;
   Augmentation aug_;
@@ -295,14 +303,22 @@ class TrainingRun {
 };
 
 void TrainingRun::setup() {
-  preset_name_ = o_.preset.empty() ? default_preset(o_.model) : o_.preset;
-  preset_ = &find_preset(preset_name_);
-  const std::string want_arch = o_.model == "resnet-vit" ? "resnet-tvit" : o_.model;
-  if (preset_->architecture != want_arch) {
-    throw std::invalid_argument("preset " + preset_name_ + " is a " + preset_->architecture +
-                                " model, not " + o_.model);
+  if (!o_.init.empty()) {
+    // Fine-tuning: the checkpoint decides the model and its preprocessing.
+    init_ = read_checkpoint_info(o_.init);
+    preset_name_ = init_.preset;
+    preset_ = &find_preset(preset_name_);
+    spec_ = training_spec(o_, init_.clip);
+  } else {
+    preset_name_ = o_.preset.empty() ? default_preset(o_.model) : o_.preset;
+    preset_ = &find_preset(preset_name_);
+    const std::string want_arch = o_.model == "resnet-vit" ? "resnet-tvit" : o_.model;
+    if (preset_->architecture != want_arch) {
+      throw std::invalid_argument("preset " + preset_name_ + " is a " + preset_->architecture +
+                                  " model, not " + o_.model);
+    }
+    spec_ = training_spec(o_, preset_->clip);
   }
-  spec_ = training_spec(o_, *preset_);
   recipe_ = o_.recipe;
   aug_.min_scale = recipe_.min_scale;
   aug_.max_scale = recipe_.max_scale;
@@ -354,7 +370,12 @@ void TrainingRun::open_data() {
 
 void TrainingRun::build_model() {
   torch::manual_seed(o_.seed);
-  auto config = preset_config(preset_name_, static_cast<int64_t>(data_.cache.classes().size()));
+  const auto classes = static_cast<int64_t>(data_.cache.classes().size());
+  auto config = preset_config(preset_name_, classes);
+  if (!o_.init.empty()) {
+    config = init_.config;
+    config["num_classes"] = classes;
+  }
   if (!o_.input_transform.empty()) {
     if (preset_->architecture != "vivit" && preset_->architecture != "mini-vivit")
       throw std::invalid_argument("--input-transform is a ViViT option; preset " + preset_name_ +
@@ -378,14 +399,16 @@ void TrainingRun::build_model() {
       if (config.contains(encoder)) config[encoder]["drop_path"] = o_.drop_path;
   }
   model_ = make_model(preset_->architecture, config);
+  if (!o_.init.empty()) init_from_checkpoint();
   backbone_ = model_->per_frame_backbone();
-  if (o_.freeze_backbone) {
-    if (backbone_ == nullptr)
-      throw std::invalid_argument(
-          "--fine-tune-backbone and --freeze-backbone are resnet-vit "
-          "options; preset " +
-          preset_name_ + " is a " + preset_->architecture + " model");
+  if (o_.freeze_backbone && backbone_ != nullptr) {
     backbone_->set_backbone_frozen(*o_.freeze_backbone);
+  } else if (o_.freeze_backbone && *o_.freeze_backbone) {
+    // Any other architecture: the head trains, the rest stays as initialised (the training loop
+    // keeps the frozen part in eval mode).
+    const int64_t trainable = freeze_all_but_head(*model_);
+    std::printf("--freeze-backbone: only the classifier head trains (%lld parameters: %s)\n",
+                static_cast<long long>(trainable), comma_list(head_tensors(*model_)).c_str());
   }
   if (o_.no_feature_cache && (backbone_ == nullptr || !backbone_->backbone_frozen()))
     throw std::invalid_argument(
@@ -407,6 +430,38 @@ void TrainingRun::build_model() {
       std::printf("%s %s", i == 0 ? ":" : ",", r.kept[i].c_str());
     std::printf("\n");
   }
+}
+
+// Every tensor of the --init checkpoint but the classifier head's, unless the data set's
+// classes are the checkpoint's own (then the head is kept too).
+void TrainingRun::init_from_checkpoint() {
+  const auto loaded = load_checkpoint(o_.init);
+  const bool same_classes = init_.labels == data_.cache.classes();
+  const auto head = head_tensors(*model_);
+  const auto theirs = state_of(*loaded.model);
+  torch::NoGradGuard no_grad;
+  int64_t copied = 0;
+  for (auto &[name, t] : state_of(*model_)) {
+    const bool is_head = std::find(head.begin(), head.end(), name) != head.end();
+    if (is_head && !same_classes) continue;
+    for (const auto &[their_name, u] : theirs) {
+      if (their_name != name) continue;
+      if (u.sizes() != t.sizes()) {
+        throw MismatchError(o_.init + ": tensor '" + name + "' has shape " + c10::str(u.sizes()) +
+                            ", the model " + c10::str(t.sizes()));
+      }
+      t.copy_(u);
+      ++copied;
+    }
+  }
+  std::printf("init: %s (%s, %s): %lld tensors; classifier head (%s) %s\n", o_.init.c_str(),
+              init_.preset.c_str(), init_.architecture.c_str(), static_cast<long long>(copied),
+              comma_list(head).c_str(),
+              same_classes
+                  ? "kept: the same classes"
+                  : ("new for " + std::to_string(data_.cache.classes().size()) +
+                     " classes (the checkpoint has " + std::to_string(init_.labels.size()) + ")")
+                        .c_str());
 }
 
 void TrainingRun::resume() {

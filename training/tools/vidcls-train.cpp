@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "vidcls/checkpoint.h"
 #include "vidcls/errors.h"
 #include "vidcls/train/trainer.h"
 
@@ -30,11 +31,21 @@ struct SamplingOptions {
 };
 
 void add_data_options(CLI::App &app, train::TrainOptions &o) {
-  app.add_option("--model", o.model, "vivit, mini-vivit or resnet-vit")
-      ->required()
-      ->check(CLI::IsMember({"vivit", "mini-vivit", "resnet-vit", "resnet-tvit"}));
+  auto *model = app.add_option("--model", o.model, "vivit, mini-vivit or resnet-vit")
+                    ->check(CLI::IsMember({"vivit", "mini-vivit", "resnet-vit", "resnet-tvit"}));
+  auto *init = app.add_option(
+      "--init", o.init,
+      "fine-tune this vidcls checkpoint (an imported Kinetics-400 classifier, vidcls-import, or "
+      "one trained here): its model, configuration and clip spec, every tensor but the "
+      "classifier head, which starts new for the data set's classes; with --freeze-backbone "
+      "only the head trains");
+  init->check(CLI::ExistingFile)->excludes(model);
+  app.callback([model, init] {
+    if (model->count() == 0 && init->count() == 0) throw CLI::RequiredError("--model or --init");
+  });
   app.add_option("--preset", o.preset,
-                 "model preset (default: vivit-xs, mini-vivit-xs, resnet18-tvit-xs)");
+                 "model preset (default: vivit-xs, mini-vivit-xs, resnet18-tvit-xs)")
+      ->excludes(init);
   app.add_option("--data", o.data, "dataset folder (decoded once into its clip cache) or clip cache")
       ->required();
   app.add_option("--cache", o.cache_dir,
@@ -115,7 +126,8 @@ void add_model_options(CLI::App &app, train::TrainOptions &o, SamplingOptions &s
                         "resnet-vit: keep the ResNet as initialised (or as --pretrained loaded "
                         "it) and train the temporal transformer alone, on cached per-frame "
                         "features: about 4x faster, less accurate (the resnet50-tvit default, "
-                        "as in the study)")
+                        "as in the study); any other model (--init): train the classifier head "
+                        "alone")
       ->excludes(fine_tune);
   app.add_option("--backbone-input", o.backbone_input,
                  "resnet-vit: what the per-frame backbone sees: rgb (the frame), motion (normal "
@@ -171,7 +183,9 @@ void add_benchmark_options(CLI::App &app, train::TrainOptions &o) {
 // The preset's recipe with the user's values; a usage error (exit status 2) when one is out of
 // range, printed.
 int apply_recipe(train::TrainOptions &o, const RecipeOverrides &r, const SamplingOptions &sampling) {
-  const std::string preset = o.preset.empty() ? train::default_preset(o.model) : o.preset;
+  const std::string preset = !o.init.empty()    ? vidcls::read_checkpoint_info(o.init).preset
+                             : o.preset.empty() ? train::default_preset(o.model)
+                                                : o.preset;
   o.recipe = train::default_recipe(preset);
   if (r.epochs) o.recipe.epochs = *r.epochs;
   if (r.batch_size) o.recipe.batch_size = *r.batch_size;

@@ -48,4 +48,16 @@ nlohmann::json preset_config(const std::string &preset, int64_t num_classes = 0)
 
 std::vector<std::string> architectures();
 
+// Fine-tuning a model of any architecture on other classes.
+// The names of the tensors that make up its classifier head: those whose shape changes with
+// num_classes (found by building the architecture at num_classes + 1, without drawing weights).
+std::vector<std::string> head_tensors(const VideoClassifierImpl &model);
+// Freezes every parameter but the head's (requires_grad false). Returns how many parameters
+// stay trainable.
+int64_t freeze_all_but_head(VideoClassifierImpl &model);
+// Puts back in eval mode every submodule whose parameters are all frozen (and that has any), so
+// that a frozen part keeps its BatchNorm statistics and runs without dropout while the rest
+// trains; call after train().
+void keep_frozen_in_eval(torch::nn::Module &model);
+
 }  // namespace vidcls

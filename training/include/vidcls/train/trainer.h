@@ -50,6 +50,11 @@ struct TrainOptions {
   // = the default, or the cache's when `data` is a cache.
   double val_fraction = -1;
   std::string pretrained;       // vidcls checkpoint, or ViT / ResNet image weights
+  // A vidcls checkpoint to fine-tune (an imported Kinetics-400 classifier, or one trained here):
+  // its preset, configuration and clip spec instead of `model` / `preset`'s, every tensor but
+  // the classifier head, which starts new for the data set's classes (kept as it is when the
+  // classes are the checkpoint's own).
+  std::string init;
   std::string device = "cpu";
   // Mixed precision of the training forward passes (autocast; the weights, the optimiser and
   // the evaluation stay float32): "fp32" (off), "bf16" (CUDA or CPU), "fp16" (CUDA, with
@@ -62,6 +67,8 @@ struct TrainOptions {
   std::string flip_swap, vflip_swap, reverse_swap;
   // resnet-vit: true trains the temporal transformer alone on cached per-frame features, false
   // trains the backbone too, on clips (no feature cache); unset: the preset's config.
+  // Any other architecture: true trains the classifier head alone (head_tensors), the rest kept
+  // as initialised, its BatchNorm statistics included.
   std::optional<bool> freeze_backbone;
   // vivit / mini-vivit: the model's input transform instead of the preset's ("" = the preset's);
   // stored in the checkpoint's config, so the elements compute the same input.
