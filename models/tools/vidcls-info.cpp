@@ -47,6 +47,42 @@ double file_read_ms(const std::string &path) {
   return ms_since(t0);
 }
 
+// Where an imported classifier (vidcls-import) comes from and what its publisher claims.
+void print_published(const nlohmann::json &prov) {
+  if (prov.contains("publisher")) {  // an imported classifier (vidcls-import)
+    std::printf("publisher:     %s, %s (%s)\n", prov.value("publisher", "").c_str(),
+                prov.value("publisher_file", "").c_str(), prov.value("url", "").c_str());
+    const auto claim = prov.value("claimed_accuracy", nlohmann::json::object());
+    std::printf("claimed:       top-1 %.1f %%", claim.value("top1", 0.0));
+    if (claim.value("top5", 0.0) > 0) std::printf(", top-5 %.1f %%", claim.value("top5", 0.0));
+    std::printf(" (%s; source: %s)\n", claim.value("evaluation", "").c_str(),
+                prov.value("source", "").c_str());
+    if (prov.value("gflops_per_clip", 0.0) > 0) {
+      std::printf("cost:          %.1f GFLOPs per clip (publisher's figure)\n",
+                  prov.value("gflops_per_clip", 0.0));
+    }
+  }
+}
+
+void print_clip(const vidcls::ClipSpec &c) {
+  std::printf("clip:          %d frames, ", c.frames);
+  if (c.sample_rate > 0) {
+    std::printf("sampled at %.3g fps", c.sample_rate);
+  } else {
+    std::printf("frame stride %d", c.frame_stride);
+  }
+  std::printf(", hop %d, %dx%d %s", c.hop, c.width, c.height, vidcls::to_string(c.resize).c_str());
+  if (c.resize == vidcls::ResizeMode::kCrop && c.fixed_resize()) {
+    std::printf(" (from %dx%d)", c.resize_width, c.resize_height);
+  } else if (c.resize == vidcls::ResizeMode::kCrop && c.short_side > 0) {
+    std::printf(" (short side %d)", c.short_side);
+  }
+  if (!c.antialias) std::printf(", plain bilinear (no antialiasing)");
+  std::printf(
+      "\n               mean [%.3f %.3f %.3f], std [%.3f %.3f %.3f], layout TCHW float32 RGB\n",
+      c.mean[0], c.mean[1], c.mean[2], c.std[0], c.std[1], c.std[2]);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -78,8 +114,11 @@ int main(int argc, char **argv) {
         {"trainable_parameters", trainable},
         {"num_classes", ckpt.model->num_classes()},
         {"labels", info.labels},
-        {"input", {{"frames", shape.frames}, {"channels", shape.channels},
-                   {"height", shape.height}, {"width", shape.width}}},
+        {"input",
+         {{"frames", shape.frames},
+          {"channels", shape.channels},
+          {"height", shape.height},
+          {"width", shape.width}}},
         {"clip", info.clip},
         {"config", info.config},
         {"provenance", info.provenance},
@@ -117,39 +156,12 @@ int main(int argc, char **argv) {
                                     .c_str()
                               : ("none, every clip runs whole: " + why).c_str());
     } else {
-      std::printf("reuse:         none, every clip runs whole: the architecture sees the clip as "
-                  "a whole\n");
+      std::printf(
+          "reuse:         none, every clip runs whole: the architecture sees the clip as "
+          "a whole\n");
     }
-    const auto &prov = info.provenance;
-    if (prov.contains("publisher")) {  // an imported classifier (vidcls-import)
-      std::printf("publisher:     %s, %s (%s)\n", prov.value("publisher", "").c_str(),
-                  prov.value("publisher_file", "").c_str(), prov.value("url", "").c_str());
-      const auto claim = prov.value("claimed_accuracy", nlohmann::json::object());
-      std::printf("claimed:       top-1 %.1f %%", claim.value("top1", 0.0));
-      if (claim.value("top5", 0.0) > 0) std::printf(", top-5 %.1f %%", claim.value("top5", 0.0));
-      std::printf(" (%s; source: %s)\n", claim.value("evaluation", "").c_str(),
-                  prov.value("source", "").c_str());
-      if (prov.value("gflops_per_clip", 0.0) > 0) {
-        std::printf("cost:          %.1f GFLOPs per clip (publisher's figure)\n",
-                    prov.value("gflops_per_clip", 0.0));
-      }
-    }
-    const auto &c = info.clip;
-    std::printf("clip:          %d frames, ", c.frames);
-    if (c.sample_rate > 0) {
-      std::printf("sampled at %.3g fps", c.sample_rate);
-    } else {
-      std::printf("frame stride %d", c.frame_stride);
-    }
-    std::printf(", hop %d, %dx%d %s", c.hop, c.width, c.height, vidcls::to_string(c.resize).c_str());
-    if (c.resize == vidcls::ResizeMode::kCrop && c.fixed_resize()) {
-      std::printf(" (from %dx%d)", c.resize_width, c.resize_height);
-    } else if (c.resize == vidcls::ResizeMode::kCrop && c.short_side > 0) {
-      std::printf(" (short side %d)", c.short_side);
-    }
-    if (!c.antialias) std::printf(", plain bilinear (no antialiasing)");
-    std::printf("\n               mean [%.3f %.3f %.3f], std [%.3f %.3f %.3f], layout TCHW float32 RGB\n",
-                c.mean[0], c.mean[1], c.mean[2], c.std[0], c.std[1], c.std[2]);
+    print_published(info.provenance);
+    print_clip(info.clip);
     std::printf("%-15s", ("labels (" + std::to_string(info.labels.size()) + "):").c_str());
     for (size_t i = 0; i < info.labels.size(); ++i) {
       if (i == 12) {
