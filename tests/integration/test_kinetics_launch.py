@@ -14,7 +14,8 @@ clip of the video gets one vidcls-classification message in order; each message'
 one torchvision's model gives when it classifies the same decoded frames (gst-launch-1.0 ...
 videoconvert ! video/x-raw,format=RGB ! filesink, then the weights' own transforms()); its score
 is torchvision's softmax probability within 1e-4. pipelines/kinetics.sh, given the .pth as
-downloaded, imports it and prints the same labels.
+downloaded, imports it and prints the same labels; vividinfer refuses the checkpoint with an
+error that names vidclsinfer.
 """
 
 import argparse
@@ -81,6 +82,15 @@ def main():
         if launch.returncode != 0:
             print(launch.stdout[-3000:])
             raise SystemExit("gst-launch-1.0 failed (exit %d)" % launch.returncode)
+        # vividinfer runs ViViT checkpoints only, and says which element runs this one.
+        wrong = subprocess.run(["gst-launch-1.0", "filesrc", "location=" + vid, "!", "decodebin", "!",
+                                "videoconvert", "!", "vidclsclipper", "!", "vividinfer", "model=" + ckpt,
+                                "!", "fakesink"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, env=env, timeout=300)
+        refused = wrong.returncode != 0 and "use vidclsinfer" in wrong.stdout
+        print("%s vividinfer refuses the video-resnet checkpoint, naming vidclsinfer" % ("ok  " if refused else "FAIL"))
+        if not refused:
+            failures.append("vividinfer with a video-resnet checkpoint: " + wrong.stdout[-500:])
         with open(raw, "rb") as f:
             frames = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).view(-1, H, W, 3)
         # pipelines/kinetics.sh with the publisher's file: imports it into its cache, then the
