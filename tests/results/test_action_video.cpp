@@ -352,8 +352,19 @@ TEST_F(ActionVideo, WithoutHysteresisAStrictThresholdFlickers) {
   EXPECT_EQ(hysteresis.ends_of("slide_right"), 1);
   EXPECT_LE(hysteresis.starts_of("slide_left"), 1);
   EXPECT_EQ(hysteresis.starts.size(), hysteresis.ends.size());
+  std::string started;
   for (const ActionEvent &a : hysteresis.starts)
-    EXPECT_TRUE(a.label == "slide_right" || a.label == "slide_left") << a.label;
+    started += " " + a.label + "@" + std::to_string(a.start / 1e9).substr(0, 5);
+  std::printf("starts with hysteresis:%s (the turn at %.3f s)\n", started.c_str(),
+              right.start / 1e9);
+  // The dip starts nothing else: within the slow stretch, whose other labels the threshold was
+  // set above, only slide_right starts. (Before the turn the threshold was not chosen against
+  // anything: another label there may reach it in one training run and not in the next.)
+  for (const ActionEvent &a : hysteresis.starts) {
+    if (a.start >= right.start && a.start < right.end) {
+      EXPECT_EQ(a.label, "slide_right") << "starts at " << a.start / 1e9 << " s";
+    }
+  }
 }
 
 TEST_F(ActionVideo, ABurstIsAnActionWithoutMinDurationAndDroppedWithIt) {
