@@ -2,22 +2,14 @@
 // a field a newer version adds keeps its default in an older checkpoint.
 #include <nlohmann/json.hpp>
 
+#include "json_fields.h"
+
 #include "vidcls/layers.h"
 #include "vidcls/resnet.h"
 #include "vidcls/resnet_tvit.h"
 #include "vidcls/vivit.h"
 
 namespace vidcls {
-
-namespace {
-
-template <typename T>
-void get_opt(const nlohmann::json &j, const char *key, T &out) {
-  auto it = j.find(key);
-  if (it != j.end()) it->get_to(out);
-}
-
-}  // namespace
 
 void to_json(nlohmann::json &j, const EncoderConfig &c) {
   j = {{"dim", c.dim},

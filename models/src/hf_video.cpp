@@ -10,6 +10,7 @@
 #include <torch/version.h>
 #include <nlohmann/json.hpp>
 
+#include "json_fields.h"
 #include "vidcls/init.h"
 #include "vidcls/layers.h"
 #include "vidcls/runtime.h"
@@ -19,12 +20,6 @@ namespace F = torch::nn::functional;
 namespace vidcls {
 
 namespace {
-
-template <typename T>
-void get_opt(const nlohmann::json &j, const char *key, T &out) {
-  auto it = j.find(key);
-  if (it != j.end()) it->get_to(out);
-}
 
 void get_tubelet(const nlohmann::json &j, int64_t &t, int64_t &h, int64_t &w) {
   auto it = j.find("tubelet");

@@ -11,6 +11,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <nlohmann/json.hpp>
 
+#include "json_fields.h"
 #include "vidcls/init.h"
 #include "vidcls/layers.h"
 #include "vidcls/runtime.h"
@@ -222,16 +223,6 @@ void MViTConfig::validate() const {
   require(stochastic_depth_prob >= 0.0 && stochastic_depth_prob < 1.0,
           "stochastic_depth_prob must be in [0, 1)");
 }
-
-namespace {
-
-template <typename T>
-void get_opt(const nlohmann::json &j, const char *key, T &out) {
-  auto it = j.find(key);
-  if (it != j.end()) it->get_to(out);
-}
-
-}  // namespace
 
 void to_json(nlohmann::json &j, const MViTBlockConfig &c) {
   j = {{"num_heads", c.num_heads},

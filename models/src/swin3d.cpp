@@ -10,6 +10,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <nlohmann/json.hpp>
 
+#include "json_fields.h"
 #include "vidcls/init.h"
 #include "vidcls/layers.h"
 #include "vidcls/runtime.h"
@@ -76,12 +77,6 @@ torch::Tensor shifted_window_mask(const Swin3DGrid &padded, const Swin3DGrid &wi
 
 void require(bool ok, const std::string &message) {
   if (!ok) throw std::invalid_argument("Swin3D config: " + message);
-}
-
-template <typename T>
-void get_opt(const nlohmann::json &j, const char *key, T &out) {
-  auto it = j.find(key);
-  if (it != j.end()) it->get_to(out);
 }
 
 }  // namespace

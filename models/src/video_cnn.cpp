@@ -10,6 +10,7 @@
 #include <torch/nn/modules/pooling.h>
 #include <nlohmann/json.hpp>
 
+#include "json_fields.h"
 #include "vidcls/init.h"
 #include "vidcls/runtime.h"
 
@@ -21,12 +22,6 @@ namespace {
 
 using Dims = torch::ExpandingArray<3>;
 using Sequential = Chain;
-
-template <typename T>
-void get_opt(const nlohmann::json &j, const char *key, T &out) {
-  auto it = j.find(key);
-  if (it != j.end()) it->get_to(out);
-}
 
 torch::nn::Conv3d conv3d(int64_t in, int64_t out, Dims kernel, Dims stride, Dims padding,
                          bool bias = false) {
