@@ -31,6 +31,13 @@ model=$1
 source=${2:-/dev/video0}
 read -r -a sink <<< "${SINK:-autovideosink}"
 
+for tool in vidcls-info vidcls-import; do
+  if ! command -v "$tool" > /dev/null; then
+    echo "$0: $tool not found: install vidcls, or put <build>/models on PATH" >&2
+    exit 2
+  fi
+done
+
 # A publisher's file (not a vidcls checkpoint): import it once.
 if ! vidcls-info "$model" > /dev/null 2>&1; then
   cache=${VIDCLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vidcls}

@@ -97,7 +97,10 @@ def main():
         # same labels (drawn by the overlay into frames that go to fakesink here).
         script = subprocess.run([os.path.join(HERE, "..", "..", "pipelines", "kinetics.sh"), pth, vid],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                                env=dict(env, SINK="fakesink", MODE="sync", VIDCLS_CACHE=os.path.join(work, "cache")),
+                                env=dict(env, SINK="fakesink", MODE="sync", VIDCLS_CACHE=os.path.join(work, "cache"),
+                                         # the build's vidcls-import and vidcls-info
+                                         PATH=os.path.dirname(os.path.abspath(args.importer)) + os.pathsep +
+                                         env.get("PATH", "")),
                                 timeout=600)
     finally:
         shutil.rmtree(work, ignore_errors=True)
