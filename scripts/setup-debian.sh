@@ -15,6 +15,9 @@ packages=(
   libgloo-dev
   # libraries used by the code
   nlohmann-json3-dev libcli11-dev libopencv-dev
+  # vidcls-import's Flax checkpoints (scenic's ViViT): msgpack-c (on Debian 13 this name is the
+  # transitional package of libmsgpack-c-dev; on Debian 12 it brings the C++ headers and Boost)
+  libmsgpack-dev
   # vidcls-train's curves.png: PLplot, and its Cairo driver for PNG (loaded at run time)
   libplplot-dev plplot-driver-cairo
   # GStreamer: development files, plugins for decoding/encoding in tests and demo, tools
@@ -36,6 +39,8 @@ packages=(
   gir1.2-gst-plugins-base-1.0
   # tests: GoogleTest/GoogleMock, and the Python reference implementations for parity tests
   libgtest-dev libgmock-dev python3 python3-torch python3-torchvision python3-numpy
+  # the scenic import test writes its Flax checkpoint as Flax does, with msgpack
+  python3-msgpack
   # fuzzing (meson -Dfuzz=true with CXX=clang++): libFuzzer runtime of the distribution's default
   # clang (14 on Debian 12, 19 on Debian 13), through the unversioned package
   clang libclang-rt-dev

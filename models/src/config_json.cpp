@@ -21,6 +21,7 @@ void to_json(nlohmann::json &j, const EncoderConfig &c) {
        {"attn_dropout", c.attn_dropout},
        {"drop_path", c.drop_path},
        {"ln_eps", c.ln_eps},
+       {"gelu", c.gelu},
        {"share", c.share},
        {"attn_mix", c.attn_mix},
        {"mlp_dwconv", c.mlp_dwconv},
@@ -37,6 +38,7 @@ void from_json(const nlohmann::json &j, EncoderConfig &c) {
   get_opt(j, "attn_dropout", c.attn_dropout);
   get_opt(j, "drop_path", c.drop_path);
   get_opt(j, "ln_eps", c.ln_eps);
+  get_opt(j, "gelu", c.gelu);
   get_opt(j, "share", c.share);
   get_opt(j, "attn_mix", c.attn_mix);
   get_opt(j, "mlp_dwconv", c.mlp_dwconv);

@@ -84,9 +84,12 @@ BlockWeightsImpl::BlockWeightsImpl(const EncoderConfig &cfg) {
 
 BlockImpl::BlockImpl(const EncoderConfig &cfg, double drop_path_rate)
     : heads_(cfg.heads),
+      gelu_tanh_(cfg.gelu == "tanh"),
       attn_dropout_(cfg.attn_dropout),
       dropout_(cfg.dropout),
       drop_path_(drop_path_rate) {
+  TORCH_CHECK(cfg.gelu == "exact" || cfg.gelu == "tanh", "gelu must be 'exact' or 'tanh', got '",
+              cfg.gelu, "'");
   auto ln = torch::nn::LayerNormOptions({cfg.dim}).eps(cfg.ln_eps);
   norm1 = register_module("norm1", torch::nn::LayerNorm(ln));
   norm2 = register_module("norm2", torch::nn::LayerNorm(ln));
@@ -143,7 +146,8 @@ torch::Tensor BlockImpl::attention(const torch::Tensor &x, BlockWeights &w,
 
 torch::Tensor BlockImpl::mlp(const torch::Tensor &x, BlockWeights &w, int64_t prefix,
                              int64_t gh, int64_t gw) {
-  auto h = F::gelu(linear(w->fc1, x));
+  auto h = linear(w->fc1, x);
+  h = gelu_tanh_ ? torch::gelu(h, "tanh") : F::gelu(h);
   if (dwconv) {
     const int64_t B = h.size(0), C = h.size(2);
     TORCH_CHECK(h.size(1) == prefix + gh * gw, "token grid ", gh, "x", gw, " + ", prefix,

@@ -20,6 +20,7 @@
 
 #include "vidcls/checkpoint.h"
 #include "vidcls/errors.h"
+#include "vidcls/flax_msgpack.h"
 #include "vidcls/resnet_tvit.h"
 #include "vidcls/torch_pickle.h"
 
@@ -706,8 +707,13 @@ NamedTensors read_pretrained(const std::string &path) {
                       "in Python and save it again with torch.save to get the zip format");
   } else if (got == 9 && magic[8] == '{') {
     tensors = read_safetensors(path).tensors;
+  } else if (looks_like_flax_msgpack(reinterpret_cast<const unsigned char *>(magic),
+                                     static_cast<std::size_t>(got))) {
+    tensors = read_flax_msgpack(path);
   } else {
-    throw FormatError(path + ": neither a torch.save archive (.pth, .bin) nor a safetensors file");
+    throw FormatError(path +
+                      ": neither a torch.save archive (.pth, .bin), a safetensors file nor a "
+                      "Flax checkpoint");
   }
   if (tensors.empty()) throw FormatError(path + ": holds no tensors");
   // Our models are float32; half-precision and double files are widened or narrowed here.

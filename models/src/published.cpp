@@ -11,6 +11,7 @@
 #include "vidcls/init.h"
 #include "vidcls/kinetics.h"
 #include "vidcls/pretrained.h"
+#include "vidcls/scenic.h"
 
 namespace vidcls {
 
@@ -107,20 +108,45 @@ std::vector<const Preset *> published_presets() {
   return out;
 }
 
-LayoutDiff compare_layout(const Preset &preset, const NamedTensors &weights) {
+namespace {
+
+using Layout = std::vector<std::pair<std::string, std::vector<int64_t>>>;
+
+// The tensors, by name and shape, of the preset's model as its publisher's file holds them.
+Layout expected_layout(const Preset &preset) {
+  Layout out;
+  if (preset.published.layout == "scenic") {
+    for (auto &t : scenic_vivit_layout(preset.config.get<ViViTConfig>())) {
+      out.emplace_back(std::move(t.name), std::move(t.shape));
+    }
+    return out;
+  }
   const auto model = build_skipping_init(preset);
+  for (const auto &[name, t] : state_of(*model)) out.emplace_back(name, t.sizes().vec());
+  return out;
+}
+
+// The file's tensors that are the model's parameters, named as in expected_layout.
+NamedTensors parameters_of(const Preset &preset, const NamedTensors &weights) {
+  return preset.published.layout == "scenic" ? scenic_parameters(weights) : weights;
+}
+
+}  // namespace
+
+LayoutDiff compare_layout(const Preset &preset, const NamedTensors &weights) {
+  const auto params = parameters_of(preset, weights);
   std::map<std::string, const torch::Tensor *> file;
-  for (const auto &[name, t] : weights) file.emplace(name, &t);
+  for (const auto &[name, t] : params) file.emplace(name, &t);
   LayoutDiff d;
-  for (const auto &[name, t] : state_of(*model)) {
+  for (const auto &[name, shape] : expected_layout(preset)) {
     auto it = file.find(name);
     if (it == file.end()) {
       if (!optional_tensor(name)) d.missing.push_back(name);
       continue;
     }
-    if (it->second->sizes() != t.sizes()) {
+    if (it->second->sizes() != c10::IntArrayRef(shape)) {
       d.misshapen.push_back(name + ": file " + c10::str(it->second->sizes()) + ", model " +
-                            c10::str(t.sizes()));
+                            c10::str(c10::IntArrayRef(shape)));
     }
     file.erase(it);
   }
@@ -148,6 +174,9 @@ PublishedImport import_published(const std::string &path, const std::string &pre
   PublishedImport out;
   out.preset = preset;
   out.model = build_skipping_init(*preset);
+  if (preset->published.layout == "scenic") {
+    weights = vivit_from_scenic(scenic_parameters(weights), preset->config.get<ViViTConfig>());
+  }
   // Fill in the optional counters the file lacks, then take every tensor by name.
   for (const auto &[name, t] : state_of(*out.model)) {
     const bool present = std::any_of(weights.begin(), weights.end(),

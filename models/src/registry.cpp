@@ -366,12 +366,43 @@ void add_hugging_face_presets(std::vector<Preset> &out) {
   }
 }
 
+// Scenic's ViViT-B/16x2 factorised encoder for Kinetics-400, as its Flax checkpoint holds it
+// (scenic/projects/vivit/README.md): vivit-b16x2-fe's model with the tanh GELU it was trained
+// with; clips as its config (configs/kinetics400/vivit_base_factorised_encoder.py) makes them:
+// 32 frames at stride 2, short side 256 (DMVR's bilinear resize, no antialiasing), centre 224,
+// pixels scaled to [-1, 1].
+void add_scenic_presets(std::vector<Preset> &out) {
+  ViViTConfig c;
+  c.frames = 32;
+  c.spatial = encoder(768, 12, 12, 3072);
+  c.temporal = encoder(768, 4, 12, 3072);
+  c.spatial.gelu = c.temporal.gelu = "tanh";
+  ClipSpec spec = clip(32, 2, 224, 256, kHalf, kHalf);
+  spec.antialias = false;
+  PublishedWeights w;
+  w.publisher = "scenic (Google Research)";
+  w.source = "scenic/projects/vivit/README.md (model zoo)";
+  w.file = "checkpoint";
+  w.url =
+      "https://storage.googleapis.com/scenic-bucket/vivit/kinetics_400/vivit_base_16x2_fe/"
+      "checkpoint";
+  w.labels = "kinetics-400";
+  w.top1 = 78.4;
+  w.evaluation = "Kinetics-400, 4 clips x 3 crops of 32 frames at stride 2";
+  w.layout = "scenic";
+  out.push_back({"vivit-b16x2-fe-k400", "vivit",
+                 "ViViT-B/16x2 factorised encoder, Kinetics-400 (scenic's checkpoint): 32 frames "
+                 "at stride 2, 224 px",
+                 c, spec, w});
+}
+
 std::vector<Preset> build_presets() {
   std::vector<Preset> out;
   add_full_size_presets(out);
   add_cpu_presets(out);
   add_torchvision_presets(out);
   add_hugging_face_presets(out);
+  add_scenic_presets(out);
   return out;
 }
 

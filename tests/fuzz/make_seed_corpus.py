@@ -1,13 +1,17 @@
-"""Writes seed inputs for the fuzz targets: small torch.save archives and safetensors files.
+"""Writes seed inputs for the fuzz targets: small torch.save archives, safetensors files and
+Flax checkpoints.
 
 Usage: /usr/bin/python3 make_seed_corpus.py OUT_DIR
-Creates OUT_DIR/torch_pickle/ and OUT_DIR/safetensors/. Needs torch, not the safetensors package.
+Creates OUT_DIR/torch_pickle/, OUT_DIR/safetensors/ and OUT_DIR/flax_msgpack/. Needs torch and
+msgpack, not the safetensors package or Flax.
 """
 import json
 import os
 import struct
 import sys
 
+import msgpack
+import numpy as np
 import torch
 
 DTYPES = {torch.float32: 'F32', torch.float64: 'F64', torch.float16: 'F16',
@@ -61,6 +65,27 @@ def main(out):
     for name, (tensors, metadata) in files.items():
         with open(os.path.join(st, name + '.safetensors'), 'wb') as f:
             f.write(safetensors_bytes(tensors, metadata))
+
+    flax_dir = os.path.join(out, 'flax_msgpack')
+    os.makedirs(flax_dir, exist_ok=True)
+
+    def array(a):  # flax.serialization's extension type 1: (shape, dtype name, C-order bytes)
+        return msgpack.ExtType(1, msgpack.packb((a.shape, a.dtype.name, a.tobytes('C'))))
+
+    states = {
+        'train_state': {'global_step': 3, 'optimizer': {'target': {
+            'embedding': {'kernel': array(np.ones((2, 2, 1, 3), np.float32)),
+                          'bias': array(np.zeros(3, np.float32))}}},
+            'rng': array(np.array([1, 2], np.uint32)), 'none': None, 'time': 1.5},
+        'dtypes': {'h': array(np.ones(2, np.float16)), 'd': array(np.ones(2, np.float64)),
+                   'i': array(np.arange(3, dtype=np.int64)), 'b': array(np.array([True])),
+                   'u16': array(np.array([65535], np.uint16)), 'e': array(np.zeros((0, 2), np.int8)),
+                   'scalar': msgpack.ExtType(3, msgpack.packb(('float32', b'\0\0\x80?'))),
+                   'list': [array(np.ones(1, np.int32))]},
+    }
+    for name, state in states.items():
+        with open(os.path.join(flax_dir, name + '.msgpack'), 'wb') as f:
+            f.write(msgpack.packb(state, use_bin_type=True))
 
 
 if __name__ == '__main__':

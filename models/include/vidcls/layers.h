@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -27,6 +28,9 @@ struct EncoderConfig {
   double attn_dropout = 0.0;  // on attention probabilities
   double drop_path = 0.0;     // stochastic depth, linearly increasing to this rate
   double ln_eps = 1e-6;
+  // The MLP's GELU: "exact" (erf, as PyTorch's nn.GELU and timm's ViT) or "tanh" (the tanh
+  // approximation, Flax's nn.gelu default, which scenic's ViViT was trained with).
+  std::string gelu = "exact";
   // MiniViT weight multiplexing.
   int64_t share = 1;           // R: consecutive layers that share one set of weights
   bool attn_mix = false;       // per-layer 1x1 mixing of attention maps across heads
@@ -79,6 +83,7 @@ class BlockImpl : public torch::nn::Module {
   torch::Tensor mlp(const torch::Tensor &x, BlockWeights &w, int64_t prefix, int64_t gh,
                     int64_t gw);
   int64_t heads_;
+  bool gelu_tanh_;
   double attn_dropout_, dropout_, drop_path_;
 };
 TORCH_MODULE(Block);

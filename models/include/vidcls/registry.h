@@ -24,6 +24,9 @@ struct PublishedWeights {
   double top5 = 0;
   std::string evaluation;  // how the claim was measured (views, clip length, frame rate)
   double gflops = 0;       // per clip, as the publisher states it (0: not stated)
+  // How the file names its tensors: "" as the model's own parameters (torchvision, Hugging Face
+  // layouts), "scenic" as scenic's Flax ViViT (scenic.h maps it).
+  std::string layout;
 };
 
 struct Preset {
