@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include <algorithm>
 #include <cctype>
@@ -240,6 +241,7 @@ MqttPublisher::connect ()
     return;
   }
   refused_ = false;
+  refused_credentials_ = false;
   refusal_.clear ();
   last_log_error_.clear ();
   mosquitto_connect_callback_set (mosq_, &MqttPublisher::on_connect);
@@ -248,6 +250,14 @@ MqttPublisher::connect ()
   mosquitto_int_option (mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
   mosquitto_int_option (mosq_, MOSQ_OPT_SEND_MAXIMUM,
       static_cast<int> (std::min<size_t> (settings_.max_in_flight, 65535)));
+  if (!settings_.username.empty ()) {
+    const int rc = mosquitto_username_pw_set (mosq_, settings_.username.c_str (),
+        settings_.password.empty () ? nullptr : settings_.password.c_str ());
+    if (rc != MOSQ_ERR_SUCCESS) {
+      connection_failed ("the credentials cannot be used: " + describe (rc, errno));
+      return;
+    }
+  }
   if (settings_.tls) {
     const bool own_ca = !settings_.ca_file.empty ();
     const int rc = mosquitto_tls_set (mosq_, own_ca ? settings_.ca_file.c_str () : nullptr,
@@ -273,7 +283,7 @@ MqttPublisher::connect ()
  * Reported once per outage; the next attempt waits for the backoff, which doubles up to
  * reconnect-delay-max. */
 void
-MqttPublisher::connection_failed (const std::string & why)
+MqttPublisher::connection_failed (const std::string & why, bool credentials)
 {
   bool was_connected;
   {
@@ -290,9 +300,13 @@ MqttPublisher::connection_failed (const std::string & why)
   next_attempt_ = Clock::now () + backoff_;
   backoff_ = std::min (backoff_ * 2, std::max (settings_.reconnect_delay_max,
           settings_.reconnect_delay));
-  if (!outage_reported_) {
+  /* A refusal of the credentials is reported even after an outage was: it will not pass by
+   * itself. */
+  if (credentials ? !refusal_reported_ : !outage_reported_) {
     outage_reported_ = true;
-    report (was_connected ? MqttEvent::kLost : MqttEvent::kUnreachable, detail);
+    refusal_reported_ = refusal_reported_ || credentials;
+    report (credentials ? MqttEvent::kRefused : was_connected ? MqttEvent::kLost :
+        MqttEvent::kUnreachable, detail);
   }
 }
 
@@ -344,7 +358,7 @@ MqttPublisher::serve ()
     err = errno;
   }
   if (refused_)
-    connection_failed ("the broker refused the connection: " + refusal_);
+    connection_failed ("the broker refused the connection: " + refusal_, refused_credentials_);
   else if (rc != MOSQ_ERR_SUCCESS)
     connection_failed (describe (rc, err));
   else if (mosquitto_socket (mosq_) < 0)
@@ -446,6 +460,9 @@ MqttPublisher::on_connect (struct mosquitto *, void *obj, int rc)
   auto *self = static_cast<MqttPublisher *> (obj);
   if (rc != 0) {
     self->refused_ = true;
+    /* MQTT 3.1.1 CONNACK return codes 4 and 5 */
+    self->refused_credentials_ = rc == CONNACK_REFUSED_BAD_USERNAME_PASSWORD
+        || rc == CONNACK_REFUSED_NOT_AUTHORIZED;
     self->refusal_ = mosquitto_connack_string (rc);
     return;
   }
@@ -455,6 +472,7 @@ MqttPublisher::on_connect (struct mosquitto *, void *obj, int rc)
   }
   self->backoff_ = self->settings_.reconnect_delay;
   self->last_log_error_.clear ();
+  self->refusal_reported_ = false;
   if (self->outage_reported_) {
     self->outage_reported_ = false;
     self->report (MqttEvent::kConnected, "");

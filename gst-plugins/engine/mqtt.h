@@ -49,6 +49,9 @@ struct MqttSettings
   bool tls = false;
   std::string ca_file;                  /* empty: the system's CA folder, /etc/ssl/certs */
   std::string cert_file, key_file;      /* both or neither */
+  /* Credentials; empty username: none. The password is kept here and given to libmosquitto
+   * only, never reported. */
+  std::string username, password;
   size_t max_queued = 1000;
   std::chrono::milliseconds reconnect_delay{500};
   std::chrono::milliseconds reconnect_delay_max{30000};
@@ -64,7 +67,9 @@ enum class MqttEvent
 {
   kUnreachable,         /* a connection attempt failed, first time since the last success */
   kLost,                /* an established connection was lost */
-  kConnected,           /* connected (again) after kUnreachable or kLost */
+  kConnected,           /* connected (again) after kUnreachable, kLost or kRefused */
+  kRefused,             /* the broker refused the credentials (or their absence): CONNACK
+                         * "bad user name or password" or "not authorised" */
   kCountersChanged,     /* published, queued or dropped changed */
 };
 
@@ -114,7 +119,7 @@ private:
   void run ();
   void wait_for_attempt ();
   void connect ();
-  void connection_failed (const std::string & why);
+  void connection_failed (const std::string & why, bool credentials = false);
   void serve ();
   bool publish_pending ();
   void acknowledge (int mid);
@@ -142,6 +147,7 @@ private:
   int wake_fds_[2] = {-1, -1};
   struct mosquitto *mosq_ = nullptr;
   bool refused_ = false;                /* the broker answered CONNACK with an error */
+  bool refused_credentials_ = false;    /* ... and the error is about the credentials */
   std::string refusal_;
   std::string last_log_error_;          /* libmosquitto's last error line (TLS says why here) */
   bool publishing_ = false;             /* inside mosquitto_publish */
@@ -150,6 +156,7 @@ private:
   std::chrono::steady_clock::time_point connect_deadline_;
   std::chrono::milliseconds backoff_{0};
   bool outage_reported_ = false;        /* kUnreachable or kLost since the last connection */
+  bool refusal_reported_ = false;       /* kRefused since the last connection */
 };
 
 }  // namespace engine

@@ -28,6 +28,11 @@
  *
  * With both file-path and address set, every line goes to both.
  *
+ * A broker that asks for credentials gets username and a password read at start from
+ * password-file or from the environment variable named by password-env: never from a property,
+ * so no launch line, pipeline dump or log shows it. A broker that refuses them is an element
+ * error (waiting would not help); the message names the user, never the password.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 -e filesrc location=video.mp4 ! decodebin ! videoconvert ! vidclsclipper ! \
@@ -43,6 +48,7 @@
 #include "gstvidclspublish.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -93,6 +99,9 @@ enum
   PROP_TLS_CA_FILE,
   PROP_TLS_CERT_FILE,
   PROP_TLS_KEY_FILE,
+  PROP_USERNAME,
+  PROP_PASSWORD_FILE,
+  PROP_PASSWORD_ENV,
   PROP_MAX_QUEUED,
   PROP_RECONNECT_DELAY,
   PROP_RECONNECT_DELAY_MAX,
@@ -131,6 +140,7 @@ struct Settings {
   guint keepalive = DEFAULT_KEEPALIVE;
   gboolean tls = DEFAULT_TLS;
   std::string tls_ca_file, tls_cert_file, tls_key_file;
+  std::string username, password_file, password_env;
   guint max_queued = DEFAULT_MAX_QUEUED;
   guint reconnect_delay = DEFAULT_RECONNECT_DELAY;
   guint reconnect_delay_max = DEFAULT_RECONNECT_DELAY_MAX;
@@ -239,6 +249,15 @@ install_properties (GObjectClass * gobject_class)
       "ask for one", nullptr, rw);
   properties[PROP_TLS_KEY_FILE] = g_param_spec_string ("tls-key-file", "TLS key",
       "PEM file of the client certificate's private key (unencrypted)", nullptr, rw);
+  properties[PROP_USERNAME] = g_param_spec_string ("username", "User name",
+      "MQTT user name for brokers that ask for one; the password comes from password-file or "
+      "password-env, never from a property", nullptr, rw);
+  properties[PROP_PASSWORD_FILE] = g_param_spec_string ("password-file", "Password file",
+      "File whose content (a trailing newline removed) is the MQTT password of username; read "
+      "at start, its content never logged", nullptr, rw);
+  properties[PROP_PASSWORD_ENV] = g_param_spec_string ("password-env", "Password variable",
+      "Name of the environment variable that holds the MQTT password of username (e.g. "
+      "VIDCLS_MQTT_PASSWORD); read at start, its value never logged", nullptr, rw);
   properties[PROP_MAX_QUEUED] = g_param_spec_uint ("max-queued", "Max queued",
       "Lines kept for the broker until it acknowledged them; beyond this the oldest not yet "
       "sent is dropped (messages-dropped)", 1, G_MAXINT, DEFAULT_MAX_QUEUED, rw);
@@ -360,6 +379,15 @@ gst_vidcls_publish_set_property (GObject * object, guint prop_id, const GValue *
     case PROP_TLS_KEY_FILE:
       set_string (s.tls_key_file, value);
       break;
+    case PROP_USERNAME:
+      set_string (s.username, value);
+      break;
+    case PROP_PASSWORD_FILE:
+      set_string (s.password_file, value);
+      break;
+    case PROP_PASSWORD_ENV:
+      set_string (s.password_env, value);
+      break;
     case PROP_MAX_QUEUED:
       s.max_queued = g_value_get_uint (value);
       break;
@@ -439,6 +467,15 @@ gst_vidcls_publish_get_property (GObject * object, guint prop_id, GValue * value
       break;
     case PROP_TLS_KEY_FILE:
       set_nullable_string (value, s.tls_key_file);
+      break;
+    case PROP_USERNAME:
+      set_nullable_string (value, s.username);
+      break;
+    case PROP_PASSWORD_FILE:
+      set_nullable_string (value, s.password_file);
+      break;
+    case PROP_PASSWORD_ENV:
+      set_nullable_string (value, s.password_env);
       break;
     case PROP_MAX_QUEUED:
       g_value_set_uint (value, s.max_queued);
@@ -661,6 +698,64 @@ close_file (GstVidclsPublishPrivate * priv)
   priv->own_fd = false;
 }
 
+/* The password of `s.username`, from password-file or password-env, into `out`; false (error
+ * posted, naming the file or variable and never the content) when it cannot be had. */
+static bool
+read_password (GstVidclsPublish * self, const Settings & s, std::string * out)
+{
+  if (s.password_file.empty () && s.password_env.empty ())
+    return true;
+  if (!s.password_file.empty () && !s.password_env.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("password-file and password-env are both "
+            "set"), ("Set one of them"));
+    return false;
+  }
+  if (s.username.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("A password without a user name"),
+        ("MQTT sends a password only with a user name: set username"));
+    return false;
+  }
+  if (!s.password_env.empty ()) {
+    const gchar *value = g_getenv (s.password_env.c_str ());
+    if (value == nullptr) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("The environment variable %s (password-env) "
+              "is not set", s.password_env.c_str ()), ("Set it to the MQTT password of user "
+              "\"%s\" in the process's environment", s.username.c_str ()));
+      return false;
+    }
+    *out = value;
+    return true;
+  }
+  gchar *content = nullptr;
+  gsize length = 0;
+  GError *error = nullptr;
+  if (!g_file_get_contents (s.password_file.c_str (), &content, &length, &error)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot read the password file \"%s\": %s",
+            s.password_file.c_str (), error->message), (nullptr));
+    g_error_free (error);
+    return false;
+  }
+  std::string password (content, length);
+  memset (content, 0, length);
+  g_free (content);
+  if (!password.empty () && password.back () == '\n')
+    password.pop_back ();
+  if (!password.empty () && password.back () == '\r')
+    password.pop_back ();
+  if (password.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("The password file \"%s\" is empty",
+            s.password_file.c_str ()), ("Write the MQTT password of user \"%s\" in it",
+            s.username.c_str ()));
+    return false;
+  }
+  struct stat st;
+  if (stat (s.password_file.c_str (), &st) == 0 && (st.st_mode & S_IROTH))
+    GST_WARNING_OBJECT (self, "the password file %s can be read by every user",
+        s.password_file.c_str ());
+  *out = std::move (password);
+  return true;
+}
+
 /* The broker settings, checked: false (error posted) when nothing could ever work. */
 static bool
 mqtt_settings (GstVidclsPublish * self, const Settings & s, vidcls::engine::MqttSettings * out)
@@ -690,6 +785,9 @@ mqtt_settings (GstVidclsPublish * self, const Settings & s, vidcls::engine::Mqtt
       return false;
     }
   }
+  if (!read_password (self, s, &out->password))
+    return false;
+  out->username = s.username;
   out->topic = s.topic;
   out->client_id = s.client_id;
   if (out->client_id.empty ()) {
@@ -729,6 +827,18 @@ on_mqtt_event (GstVidclsPublish * self, const Settings & s, MqttEvent event,
       GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Lost the connection to the MQTT broker at "
               "%s: %s", address, detail.c_str ()), ("The stream goes on: results are kept (up "
               "to max-queued=%u) and published when the broker is back", s.max_queued));
+      break;
+    case MqttEvent::kRefused:
+      if (s.username.empty ())
+        GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED, ("The MQTT broker at %s refused a "
+                "connection without credentials: %s", address, detail.c_str ()), ("Set "
+                "username, and password-file or password-env"));
+      else
+        GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED, ("The MQTT broker at %s refused "
+                "user \"%s\": %s", address, s.username.c_str (), detail.c_str ()), ("Check "
+                "username and the password in %s %s (not shown)", s.password_env.empty () ?
+                "password-file" : "password-env", s.password_env.empty () ?
+                s.password_file.c_str () : s.password_env.c_str ()));
       break;
     case MqttEvent::kConnected:
       GST_ELEMENT_INFO (self, RESOURCE, OPEN_WRITE, ("Connected to the MQTT broker at %s",

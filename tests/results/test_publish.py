@@ -174,11 +174,19 @@ class Broker:
     """Debian's mosquitto on 127.0.0.1:port, persistence in its own folder, saved only when
     told (SIGUSR1) or on a clean exit."""
 
-    def __init__(self, folder, port, tls=None):
+    def __init__(self, folder, port, tls=None, auth=None):
+        """auth: {"user": ..., "password": ...}: no anonymous clients, that one user in a
+        password file made by mosquitto_passwd."""
         self.folder, self.port, self.proc = folder, port, None
         os.makedirs(folder, exist_ok=True)
         self.conf = os.path.join(folder, "mosquitto.conf")
-        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
+        access = ["allow_anonymous true"]
+        if auth:
+            passwords = os.path.join(folder, "passwords")
+            subprocess.run(["mosquitto_passwd", "-c", "-b", passwords, auth["user"],
+                            auth["password"]], check=True, capture_output=True)
+            access = ["allow_anonymous false", f"password_file {passwords}"]
+        lines = [f"listener {port} 127.0.0.1"] + access + ["persistence true",
                  f"persistence_location {folder}/", "autosave_interval 0",
                  "max_queued_messages 0", f"user {getpass.getuser()}",
                  f"log_dest file {folder}/mosquitto.log"]
@@ -268,16 +276,23 @@ class Subscriber:
 
 
 class BrokerCase(unittest.TestCase):
-    """A broker on a free port with a subscriber whose session the broker saved."""
+    """A broker on a free port with a subscriber whose session the broker saved; with AUTH, a
+    broker that takes that user only, and the element logs in with a password file."""
+    AUTH = None
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(dir=TMP.name)
         self.port = free_port()
         self.topic = f"vidcls/test/{self.id().rsplit('.', 1)[-1]}"
         self.ref = os.path.join(self.dir, "reference.jsonl")
-        self.broker = Broker(os.path.join(self.dir, "broker"), self.port)
+        self.broker = Broker(os.path.join(self.dir, "broker"), self.port, auth=self.AUTH)
         self.broker.start()
-        self.sub = Subscriber(self.dir, self.port, self.topic)
+        login = ["-u", self.AUTH["user"], "-P", self.AUTH["password"]] if self.AUTH else []
+        if self.AUTH:
+            self.password_file = os.path.join(self.dir, "mqtt-password")
+            Path(self.password_file).write_text(self.AUTH["password"] + "\n")
+            os.chmod(self.password_file, 0o600)
+        self.sub = Subscriber(self.dir, self.port, self.topic, tls_args=login)
         self.sub.probe()
         self.broker.save()
 
@@ -290,7 +305,10 @@ class BrokerCase(unittest.TestCase):
         settings = {"address": f"127.0.0.1:{self.port}", "topic": self.topic,
                     "file-path": self.ref, "file-mode": "truncate", "reconnect-delay": 100,
                     "reconnect-delay-max": 400, "flush-timeout": 30000}
+        if self.AUTH:
+            settings.update({"username": self.AUTH["user"], "password-file": self.password_file})
         settings.update(props)
+        settings = {k: v for k, v in settings.items() if v is not None}
         return " ".join(f"{k}={v}" for k, v in settings.items())
 
     def outage(self, stop_after, restart_after):
@@ -329,8 +347,7 @@ class BrokerCase(unittest.TestCase):
             self.assertEqual(errors, [], line)
 
 
-class TestBrokerOutage(BrokerCase):
-    def test_every_line_arrives_in_order_once(self):
+    def check_every_line_arrives_in_order_once(self):
         """Broker frozen, killed mid-stream and restarted: all lines arrive, in order, none
         twice, those it had taken unacknowledged included."""
         tick, state = self.outage(stop_after=10, restart_after=25)
@@ -353,6 +370,11 @@ class TestBrokerOutage(BrokerCase):
         types = {l["type"] for l in received}
         self.assertEqual(types, {"classification", "action-start", "action-end"})
         self.assert_valid(received)
+
+
+class TestBrokerOutage(BrokerCase):
+    def test_every_line_arrives_in_order_once(self):
+        self.check_every_line_arrives_in_order_once()
 
     def test_small_queue_drops_oldest(self):
         """max-queued=4 and 25 lines during the outage: the oldest are dropped and counted, the
@@ -444,6 +466,64 @@ class TestBrokerOutage(BrokerCase):
                                         "messages-dropped": 0})
 
 
+SECRET = "s3cret-Pa55-for-vidcls"
+
+
+class TestAuthenticatedBroker(BrokerCase):
+    """mosquitto with allow_anonymous false and a password file."""
+    AUTH = {"user": "camera-7", "password": SECRET}
+
+    def test_outage_with_password_file(self):
+        """The outage of TestBrokerOutage, logged in with a password file: every line
+        arrives, in order, once, across the broker's death and return."""
+        self.check_every_line_arrives_in_order_once()
+
+    def test_password_from_environment(self):
+        os.environ["VIDCLS_TEST_MQTT_PASSWORD"] = SECRET
+        try:
+            run = run_pipeline(pipeline_text(self.sink(**{
+                "password-file": None, "password-env": "VIDCLS_TEST_MQTT_PASSWORD"}), paced=False))
+        finally:
+            del os.environ["VIDCLS_TEST_MQTT_PASSWORD"]
+        self.assertTrue(run.eos, run.errors)
+        self.assertEqual(run.warnings, [])
+        made = read_lines(self.ref)
+        self.assertGreater(len(made), 20)
+        self.assertEqual(self.received_after_probe(), made)
+
+    def assert_refused(self, run, *expected):
+        """An element error that says each of `expected`, and nowhere the secret."""
+        self.assertFalse(run.eos)
+        self.assertEqual(len(run.errors), 1, run.errors)
+        for text in expected:
+            self.assertIn(text, run.errors[0])
+        for message in run.errors + run.warnings + run.infos:
+            self.assertNotIn(SECRET, message)
+            self.assertNotIn("wrong-" + SECRET, message)
+
+    def test_wrong_password_is_an_error_that_hides_it(self):
+        Path(self.password_file).write_text("wrong-" + SECRET + "\n")
+        run = run_pipeline(pipeline_text(self.sink(), paced=False), timeout=30)
+        self.assert_refused(run, f"The MQTT broker at 127.0.0.1:{self.port} refused user "
+                            '"camera-7"', "not authorised", self.password_file, "(not shown)")
+
+    def test_anonymous_is_an_error(self):
+        run = run_pipeline(pipeline_text(self.sink(**{"username": None, "password-file": None}),
+                                         paced=False), timeout=30)
+        self.assert_refused(run, "refused a connection without credentials", "Set username")
+
+    def test_missing_password_file_or_variable(self):
+        missing = os.path.join(self.dir, "no-such-file")
+        run = run_pipeline(pipeline_text(self.sink(**{"password-file": missing}), paced=False),
+                           timeout=30)
+        self.assert_refused(run, f'Cannot read the password file "{missing}"')
+        run = run_pipeline(pipeline_text(self.sink(**{
+            "password-file": None, "password-env": "VIDCLS_TEST_NO_SUCH_VARIABLE"}), paced=False),
+            timeout=30)
+        self.assert_refused(run, "The environment variable VIDCLS_TEST_NO_SUCH_VARIABLE "
+                            "(password-env) is not set")
+
+
 class TestTls(unittest.TestCase):
     def test_tls_with_own_ca(self):
         """A TLS listener with a certificate of a CA made here: tls-ca-file trusts it and the
@@ -477,6 +557,37 @@ class TestTls(unittest.TestCase):
             self.assertTrue(any("Cannot reach the MQTT broker" in w and "certificate verify "
                                 "failed" in w for w in run.warnings), run.warnings)
             self.assertTrue(any("were not delivered" in w for w in run.warnings), run.warnings)
+        finally:
+            sub.stop()
+            broker.stop()
+
+
+    def test_tls_with_password(self):
+        """TLS and a password together: the broker takes no anonymous client, the element logs
+        in over TLS with username and password-file, and the lines arrive."""
+        d = tempfile.mkdtemp(dir=TMP.name)
+        tls = make_certificates(d)
+        port = free_port()
+        auth = TestAuthenticatedBroker.AUTH
+        broker = Broker(os.path.join(d, "broker"), port, tls=tls, auth=auth)
+        broker.start()
+        topic = "vidcls/test/tls-password"
+        sub = Subscriber(d, port, topic, tls_args=["--cafile", tls["ca"], "-u", auth["user"],
+                                                   "-P", auth["password"]])
+        try:
+            sub.probe()
+            password_file = os.path.join(d, "password")
+            Path(password_file).write_text(auth["password"])
+            ref = os.path.join(d, "reference.jsonl")
+            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
+                    f"username={auth['user']} password-file={password_file} file-path={ref}")
+            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
+            self.assertTrue(run.eos, run.errors)
+            self.assertEqual(run.warnings, [])
+            made = read_lines(ref)
+            self.assertGreater(len(made), 20)
+            sub.probe()
+            self.assertEqual(sub.lines(), made)
         finally:
             sub.stop()
             broker.stop()
