@@ -26,9 +26,10 @@ packages=(
   # (Debian 13); on 1.22 (Debian 12) the package has no analytics library and the build leaves it out
   libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-tools
-  # vidclspublish: MQTT through libmosquitto; the tests start Debian's broker and subscribe with
-  # its clients
-  libmosquitto-dev mosquitto mosquitto-clients
+  # vidclspublish: MQTT through libmosquitto, TLS through OpenSSL (libmosquitto's own); the tests
+  # start Debian's broker and subscribe with its clients, and give a host name several addresses
+  # with nss_wrapper
+  libmosquitto-dev libssl-dev mosquitto mosquitto-clients libnss-wrapper
   # the publish tests: JSON Schema validation of the lines, a CA and broker certificate for TLS
   python3-jsonschema openssl
   # vidclsoverlay: text drawn with Pango on Cairo

@@ -1,8 +1,15 @@
 #include "engine/mqtt.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -33,6 +40,50 @@ describe (int rc, int err)
   return mosquitto_strerror (rc);
 }
 
+/* Why a socket's connection failed, as its pending error says (it may have been taken already). */
+std::string
+socket_error (int sock)
+{
+  int so_error = 0;
+  socklen_t len = sizeof so_error;
+  if (getsockopt (sock, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error != 0)
+    return describe (MOSQ_ERR_ERRNO, so_error);
+  return "the connection was refused or closed before the broker answered";
+}
+
+bool
+is_ip_literal (const std::string & host)
+{
+  unsigned char buf[sizeof (struct in6_addr)];
+  return inet_pton (AF_INET, host.c_str (), buf) == 1
+      || inet_pton (AF_INET6, host.c_str (), buf) == 1;
+}
+
+std::string
+openssl_error ()
+{
+  const unsigned long e = ERR_get_error ();
+  ERR_clear_error ();
+  if (e == 0)
+    return "unknown error";
+  char buf[256];
+  ERR_error_string_n (e, buf, sizeof buf);
+  return buf;
+}
+
+/* libmosquitto names the server in the TLS handshake (SNI) by what it connects to, here a numeric
+ * address; this names it by the host name again, before the ClientHello is written. */
+void
+name_server (const SSL * ssl, int where, int)
+{
+  if (!(where & SSL_CB_HANDSHAKE_START))
+    return;
+  const auto *host = static_cast<const std::string *> (
+      SSL_CTX_get_app_data (SSL_get_SSL_CTX (ssl)));
+  if (host != nullptr && !is_ip_literal (*host))
+    SSL_set_tlsext_host_name (const_cast<SSL *> (ssl), host->c_str ());
+}
+
 int
 millis_until (Clock::time_point t)
 {
@@ -52,6 +103,85 @@ MqttPublisher::MqttPublisher (MqttSettings settings, Report report)
 MqttPublisher::~MqttPublisher ()
 {
   stop ();
+  if (tls_ != nullptr)
+    SSL_CTX_free (tls_);
+}
+
+/* The TLS context of every connection: the broker's certificate checked against the CA file
+ * (or the system's CAs) and against the host name of the address setting (or its IP address),
+ * whichever of the host's addresses the connection goes to; the client certificate when given. */
+bool
+MqttPublisher::make_tls_context (std::string *error)
+{
+  if (tls_ != nullptr)
+    return true;
+  SSL_CTX *ctx = SSL_CTX_new (TLS_client_method ());
+  if (ctx == nullptr) {
+    *error = "TLS set-up failed: " + openssl_error ();
+    return false;
+  }
+  auto fail = [&] (const std::string & what) {
+    *error = what + ": " + openssl_error ();
+    SSL_CTX_free (ctx);
+    return false;
+  };
+  SSL_CTX_set_min_proto_version (ctx, TLS1_2_VERSION);
+  const bool own_ca = !settings_.ca_file.empty ();
+  if (SSL_CTX_load_verify_locations (ctx, own_ca ? settings_.ca_file.c_str () : nullptr,
+          own_ca ? nullptr : kSystemCaPath) != 1)
+    return fail ("cannot load the CA certificates of " + (own_ca ? settings_.ca_file :
+            std::string (kSystemCaPath)));
+  SSL_CTX_set_verify (ctx, SSL_VERIFY_PEER, nullptr);
+  X509_VERIFY_PARAM *param = SSL_CTX_get0_param (ctx);
+  const bool ok = is_ip_literal (settings_.host)
+      ? X509_VERIFY_PARAM_set1_ip_asc (param, settings_.host.c_str ()) == 1
+      : X509_VERIFY_PARAM_set1_host (param, settings_.host.c_str (), 0) == 1;
+  if (!ok)
+    return fail ("cannot check certificates against " + settings_.host);
+  if (!settings_.cert_file.empty ()) {
+    if (SSL_CTX_use_certificate_chain_file (ctx, settings_.cert_file.c_str ()) != 1)
+      return fail ("cannot load the client certificate " + settings_.cert_file);
+    if (SSL_CTX_use_PrivateKey_file (ctx, settings_.key_file.c_str (), SSL_FILETYPE_PEM) != 1)
+      return fail ("cannot load the client key " + settings_.key_file);
+    if (SSL_CTX_check_private_key (ctx) != 1)
+      return fail ("the client key does not belong to " + settings_.cert_file);
+  }
+  SSL_CTX_set_app_data (ctx, &settings_.host);
+  SSL_CTX_set_info_callback (ctx, name_server);
+  tls_ = ctx;
+  return true;
+}
+
+/* The host's addresses, in getaddrinfo's order (RFC 6724), each once. */
+bool
+MqttPublisher::resolve (std::string *error)
+{
+  struct addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  struct addrinfo *found = nullptr;
+  const int rc = getaddrinfo (settings_.host.c_str (), nullptr, &hints, &found);
+  if (rc != 0) {
+    *error = "the host name cannot be resolved: " + std::string (gai_strerror (rc));
+    return false;
+  }
+  addresses_.clear ();
+  for (const struct addrinfo *a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = "";
+    const void *where = a->ai_family == AF_INET6
+        ? static_cast<const void *> (&reinterpret_cast<const sockaddr_in6 *> (a->ai_addr)->sin6_addr)
+        : static_cast<const void *> (&reinterpret_cast<const sockaddr_in *> (a->ai_addr)->sin_addr);
+    if ((a->ai_family == AF_INET || a->ai_family == AF_INET6)
+        && inet_ntop (a->ai_family, where, text, sizeof text) != nullptr
+        && std::find (addresses_.begin (), addresses_.end (), text) == addresses_.end ())
+      addresses_.push_back (text);
+  }
+  freeaddrinfo (found);
+  if (addresses_.empty ()) {
+    *error = "the host name has no IPv4 or IPv6 address";
+    return false;
+  }
+  return true;
 }
 
 bool
@@ -104,6 +234,8 @@ MqttPublisher::start (std::string *error)
         + mosquitto_strerror (lib_init);
     return false;
   }
+  if (settings_.tls && !make_tls_context (error))
+    return false;
   if (pipe2 (wake_fds_, O_NONBLOCK | O_CLOEXEC) != 0) {
     *error = "could not make a pipe: " + describe (MOSQ_ERR_ERRNO, errno);
     return false;
@@ -258,18 +390,21 @@ MqttPublisher::connect ()
       return;
     }
   }
-  if (settings_.tls) {
-    const bool own_ca = !settings_.ca_file.empty ();
-    const int rc = mosquitto_tls_set (mosq_, own_ca ? settings_.ca_file.c_str () : nullptr,
-        own_ca ? nullptr : kSystemCaPath,
-        settings_.cert_file.empty () ? nullptr : settings_.cert_file.c_str (),
-        settings_.key_file.empty () ? nullptr : settings_.key_file.c_str (), nullptr);
-    if (rc != MOSQ_ERR_SUCCESS) {
-      connection_failed ("TLS set-up failed: " + describe (rc, errno));
+  if (tls_ != nullptr) {
+    mosquitto_int_option (mosq_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+    mosquitto_void_option (mosq_, MOSQ_OPT_SSL_CTX, tls_);
+  }
+  if (address_index_ == 0) {
+    std::string why;
+    round_failures_.clear ();
+    if (!resolve (&why)) {
+      addresses_.clear ();
+      connection_failed (why);
       return;
     }
   }
-  const int rc = mosquitto_connect_async (mosq_, settings_.host.c_str (), settings_.port,
+  const std::string & address = addresses_[address_index_];
+  const int rc = mosquitto_connect_async (mosq_, address.c_str (), settings_.port,
       settings_.keepalive_s);
   const int err = errno;
   if (rc != MOSQ_ERR_SUCCESS) {
@@ -294,6 +429,20 @@ MqttPublisher::connection_failed (const std::string & why, bool credentials)
   if (!last_log_error_.empty () && last_log_error_ != why)
     detail += " (" + last_log_error_ + ")";
   close_client ();
+  /* A host of several addresses: the next one at once, unless the broker itself answered (a
+   * refusal) or a connection had been made. */
+  if (!was_connected && addresses_.size () > 1 && address_index_ < addresses_.size ()) {
+    round_failures_ += (round_failures_.empty () ? "" : "; ") + addresses_[address_index_]
+        + ": " + detail;
+    if (!refused_ && address_index_ + 1 < addresses_.size ()) {
+      ++address_index_;
+      next_attempt_ = Clock::now ();
+      return;
+    }
+    if (!refused_)
+      detail = "every address of " + settings_.host + " failed: " + round_failures_;
+  }
+  address_index_ = 0;
   if (was_connected) {
     backoff_ = settings_.reconnect_delay;
   }
@@ -357,12 +506,21 @@ MqttPublisher::serve ()
     rc = mosquitto_loop_misc (mosq_);
     err = errno;
   }
+  bool connected_now;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    connected_now = connected_;
+  }
   if (refused_)
     connection_failed ("the broker refused the connection: " + refusal_, refused_credentials_);
   else if (rc != MOSQ_ERR_SUCCESS)
     connection_failed (describe (rc, err));
   else if (mosquitto_socket (mosq_) < 0)
     connection_failed ("the connection was closed");
+  else if (!connected_now && (fds[0].revents & (POLLERR | POLLHUP)))
+    /* Refused or reset before the broker answered: libmosquitto's TLS handshake takes the
+     * socket's error for "try again" and would wait for connect_timeout. */
+    connection_failed (socket_error (sock));
   else if (!connected && Clock::now () >= connect_deadline_)
     connection_failed ("no answer to CONNECT within "
         + std::to_string (settings_.connect_timeout.count ()) + " ms");

@@ -19,6 +19,12 @@
  * again, so a broker that died at that moment may have passed it on twice; the line's "seq" lets
  * a consumer see it.
  *
+ * A host name is resolved at the start of each round of attempts and its addresses are tried in
+ * turn: the next at once when one fails, the backoff only when all have (libmosquitto, given the
+ * name, would take the first address whose connect() is pending and never try another). TLS
+ * runs on an OpenSSL context of our own, so the certificate is checked against the host name
+ * (and the handshake names it, SNI) whichever address the connection goes to.
+ *
  * No GStreamer here: the element gives the functions that report what happens.
  */
 #pragma once
@@ -34,6 +40,7 @@
 #include <vector>
 
 struct mosquitto;
+struct ssl_ctx_st;
 
 namespace vidcls {
 namespace engine {
@@ -117,6 +124,8 @@ private:
   };
 
   void run ();
+  bool make_tls_context (std::string *error);
+  bool resolve (std::string *error);
   void wait_for_attempt ();
   void connect ();
   void connection_failed (const std::string & why, bool credentials = false);
@@ -142,8 +151,16 @@ private:
   bool running_ = false;
   bool connected_ = false;              /* CONNACK accepted on the current client */
 
+  /* TLS: made at start, lent to each client (libmosquitto takes a reference). */
+  struct ssl_ctx_st *tls_ = nullptr;
+
   /* The thread's own. */
   std::thread thread_;
+  /* The host's addresses, resolved at the start of each round of attempts and tried in turn:
+   * the next one at once when one fails, the backoff only once every one has. */
+  std::vector<std::string> addresses_;
+  size_t address_index_ = 0;
+  std::string round_failures_;          /* what each address of this round said */
   int wake_fds_[2] = {-1, -1};
   struct mosquitto *mosq_ = nullptr;
   bool refused_ = false;                /* the broker answered CONNACK with an error */

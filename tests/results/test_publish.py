@@ -593,13 +593,13 @@ class TestTls(unittest.TestCase):
             broker.stop()
 
 
-def make_certificates(folder):
-    """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+def make_certificates(folder, names="IP:127.0.0.1,DNS:localhost"):
+    """A CA and a server certificate for 127.0.0.1 (or `names`) signed by it (openssl)."""
     os.makedirs(folder, exist_ok=True)
     p = {k: os.path.join(folder, f"{k}.pem") for k in ("ca", "ca-key", "cert", "key")}
     csr = os.path.join(folder, "server.csr")
     ext = os.path.join(folder, "ext.cnf")
-    Path(ext).write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    Path(ext).write_text(f"subjectAltName={names}\n")
 
     def ossl(*args):
         subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
@@ -731,6 +731,65 @@ class TestFile(unittest.TestCase):
         self.assertEqual([l["seq"] for l in lines], list(range(len(lines))))
         v = validator()
         self.assertTrue(all(v.is_valid(l) for l in lines))
+
+
+class TestAddresses(unittest.TestCase):
+    """A host name with several addresses, the first dead: the element tries each in turn.
+    Debian's nss_wrapper (LD_PRELOAD) resolves broker.vidcls.test from a hosts file of the
+    test's own to 127.0.0.3 (nothing listens there: a non-blocking connect is pending first,
+    refused later, so libmosquitto's own walk over the addresses would stop at it) and then
+    127.0.0.1, where mosquitto listens; gst-launch-1.0 runs the pipeline."""
+    NAME = "broker.vidcls.test"
+
+    def launch(self, d, sink):
+        hosts = os.path.join(d, "hosts")
+        Path(hosts).write_text(f"127.0.0.3 {self.NAME}\n127.0.0.1 {self.NAME}\n")
+        env = dict(os.environ, LD_PRELOAD="libnss_wrapper.so", NSS_WRAPPER_HOSTS=hosts)
+        text = pipeline_text(sink, paced=False, actions=False)
+        return subprocess.run(["gst-launch-1.0", "-e"] + text.split(), capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    def run_case(self, tls_names=None, expect_delivery=True):
+        d = tempfile.mkdtemp(dir=TMP.name)
+        port = free_port()
+        tls = make_certificates(d, tls_names) if tls_names else None
+        broker = Broker(os.path.join(d, "broker"), port, tls=tls)
+        broker.start()
+        topic = "vidcls/test/addresses"
+        sub = Subscriber(d, port, topic, tls_args=["--cafile", tls["ca"], "--insecure"] if tls else [])
+        try:
+            sub.probe()
+            ref = os.path.join(d, "reference.jsonl")
+            sink = (f"address={self.NAME}:{port} topic={topic} file-path={ref} "
+                    "flush-timeout=3000 reconnect-delay=100")
+            if tls:
+                sink += f" tls-ca-file={tls['ca']}"
+            p = self.launch(d, sink)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            made = read_lines(ref)
+            self.assertGreater(len(made), 20)
+            if expect_delivery:
+                sub.probe()
+                self.assertEqual(sub.lines(), made, (p.stdout + p.stderr)[-3000:])
+            return p.stdout + p.stderr
+        finally:
+            sub.stop()
+            broker.stop()
+
+    def test_second_address(self):
+        out = self.run_case()
+        self.assertNotIn("Cannot reach", out)
+
+    def test_tls_checks_the_host_name_at_each_address(self):
+        """TLS to the second address: the certificate is checked against the host name (it
+        names broker.vidcls.test, not 127.0.0.1), and one that does not name it is refused."""
+        out = self.run_case(tls_names=f"DNS:{self.NAME}")
+        self.assertNotIn("Cannot reach", out)
+        out = self.run_case(tls_names="DNS:other.vidcls.test,IP:127.0.0.1", expect_delivery=False)
+        self.assertIn(f"Cannot reach the MQTT broker at {self.NAME}", out)
+        self.assertIn("every address of broker.vidcls.test failed: 127.0.0.3: ", out)
+        self.assertIn("certificate verify failed", out)
+        self.assertIn("were not delivered", out)
 
 
 class TestSettings(unittest.TestCase):
