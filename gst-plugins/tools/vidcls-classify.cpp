@@ -40,6 +40,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "plugin_path.h"
+
 namespace {
 
 constexpr const char *kMessageName = "vidcls-classification";
@@ -248,15 +250,34 @@ volatile std::sig_atomic_t interrupts = 0;
 
 void on_sigint(int) { interrupts = interrupts + 1; }
 
+// --verbose: where the plugins come from, folder and file of each element this run uses.
+void say_plugins(const vidcls::tools::PluginPath &own, const char *infer_name) {
+  if (own.dir.empty())
+    std::cerr << "vidcls-classify: no plugin folder of its own found; GStreamer's search path "
+                 "only\n";
+  else
+    std::cerr << "vidcls-classify: plugin folder " << own.dir << " (" << own.where << ")\n";
+  const char *path = g_getenv("GST_PLUGIN_PATH");
+  std::cerr << "vidcls-classify: GST_PLUGIN_PATH=" << (path ? path : "") << "\n";
+  for (const char *name : {"vidclsclipper", infer_name}) {
+    GstElementFactory *f = gst_element_factory_find(name);
+    GstPlugin *plugin = f ? gst_plugin_feature_get_plugin(GST_PLUGIN_FEATURE(f)) : nullptr;
+    const gchar *file = plugin ? gst_plugin_get_filename(plugin) : nullptr;
+    std::cerr << "vidcls-classify: " << name << " from " << (file ? file : "(not found)") << "\n";
+    if (plugin) gst_object_unref(plugin);
+    if (f) gst_object_unref(f);
+  }
+}
+
 // True when every element the pipeline needs is there; says what to install when not.
 bool elements_available(const char *infer_name) {
   for (const char *f : {"vidclsclipper", infer_name}) {
     if (!have_element(f)) {
       std::cerr << "vidcls-classify: the GStreamer element '" << f << "' was not found.\n"
-                << "  Is the vidcls plugin installed? For a build tree, point GST_PLUGIN_PATH at "
-                   "the folder of libgstvidcls.so,\n"
-                << "  e.g. GST_PLUGIN_PATH=$PWD/build/gst-plugins; "
-                   "`gst-inspect-1.0 vidcls` says why it does not load.\n";
+                << "  The tool looks for its plugins in the build tree it runs from, or "
+                   "beside its installed self\n"
+                << "  (--verbose says where); GST_PLUGIN_PATH adds folders. "
+                   "`gst-inspect-1.0 vidcls` says why a plugin does not load.\n";
       return false;
     }
   }
@@ -483,6 +504,7 @@ int main(int argc, char **argv) {
   std::vector<std::string> videos;
   bool json = false;
   unsigned batch_size = 0;
+  bool verbose = false;
 
   CLI::App cli{
       "Classifies every clip of one or more video files with a vidcls checkpoint and prints one "
@@ -495,7 +517,9 @@ int main(int argc, char **argv) {
       "With several files each line starts with its file (a.mp4  0.000-1.067  slide_left  "
       "0.934),\nJSON objects get a \"file\" field, and a last line on stderr counts the clips "
       "and batches.\nA file that cannot be read fails alone: the others are still classified.\n"
-      "The vidcls plugin must be installed or on GST_PLUGIN_PATH. Exit status: 0 when every "
+      "The vidcls plugins are those of the build tree when the tool runs from it, else those "
+      "installed with it\n(GST_PLUGIN_PATH adds others; --verbose says which are used). Exit "
+      "status: 0 when every "
       "file reached its end, 1 on an error in any file, 2 on a usage error.");
   cli.add_option("--model,-m", model, "vidcls checkpoint (.safetensors)")
       ->required()
@@ -511,6 +535,9 @@ int main(int argc, char **argv) {
                  "(default: the number of files, at most 64)")
       ->check(CLI::Range(1u, kMaxBatchSize))
       ->option_text("N");
+  cli.add_flag("--verbose,-v", verbose,
+               "say on stderr which plugin folder the tool uses and which file each vidcls "
+               "element comes from");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -522,7 +549,9 @@ int main(int argc, char **argv) {
 
   const char *infer_name = infer_element_of(model);
   if (!infer_name) return 1;
+  const auto own = vidcls::tools::use_own_plugins();
   gst_init(nullptr, nullptr);
+  if (verbose) say_plugins(own, infer_name);
   if (!elements_available(infer_name)) return 1;
 
   std::vector<std::unique_ptr<Stream>> streams;
