@@ -30,6 +30,8 @@ packages=(
   # start Debian's broker and subscribe with its clients, and give a host name several addresses
   # with nss_wrapper
   libmosquitto-dev libssl-dev mosquitto mosquitto-clients libnss-wrapper
+  # the service test's camera: GStreamer's RTSP server, from Python
+  gir1.2-gst-rtsp-server-1.0
   # the publish tests: JSON Schema validation of the lines, a CA and broker certificate for TLS
   python3-jsonschema openssl
   # vidclsoverlay: text drawn with Pango on Cairo
