@@ -10,7 +10,8 @@ GI_TYPELIB_PATH and PKG_CONFIG_PATH removed):
 
 - every installed program and library finds the project's libraries by a RUNPATH relative to
   itself ($ORIGIN; none under /usr), and none names the build tree;
-- the tools run: vidcls-import --list, vidcls-init, vidcls-info, vidcls-train --help, and
+- the tools run: vidcls-import --list, vidcls-init, vidcls-info, vidcls-train --help,
+  vidcls-camera --check, and
   vidcls-classify classifies a real (VP8) video with the plugins installed beside it, saying so
   with --verbose;
 - gst-inspect-1.0 finds both plugins when the install's plugin folder is GStreamer's system
@@ -123,6 +124,10 @@ class TestInstalled(unittest.TestCase):
         run([bin_path("vidcls-init"), "--preset", "vivit-xs", "--num-classes", "4", "--out", ckpt])
         self.assertIn("vivit-xs", run([bin_path("vidcls-info"), ckpt]))
         self.assertIn("--data", run([bin_path("vidcls-train"), "--help"]))
+        conf = os.path.join(WORK, "door.conf")
+        with open(conf, "w") as f:
+            f.write("SOURCE=rtsp://127.0.0.1:8554/door\nMODEL=%s\nMQTT_ADDRESS=localhost:1883\n" % ckpt)
+        self.assertIn("vidclsinfer model=%s" % ckpt, run([bin_path("vidcls-camera"), "--check", conf]))
         out = run([bin_path("vidcls-classify"), "--verbose", "-m", ckpt, make_video()])
         plugins = os.path.join(lib_dir(), "gstreamer-1.0")
         self.assertIn("plugin folder %s (installed)" % plugins, out)
