@@ -192,6 +192,8 @@ class Broker:
                  f"log_dest file {folder}/mosquitto.log"]
         if tls:
             lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
+            if tls.get("require_certificate"):
+                lines.append("require_certificate true")
         Path(self.conf).write_text("\n".join(lines) + "\n")
 
     def start(self):
@@ -563,23 +565,26 @@ class TestTls(unittest.TestCase):
 
 
     def test_tls_with_password(self):
-        """TLS and a password together: the broker takes no anonymous client, the element logs
-        in over TLS with username and password-file, and the lines arrive."""
+        """TLS, a client certificate and a password together: the broker takes no anonymous
+        client and no client without a certificate of its CA; the element logs in over TLS
+        with tls-cert-file / tls-key-file, username and password-file, and the lines arrive."""
         d = tempfile.mkdtemp(dir=TMP.name)
-        tls = make_certificates(d)
+        tls = dict(make_certificates(d), require_certificate=True)
         port = free_port()
         auth = TestAuthenticatedBroker.AUTH
         broker = Broker(os.path.join(d, "broker"), port, tls=tls, auth=auth)
         broker.start()
         topic = "vidcls/test/tls-password"
-        sub = Subscriber(d, port, topic, tls_args=["--cafile", tls["ca"], "-u", auth["user"],
-                                                   "-P", auth["password"]])
+        sub = Subscriber(d, port, topic, tls_args=[
+            "--cafile", tls["ca"], "--cert", tls["client-cert"], "--key", tls["client-key"],
+            "-u", auth["user"], "-P", auth["password"]])
         try:
             sub.probe()
             password_file = os.path.join(d, "password")
             Path(password_file).write_text(auth["password"])
             ref = os.path.join(d, "reference.jsonl")
             sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
+                    f"tls-cert-file={tls['client-cert']} tls-key-file={tls['client-key']} "
                     f"username={auth['user']} password-file={password_file} file-path={ref}")
             run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
             self.assertTrue(run.eos, run.errors)
@@ -588,6 +593,15 @@ class TestTls(unittest.TestCase):
             self.assertGreater(len(made), 20)
             sub.probe()
             self.assertEqual(sub.lines(), made)
+            # the same without the client certificate: the broker ends the handshake
+            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
+                    f"username={auth['user']} password-file={password_file} "
+                    f"file-path={os.path.join(d, 'no-cert.jsonl')} flush-timeout=300")
+            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
+            self.assertTrue(run.eos, run.errors)
+            self.assertTrue(any("Cannot reach the MQTT broker" in w for w in run.warnings),
+                            run.warnings)
+            self.assertTrue(any("were not delivered" in w for w in run.warnings), run.warnings)
         finally:
             sub.stop()
             broker.stop()
@@ -609,7 +623,14 @@ def make_certificates(folder, names="IP:127.0.0.1,DNS:localhost"):
          "-out", csr)
     ossl("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["ca-key"], "-CAcreateserial",
          "-days", "2", "-extfile", ext, "-out", p["cert"])
-    return {"ca": p["ca"], "cert": p["cert"], "key": p["key"]}
+    # and a client certificate of the same CA, for brokers that ask for one
+    client = {k: os.path.join(folder, f"client-{k}.pem") for k in ("cert", "key")}
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=vidcls camera", "-keyout",
+         client["key"], "-out", csr)
+    ossl("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["ca-key"], "-CAcreateserial",
+         "-days", "2", "-out", client["cert"])
+    return {"ca": p["ca"], "cert": p["cert"], "key": p["key"], "client-cert": client["cert"],
+            "client-key": client["key"]}
 
 
 class TestFile(unittest.TestCase):
