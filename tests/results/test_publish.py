@@ -527,6 +527,25 @@ class TestAuthenticatedBroker(BrokerCase):
 
 
 class TestTls(unittest.TestCase):
+    def assert_delivered(self, sub, sink, ref):
+        """The pipeline publishing through `sink` (writing `ref` too) gets every line to `sub`."""
+        run = run_pipeline(pipeline_text(sink + f" file-path={ref}", paced=False, actions=False))
+        self.assertTrue(run.eos, run.errors)
+        self.assertEqual(run.warnings, [])
+        made = read_lines(ref)
+        self.assertGreater(len(made), 20)
+        sub.probe()
+        self.assertEqual(sub.lines(), made)
+
+    def assert_refused(self, sink, ref, why=""):
+        """The broker never takes the connection: warnings say so (and `why`), lines are left."""
+        run = run_pipeline(pipeline_text(sink + f" file-path={ref} flush-timeout=300",
+                                         paced=False, actions=False))
+        self.assertTrue(run.eos, run.errors)
+        self.assertTrue(any("Cannot reach the MQTT broker" in w and why in w
+                            for w in run.warnings), run.warnings)
+        self.assertTrue(any("were not delivered" in w for w in run.warnings), run.warnings)
+
     def test_tls_with_own_ca(self):
         """A TLS listener with a certificate of a CA made here: tls-ca-file trusts it and the
         lines arrive; without that CA the connection fails verification and a warning says
@@ -540,29 +559,15 @@ class TestTls(unittest.TestCase):
         sub = Subscriber(d, port, topic, tls_args=["--cafile", tls["ca"]])
         try:
             sub.probe()
-            ref = os.path.join(d, "reference.jsonl")
-            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
-                    f"file-path={ref}")
-            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
-            self.assertTrue(run.eos, run.errors)
-            self.assertEqual(run.warnings, [])
-            made = read_lines(ref)
-            self.assertGreater(len(made), 20)
-            sub.probe()
-            self.assertEqual(sub.lines(), made)
-
+            address = f"address=127.0.0.1:{port} topic={topic}"
+            self.assert_delivered(sub, f"{address} tls-ca-file={tls['ca']}",
+                                  os.path.join(d, "reference.jsonl"))
             other = make_certificates(os.path.join(d, "other"))
-            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={other['ca']} "
-                    f"file-path={os.path.join(d, 'other.jsonl')} flush-timeout=300")
-            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
-            self.assertTrue(run.eos, run.errors)
-            self.assertTrue(any("Cannot reach the MQTT broker" in w and "certificate verify "
-                                "failed" in w for w in run.warnings), run.warnings)
-            self.assertTrue(any("were not delivered" in w for w in run.warnings), run.warnings)
+            self.assert_refused(f"{address} tls-ca-file={other['ca']}",
+                                os.path.join(d, "other.jsonl"), "certificate verify failed")
         finally:
             sub.stop()
             broker.stop()
-
 
     def test_tls_with_password(self):
         """TLS, a client certificate and a password together: the broker takes no anonymous
@@ -582,26 +587,13 @@ class TestTls(unittest.TestCase):
             sub.probe()
             password_file = os.path.join(d, "password")
             Path(password_file).write_text(auth["password"])
-            ref = os.path.join(d, "reference.jsonl")
-            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
-                    f"tls-cert-file={tls['client-cert']} tls-key-file={tls['client-key']} "
-                    f"username={auth['user']} password-file={password_file} file-path={ref}")
-            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
-            self.assertTrue(run.eos, run.errors)
-            self.assertEqual(run.warnings, [])
-            made = read_lines(ref)
-            self.assertGreater(len(made), 20)
-            sub.probe()
-            self.assertEqual(sub.lines(), made)
+            login = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
+                     f"username={auth['user']} password-file={password_file}")
+            self.assert_delivered(sub, f"{login} tls-cert-file={tls['client-cert']} "
+                                  f"tls-key-file={tls['client-key']}",
+                                  os.path.join(d, "reference.jsonl"))
             # the same without the client certificate: the broker ends the handshake
-            sink = (f"address=127.0.0.1:{port} topic={topic} tls-ca-file={tls['ca']} "
-                    f"username={auth['user']} password-file={password_file} "
-                    f"file-path={os.path.join(d, 'no-cert.jsonl')} flush-timeout=300")
-            run = run_pipeline(pipeline_text(sink, paced=False, actions=False))
-            self.assertTrue(run.eos, run.errors)
-            self.assertTrue(any("Cannot reach the MQTT broker" in w for w in run.warnings),
-                            run.warnings)
-            self.assertTrue(any("were not delivered" in w for w in run.warnings), run.warnings)
+            self.assert_refused(login, os.path.join(d, "no-cert.jsonl"))
         finally:
             sub.stop()
             broker.stop()
